@@ -1,0 +1,29 @@
+//! sea-orm entities of dispatchd, generated-style: columns only, behaviour lives in the service layer.
+pub mod tenant;
+pub mod user;
+pub mod account;
+pub mod partner;
+pub mod engineer;
+pub mod workflow;
+pub mod work_order;
+pub mod work_order_event;
+pub mod task;
+
+/// The `settings` key/value table (e.g. the generated JWT secret).
+pub mod setting {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+        pub key: String,
+        #[sea_orm(column_type = "Text")]
+        pub value: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,25 @@
+//! `partners` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "partners")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub id: String,
+    #[sea_orm(column_type = "Text")]
+    pub upstream_tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub downstream_tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub name: String,
+    pub active: bool,
+    pub allocated: bool,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub legacy_account_id: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

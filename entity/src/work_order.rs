@@ -1,0 +1,59 @@
+//! `work_orders` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "work_orders")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub id: String,
+    #[sea_orm(column_type = "Text")]
+    pub tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub workflow_id: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub external_ref: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub title: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub description: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub customer: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub state: String,
+    pub current_node: i32,
+    pub version: i32,
+    #[sea_orm(column_type = "Text")]
+    pub region: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub product: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub service_type: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub priority: String,
+    #[sea_orm(column_type = "Json")]
+    pub required_skills: Json,
+    #[sea_orm(column_type = "Json", nullable)]
+    pub custom_fields: Option<Json>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub assign_user: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub assign_way: Option<String>,
+    pub assign_time: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_partner: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_fwssf: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_out_deal_user: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_downstream_outer_tenant_name: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_downstream_outer_tenant_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,148 @@
+//! AppState, the schema, the HTTP router and `serve()`.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::auth::Keys;
+use crate::config::{DbConfig, ServeConfig};
+use crate::error::{Error, Result};
+use crate::graphql::context::RequestAuth;
+use crate::graphql::loaders::Loaders;
+use crate::graphql::{self, AppSchema};
+use crate::service::tenants::TenantCache;
+use crate::store::{self, Db};
+
+/// Everything a request needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: Keys,
+    pub tenants: TenantCache,
+}
+
+impl AppState {
+    /// Connects, migrates, and loads the token secret (the flag's, or the one kept in the database).
+    pub async fn open(db_cfg: &DbConfig, jwt_secret: Option<&str>) -> Result<AppState> {
+        let db = store::db::connect(db_cfg).await?;
+        store::db::migrate(&db).await?;
+        let secret = match jwt_secret {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => store::db::jwt_secret(&db).await?,
+        };
+        Ok(AppState { db, keys: Keys::new(secret.as_bytes()), tenants: TenantCache::default() })
+    }
+}
+
+pub fn schema(state: AppState, cfg: &ServeConfig) -> AppSchema {
+    graphql::builder()
+        .data(state)
+        .limit_depth(cfg.max_query_depth)
+        .limit_complexity(cfg.max_query_complexity)
+        .finish()
+}
+
+/// The SDL, built with no data attached.
+pub fn export_sdl() -> String {
+    graphql::builder().finish().sdl()
+}
+
+#[derive(Clone)]
+struct Http {
+    state: AppState,
+    schema: AppSchema,
+    sql_stats: bool,
+}
+
+pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
+    let http = Http { schema: schema(state.clone(), cfg), state, sql_stats: cfg.sql_stats };
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_http).post(graphql_http))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .with_state(http)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn readyz(State(http): State<Http>) -> Response {
+    match store::db::ready(&http.state.db).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+fn is_mutation(req: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    match async_graphql::parser::parse_query(&req.query) {
+        Ok(doc) => doc.operations.iter().any(|(name, op)| {
+            let selected = match (&req.operation_name, name) {
+                (Some(want), Some(n)) => n.as_str() == want,
+                _ => true,
+            };
+            selected && op.node.ty != OperationType::Query
+        }),
+        Err(_) => false,
+    }
+}
+
+async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderMap, req: GraphQLRequest) -> Response {
+    let req = req.into_inner();
+    if method == Method::GET && is_mutation(&req) {
+        let err = async_graphql::ServerError::new("GET serves queries only: send mutations with POST", None);
+        let mut resp = async_graphql::Response::from_errors(vec![err]);
+        resp.errors[0].extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+        return (StatusCode::METHOD_NOT_ALLOWED, GraphQLResponse::from(resp)).into_response();
+    }
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    let actor = http.state.keys.verify_header(auth);
+    let req = req.data(RequestAuth(actor)).data(Loaders::new(&http.state.db));
+    let counter = Arc::new(AtomicU64::new(0));
+    let resp = store::sql_statements_scope(counter.clone(), http.schema.execute(req)).await;
+    let mut out = GraphQLResponse::from(resp).into_response();
+    if http.sql_stats {
+        let n = counter.load(Ordering::Relaxed);
+        out.headers_mut().insert("x-sql-statements", HeaderValue::from(n));
+    }
+    out
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+/// Binds and serves in the background.
+pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let app = router(state.clone(), cfg);
+    let handle = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Server { addr, state, handle })
+}

@@ -1,0 +1,130 @@
+//! Command line and environment: every setting has a flag, an environment variable and a default.
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "dispatchd", version, about = "Dispatches outsourced field-service work orders to service-provider engineers")]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// HS256 secret for bearer tokens. Unset: a random secret is generated once and kept in the database.
+    #[arg(long, env = "DISPATCHD_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DbConfig {
+    /// Database URL: `sqlite://FILE` (default, created if missing) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://dispatchd.db", global = true)]
+    pub database_url: String,
+    /// Maximum connections in the pool.
+    #[arg(long, env = "DISPATCHD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+    /// How long a request waits for a pooled connection, in milliseconds.
+    #[arg(long, env = "DISPATCHD_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub db_acquire_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout`, in milliseconds (0: none).
+    #[arg(long, env = "DISPATCHD_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30000, global = true)]
+    pub db_statement_timeout_ms: u64,
+    /// SQLite `busy_timeout`: how long a writer waits for the write lock, in milliseconds.
+    #[arg(long, env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 10000, global = true)]
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl DbConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        DbConfig {
+            database_url: database_url.into(),
+            db_pool_size: 16,
+            db_acquire_timeout_ms: 5000,
+            db_statement_timeout_ms: 30000,
+            sqlite_busy_timeout_ms: 10000,
+        }
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "DISPATCHD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Seed a demo world into an empty database and print ready-to-paste tokens.
+    #[arg(long)]
+    pub demo: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "DISPATCHD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Deepest accepted query.
+    #[arg(long, env = "DISPATCHD_MAX_QUERY_DEPTH", default_value_t = 15)]
+    pub max_query_depth: usize,
+    /// Highest accepted query complexity (each field counts 1, connections multiply by `first`).
+    #[arg(long, env = "DISPATCHD_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
+    pub max_query_complexity: usize,
+    /// Add an `x-sql-statements` header (SQL statements the request ran) to each GraphQL response.
+    #[arg(long, env = "DISPATCHD_SQL_STATS")]
+    pub sql_stats: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            demo: false,
+            max_body_bytes: 1 << 20,
+            max_query_depth: 15,
+            max_query_complexity: 5000,
+            sql_stats: false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve GraphQL.
+    Serve(ServeConfig),
+    /// Apply migrations and exit.
+    Migrate,
+    /// Print the GraphQL SDL.
+    Schema,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Mint a bearer token.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        sub: String,
+        /// ADMIN, DISPATCHER, ENGINEER or INTEGRATION.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints its ID and an ADMIN token.
+    Add {
+        /// upstream or downstream.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        /// Outer tenant id (downstream; generated when omitted).
+        #[arg(long)]
+        outer_id: Option<String>,
+        /// Activation version of an upstream tenant (before 880: legacy Accounts are kept).
+        #[arg(long)]
+        activation_version: Option<i32>,
+    },
+}

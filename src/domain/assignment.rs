@@ -1,0 +1,234 @@
+//! What an assignment writes on a work order: the seed's eight dispatch fields, and the steps.
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::work_order::{Command, State, Transition, TransitionError, run};
+use super::workflow::{Node, node_after_dispatch, task_node};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Automatic,
+    Manual,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Automatic => "AUTOMATIC",
+            Method::Manual => "MANUAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        [Method::Automatic, Method::Manual].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// The seed's API names, in the seed's order.
+pub const API_NAMES: [&str; 8] = [
+    "assign_user",
+    "assign_way__c",
+    "assign_time__c",
+    "field_partner__c",
+    "field_fwssf__c",
+    "field_outDealUser__c",
+    "field_downstreamOuterTenantName__c",
+    "field_downstreamOuterTenantId__c",
+];
+
+/// The eight fields as they are stored on the order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchFields {
+    /// `assign_user`: the dispatcher; empty for automatic assignments.
+    pub assign_user: Option<String>,
+    /// `assign_way__c`
+    pub assign_way: Method,
+    /// `assign_time__c`
+    pub assign_time: DateTime<Utc>,
+    /// `field_partner__c`
+    pub partner_id: String,
+    /// `field_fwssf__c`: only for upstream tenants activated before v880.
+    pub legacy_account_id: Option<String>,
+    /// `field_outDealUser__c`
+    pub engineer_id: String,
+    /// `field_downstreamOuterTenantName__c`
+    pub downstream_outer_tenant_name: String,
+    /// `field_downstreamOuterTenantId__c`
+    pub downstream_outer_tenant_id: String,
+}
+
+/// Who assigns, and to whom, with everything the fields are copied from.
+#[derive(Clone, Debug)]
+pub struct Assignee<'a> {
+    pub engineer_id: &'a str,
+    pub partner_id: &'a str,
+    pub partner_legacy_account_id: Option<&'a str>,
+    pub downstream_outer_tenant_id: &'a str,
+    pub downstream_outer_tenant_name: &'a str,
+}
+
+/// Fills the eight fields exactly as the seed's table says.
+pub fn dispatch_fields(
+    upstream_activation_version: Option<i32>,
+    method: Method,
+    dispatcher: Option<&str>,
+    assignee: &Assignee<'_>,
+    at: DateTime<Utc>,
+) -> DispatchFields {
+    DispatchFields {
+        assign_user: match method {
+            Method::Manual => dispatcher.map(str::to_owned),
+            Method::Automatic => None,
+        },
+        assign_way: method,
+        assign_time: at,
+        partner_id: assignee.partner_id.to_owned(),
+        legacy_account_id: if super::keeps_legacy_accounts(upstream_activation_version) {
+            assignee.partner_legacy_account_id.map(str::to_owned)
+        } else {
+            None
+        },
+        engineer_id: assignee.engineer_id.to_owned(),
+        downstream_outer_tenant_name: assignee.downstream_outer_tenant_name.to_owned(),
+        downstream_outer_tenant_id: assignee.downstream_outer_tenant_id.to_owned(),
+    }
+}
+
+/// The stored fields (each possibly empty) keyed by their API names.
+#[allow(clippy::too_many_arguments)]
+pub fn api_fields(
+    assign_user: Option<&str>,
+    assign_way: Option<&str>,
+    assign_time: Option<DateTime<Utc>>,
+    partner: Option<&str>,
+    legacy_account: Option<&str>,
+    engineer: Option<&str>,
+    outer_name: Option<&str>,
+    outer_id: Option<&str>,
+) -> Value {
+    json!({
+        "assign_user": assign_user,
+        "assign_way__c": assign_way,
+        "assign_time__c": assign_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        "field_partner__c": partner,
+        "field_fwssf__c": legacy_account,
+        "field_outDealUser__c": engineer,
+        "field_downstreamOuterTenantName__c": outer_name,
+        "field_downstreamOuterTenantId__c": outer_id,
+    })
+}
+
+/// How the engineer comes to the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignKind {
+    Automatic,
+    Manual,
+    Reassign,
+}
+
+/// The steps of one assignment and where the order ends up in its workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentPlan {
+    pub steps: Vec<Transition>,
+    pub state: State,
+    pub current_node: usize,
+    /// The node of the task to issue (index and name), when the next node is the engineer's.
+    pub task_node: Option<(usize, String)>,
+}
+
+/// Plans an assignment from `state`: assign (or reassign), then issue a task when the node after
+/// the dispatch node is performed by the downstream engineer.
+pub fn plan(
+    state: State,
+    kind: AssignKind,
+    nodes: &[Node],
+    dispatch_index: usize,
+) -> Result<AssignmentPlan, TransitionError> {
+    let first = match kind {
+        AssignKind::Automatic => Command::AutoAssign,
+        AssignKind::Manual => Command::AssignManually,
+        AssignKind::Reassign => Command::Reassign,
+    };
+    let task = task_node(nodes, dispatch_index).map(|(i, n)| (i, n.name.clone()));
+    let commands: &[Command] = if task.is_some() { &[first, Command::IssueTask] } else { &[first] };
+    let (state, steps) = run(state, commands)?;
+    Ok(AssignmentPlan { steps, state, current_node: node_after_dispatch(nodes, dispatch_index), task_node: task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::workflow::{NodeKind, Performer};
+
+    fn assignee() -> Assignee<'static> {
+        Assignee {
+            engineer_id: "eng_1",
+            partner_id: "ptn_1",
+            partner_legacy_account_id: Some("acc_1"),
+            downstream_outer_tenant_id: "OT-9",
+            downstream_outer_tenant_name: "Acme Service",
+        }
+    }
+
+    #[test]
+    fn manual_fields_record_the_dispatcher() {
+        let at = Utc::now();
+        let f = dispatch_fields(Some(900), Method::Manual, Some("usr_1"), &assignee(), at);
+        assert_eq!(f.assign_user.as_deref(), Some("usr_1"));
+        assert_eq!(f.assign_way, Method::Manual);
+        assert_eq!(f.assign_time, at);
+        assert_eq!(f.partner_id, "ptn_1");
+        assert_eq!(f.legacy_account_id, None, "v900 keeps no legacy account");
+        assert_eq!(f.engineer_id, "eng_1");
+        assert_eq!(f.downstream_outer_tenant_id, "OT-9");
+        assert_eq!(f.downstream_outer_tenant_name, "Acme Service");
+    }
+
+    #[test]
+    fn automatic_fields_leave_the_dispatcher_empty() {
+        let f = dispatch_fields(Some(870), Method::Automatic, Some("usr_1"), &assignee(), Utc::now());
+        assert_eq!(f.assign_user, None);
+        assert_eq!(f.assign_way, Method::Automatic);
+        assert_eq!(f.legacy_account_id.as_deref(), Some("acc_1"), "v870 records the Account");
+    }
+
+    #[test]
+    fn api_fields_use_the_seed_names() {
+        let v = api_fields(Some("u"), Some("MANUAL"), None, Some("p"), None, Some("e"), Some("n"), Some("i"));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = API_NAMES.to_vec();
+        want.sort();
+        let mut got = keys.clone();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(v["field_outDealUser__c"], "e");
+        assert!(v["field_fwssf__c"].is_null());
+    }
+
+    fn n(kind: NodeKind, performer: Performer) -> Node {
+        Node { name: format!("{kind:?}"), kind, performer }
+    }
+
+    #[test]
+    fn plans() {
+        let with_task = [n(NodeKind::DispatchToEngineer, Performer::Upstream), n(NodeKind::AcceptAndService, Performer::DownstreamEngineer)];
+        let p = plan(State::AwaitingManual, AssignKind::Manual, &with_task, 0).unwrap();
+        assert_eq!(p.state, State::DownstreamTask);
+        assert_eq!(p.steps.len(), 2);
+        assert_eq!(p.current_node, 1);
+        assert_eq!(p.task_node, Some((1, "AcceptAndService".into())));
+
+        let no_task = [n(NodeKind::DispatchToEngineer, Performer::Upstream), n(NodeKind::Review, Performer::Upstream)];
+        let p = plan(State::AutoDispatchAttempted, AssignKind::Automatic, &no_task, 0).unwrap();
+        assert_eq!(p.state, State::EngineerAssigned);
+        assert_eq!(p.task_node, None);
+
+        let p = plan(State::DownstreamTask, AssignKind::Reassign, &with_task, 0).unwrap();
+        assert_eq!(p.state, State::DownstreamTask);
+        assert_eq!(p.steps[0].command, Command::Reassign);
+
+        let e = plan(State::EngineerAssigned, AssignKind::Manual, &with_task, 0).unwrap_err();
+        assert_eq!(e.state, State::EngineerAssigned);
+        assert!(plan(State::Cancelled, AssignKind::Reassign, &with_task, 0).is_err());
+    }
+}

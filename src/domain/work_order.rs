@@ -1,0 +1,355 @@
+//! The work-order state machine: states, commands, and the one transition function.
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Created,
+    AutoDispatchAttempted,
+    AwaitingManual,
+    EngineerAssigned,
+    DownstreamTask,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Created,
+        State::AutoDispatchAttempted,
+        State::AwaitingManual,
+        State::EngineerAssigned,
+        State::DownstreamTask,
+        State::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "CREATED",
+            State::AutoDispatchAttempted => "AUTO_DISPATCH_ATTEMPTED",
+            State::AwaitingManual => "AWAITING_MANUAL",
+            State::EngineerAssigned => "ENGINEER_ASSIGNED",
+            State::DownstreamTask => "DOWNSTREAM_TASK",
+            State::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// An engineer is assigned (the dispatch fields describe a live assignment).
+    pub fn has_engineer(self) -> bool {
+        matches!(self, State::EngineerAssigned | State::DownstreamTask)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can happen to an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// The order reached the dispatch node: automatic rules are evaluated.
+    AttemptAutoDispatch,
+    /// A rule yielded an eligible engineer.
+    AutoAssign,
+    /// No rule yielded an engineer: the order waits for a dispatcher.
+    RouteToManual,
+    /// A dispatcher (or integration) assigns an engineer by hand.
+    AssignManually,
+    /// The next node is performed by the downstream engineer: a task is issued.
+    IssueTask,
+    /// Another engineer replaces the assigned one.
+    Reassign,
+    /// The engineer declines the task; the order goes back to manual dispatch.
+    Decline,
+    /// Automatic dispatch is run again on an order waiting for manual dispatch.
+    RetryAutoDispatch,
+    Cancel,
+}
+
+impl Command {
+    pub const ALL: [Command; 9] = [
+        Command::AttemptAutoDispatch,
+        Command::AutoAssign,
+        Command::RouteToManual,
+        Command::AssignManually,
+        Command::IssueTask,
+        Command::Reassign,
+        Command::Decline,
+        Command::RetryAutoDispatch,
+        Command::Cancel,
+    ];
+
+    /// The event kind recorded in the order's history for this command.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Command::AttemptAutoDispatch => "AUTO_DISPATCH_ATTEMPTED",
+            Command::AutoAssign => "ENGINEER_ASSIGNED",
+            Command::RouteToManual => "ROUTED_TO_MANUAL",
+            Command::AssignManually => "ENGINEER_ASSIGNED",
+            Command::IssueTask => "TASK_ISSUED",
+            Command::Reassign => "ENGINEER_REASSIGNED",
+            Command::Decline => "TASK_DECLINED",
+            Command::RetryAutoDispatch => "AUTO_DISPATCH_RETRIED",
+            Command::Cancel => "CANCELLED",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::AttemptAutoDispatch => "attempt automatic dispatch of",
+            Command::AutoAssign => "automatically assign",
+            Command::RouteToManual => "route to manual dispatch",
+            Command::AssignManually => "assign an engineer to",
+            Command::IssueTask => "issue a task for",
+            Command::Reassign => "reassign the engineer of",
+            Command::Decline => "decline the task of",
+            Command::RetryAutoDispatch => "retry automatic dispatch of",
+            Command::Cancel => "cancel",
+        }
+    }
+}
+
+/// An illegal command for the order's current state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransitionError {
+    pub state: State,
+    pub command: Command,
+}
+
+impl fmt::Display for TransitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot {} a work order in state {}", self.command.name(), self.state)?;
+        match (self.state, self.command) {
+            (State::EngineerAssigned | State::DownstreamTask, Command::AssignManually) => {
+                f.write_str("; use reassignEngineer")
+            }
+            (State::AwaitingManual, Command::Reassign) => f.write_str("; use assignEngineer"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for TransitionError {}
+
+/// One accepted step: the order moves `from` -> `to` because of `command`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub command: Command,
+}
+
+/// The whole state machine. Every (state, command) pair is listed; nothing falls through.
+pub fn transition(state: State, command: Command) -> Result<Transition, TransitionError> {
+    use Command as C;
+    use State as S;
+    let to = match (state, command) {
+        (S::Created, C::AttemptAutoDispatch) => S::AutoDispatchAttempted,
+        (S::AwaitingManual, C::RetryAutoDispatch) => S::AutoDispatchAttempted,
+        (S::AutoDispatchAttempted, C::AutoAssign) => S::EngineerAssigned,
+        (S::AutoDispatchAttempted, C::RouteToManual) => S::AwaitingManual,
+        (S::AwaitingManual, C::AssignManually) => S::EngineerAssigned,
+        (S::EngineerAssigned, C::IssueTask) => S::DownstreamTask,
+        (S::EngineerAssigned | S::DownstreamTask, C::Reassign) => S::EngineerAssigned,
+        (S::DownstreamTask, C::Decline) => S::AwaitingManual,
+        (
+            S::Created
+            | S::AutoDispatchAttempted
+            | S::AwaitingManual
+            | S::EngineerAssigned
+            | S::DownstreamTask,
+            C::Cancel,
+        ) => S::Cancelled,
+        (
+            S::Created,
+            C::AutoAssign
+            | C::RouteToManual
+            | C::AssignManually
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::RetryAutoDispatch,
+        )
+        | (
+            S::AutoDispatchAttempted,
+            C::AttemptAutoDispatch
+            | C::AssignManually
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::RetryAutoDispatch,
+        )
+        | (
+            S::AwaitingManual,
+            C::AttemptAutoDispatch | C::AutoAssign | C::RouteToManual | C::IssueTask | C::Reassign | C::Decline,
+        )
+        | (
+            S::EngineerAssigned,
+            C::AttemptAutoDispatch
+            | C::AutoAssign
+            | C::RouteToManual
+            | C::AssignManually
+            | C::Decline
+            | C::RetryAutoDispatch,
+        )
+        | (
+            S::DownstreamTask,
+            C::AttemptAutoDispatch
+            | C::AutoAssign
+            | C::RouteToManual
+            | C::AssignManually
+            | C::IssueTask
+            | C::RetryAutoDispatch,
+        )
+        | (S::Cancelled, _) => return Err(TransitionError { state, command }),
+    };
+    Ok(Transition { from: state, to, command })
+}
+
+/// Applies commands in order, stopping at the first illegal one.
+pub fn run(state: State, commands: &[Command]) -> Result<(State, Vec<Transition>), TransitionError> {
+    let mut steps = Vec::with_capacity(commands.len());
+    let mut current = state;
+    for &c in commands {
+        let t = transition(current, c)?;
+        current = t.to;
+        steps.push(t);
+    }
+    Ok((current, steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use Command as C;
+    use State as S;
+
+    /// The expected table, written independently of `transition`'s match.
+    fn expected(state: State, command: Command) -> Option<State> {
+        let table: &[(State, Command, State)] = &[
+            (S::Created, C::AttemptAutoDispatch, S::AutoDispatchAttempted),
+            (S::Created, C::Cancel, S::Cancelled),
+            (S::AutoDispatchAttempted, C::AutoAssign, S::EngineerAssigned),
+            (S::AutoDispatchAttempted, C::RouteToManual, S::AwaitingManual),
+            (S::AutoDispatchAttempted, C::Cancel, S::Cancelled),
+            (S::AwaitingManual, C::AssignManually, S::EngineerAssigned),
+            (S::AwaitingManual, C::RetryAutoDispatch, S::AutoDispatchAttempted),
+            (S::AwaitingManual, C::Cancel, S::Cancelled),
+            (S::EngineerAssigned, C::IssueTask, S::DownstreamTask),
+            (S::EngineerAssigned, C::Reassign, S::EngineerAssigned),
+            (S::EngineerAssigned, C::Cancel, S::Cancelled),
+            (S::DownstreamTask, C::Reassign, S::EngineerAssigned),
+            (S::DownstreamTask, C::Decline, S::AwaitingManual),
+            (S::DownstreamTask, C::Cancel, S::Cancelled),
+        ];
+        table
+            .iter()
+            .find(|(s, c, _)| *s == state && *c == command)
+            .map(|(_, _, to)| *to)
+    }
+
+    #[test]
+    fn every_state_command_pair() {
+        let mut legal = 0;
+        for s in State::ALL {
+            for c in Command::ALL {
+                match (transition(s, c), expected(s, c)) {
+                    (Ok(t), Some(to)) => {
+                        legal += 1;
+                        assert_eq!(t, Transition { from: s, to, command: c }, "{s} x {c:?}");
+                    }
+                    (Err(e), None) => {
+                        assert_eq!(e, TransitionError { state: s, command: c });
+                        assert!(e.to_string().contains(s.as_str()), "error names the state: {e}");
+                    }
+                    (got, want) => panic!("{s} x {c:?}: got {got:?}, want {want:?}"),
+                }
+            }
+        }
+        assert_eq!(legal, 14);
+    }
+
+    #[test]
+    fn cancelled_is_terminal() {
+        for c in Command::ALL {
+            assert!(transition(S::Cancelled, c).is_err());
+        }
+    }
+
+    #[test]
+    fn hints_point_to_the_right_mutation() {
+        let e = transition(S::EngineerAssigned, C::AssignManually).unwrap_err();
+        assert!(e.to_string().contains("reassignEngineer"), "{e}");
+        let e = transition(S::AwaitingManual, C::Reassign).unwrap_err();
+        assert!(e.to_string().contains("assignEngineer"), "{e}");
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(State::parse("DONE"), None);
+    }
+
+    fn any_command() -> impl Strategy<Value = Command> {
+        proptest::sample::select(Command::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Over random command sequences: a refused command changes nothing, an accepted one
+        /// follows the table, an order never leaves CANCELLED, and an engineer is assigned
+        /// exactly when the last assignment has not been undone.
+        #[test]
+        fn random_sequences_follow_the_table(cmds in proptest::collection::vec(any_command(), 0..64)) {
+            let mut state = S::Created;
+            let mut assigned = false;
+            for c in cmds {
+                match transition(state, c) {
+                    Ok(t) => {
+                        prop_assert_eq!(t.from, state);
+                        prop_assert_eq!(Some(t.to), expected(state, c));
+                        prop_assert_ne!(state, S::Cancelled);
+                        match c {
+                            C::AutoAssign | C::AssignManually | C::Reassign => assigned = true,
+                            C::Decline | C::Cancel => assigned = false,
+                            _ => {}
+                        }
+                        state = t.to;
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.state, state);
+                        prop_assert!(expected(state, c).is_none());
+                    }
+                }
+                prop_assert_eq!(state.has_engineer(), assigned);
+            }
+        }
+
+        /// `run` stops at the first illegal command and reports the state it stopped in.
+        #[test]
+        fn run_matches_stepwise(cmds in proptest::collection::vec(any_command(), 0..16)) {
+            let mut state = S::Created;
+            let mut first_err = None;
+            for &c in &cmds {
+                match transition(state, c) {
+                    Ok(t) => state = t.to,
+                    Err(e) => { first_err = Some(e); break; }
+                }
+            }
+            match (run(S::Created, &cmds), first_err) {
+                (Ok((end, steps)), None) => {
+                    prop_assert_eq!(end, state);
+                    prop_assert_eq!(steps.len(), cmds.len());
+                }
+                (Err(e), Some(want)) => prop_assert_eq!(e, want),
+                (got, want) => prop_assert!(false, "run gave {:?}, stepwise {:?}", got, want),
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The one error type of dispatchd and its mapping to GraphQL `extensions.code`.
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+use crate::domain::work_order::TransitionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {message}")]
+    BadInput { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    InvalidTransition(#[from] TransitionError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NoDispatchNode(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::BadInput { field: field.into(), message: message.into() }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Error::NotFound(format!("{what} {id} not found"))
+    }
+
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(e.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::BadInput { .. } => "BAD_USER_INPUT",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::InvalidTransition(_) => "INVALID_TRANSITION",
+            Error::Conflict(_) => "CONFLICT",
+            Error::NoDispatchNode(_) => "NO_DISPATCH_NODE",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Error::Conflict("a record with the same unique key already exists".into())
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Error::bad_input("input", "refers to a record that does not exist")
+            }
+            _ => Error::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl ErrorExtensions for Error {
+    fn extend(&self) -> async_graphql::Error {
+        if let Error::Internal(cause) = self {
+            tracing::error!(error = %cause, source = ?cause, "internal error");
+        }
+        let message = match self {
+            Error::BadInput { field, message } => format!("{field}: {message}"),
+            other => other.to_string(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                Error::BadInput { field, .. } => ext.set("field", field.as_str()),
+                Error::InvalidTransition(t) => ext.set("state", t.state.as_str()),
+                _ => {}
+            }
+        })
+    }
+}
+
+/// `.gql()` turns a service result into a resolver result carrying `extensions.code`.
+pub trait ResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}

@@ -1,0 +1,142 @@
+//! Mutation root: each resolver converts its input and asks one service function.
+use async_graphql::{Context, Object, Result};
+
+use super::context::ContextExt;
+use super::types::*;
+use crate::auth::Actor;
+use crate::domain::assignment::AssignKind;
+use crate::domain::workflow::Node as DomainNode;
+use crate::error::ResultExt;
+use crate::service::{admin, orders};
+
+pub struct Mutation;
+
+fn token_for(ctx: &Context<'_>, actor: &Actor, subject: &str, role: crate::domain::Role) -> String {
+    let who = Actor { subject: subject.to_owned(), tenant: actor.tenant.clone(), role };
+    ctx.state().keys.mint(&who, chrono::Duration::hours(24))
+}
+
+impl From<AssignEngineerInput> for orders::AssignInput {
+    fn from(i: AssignEngineerInput) -> Self {
+        orders::AssignInput { work_order_id: i.work_order_id.0, engineer_id: i.engineer_id.0, expected_version: i.expected_version }
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// ADMIN or INTEGRATION of an upstream tenant: a workflow, nodes in order.
+    async fn create_workflow(&self, ctx: &Context<'_>, input: CreateWorkflowInput) -> Result<WorkflowPayload> {
+        let nodes = input
+            .nodes
+            .into_iter()
+            .map(|n| DomainNode { name: n.name, kind: n.kind.into(), performer: n.performer.into() })
+            .collect();
+        let spec = admin::NewWorkflow { name: input.name, kind: input.kind.into(), nodes };
+        let w = admin::create_workflow(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(WorkflowPayload { workflow: Workflow(w) })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: connects a downstream tenant as a partner.
+    async fn connect_service_provider(&self, ctx: &Context<'_>, input: ConnectServiceProviderInput) -> Result<PartnerPayload> {
+        let spec = admin::ConnectProvider {
+            downstream_tenant_id: input.downstream_tenant_id.map(|i| i.0),
+            outer_tenant_id: input.outer_tenant_id,
+            name: input.name,
+            active: input.active,
+            allocated: input.allocated,
+        };
+        let p = admin::connect_service_provider(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(PartnerPayload { partner: Partner(p) })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: a partner's name, active and allocated status.
+    async fn update_partner(&self, ctx: &Context<'_>, input: UpdatePartnerInput) -> Result<PartnerPayload> {
+        let change = admin::PartnerChange {
+            partner_id: input.partner_id.0,
+            name: input.name,
+            active: input.active,
+            allocated: input.allocated,
+        };
+        let p = admin::update_partner(ctx.state(), ctx.actor()?, change).await.gql()?;
+        Ok(PartnerPayload { partner: Partner(p) })
+    }
+
+    /// ADMIN or INTEGRATION of a downstream tenant: a new engineer (and a token for its app).
+    async fn add_engineer(&self, ctx: &Context<'_>, input: AddEngineerInput) -> Result<EngineerPayload> {
+        let actor = ctx.actor()?;
+        let spec = admin::EngineerSpec {
+            name: Some(input.name),
+            active: Some(input.active),
+            skills: Some(input.skills),
+            regions: Some(input.regions),
+            capacity: Some(input.capacity),
+        };
+        let e = admin::add_engineer(ctx.state(), actor, spec).await.gql()?;
+        let token = token_for(ctx, actor, &e.id, crate::domain::Role::Engineer);
+        Ok(EngineerPayload { engineer: Engineer(e), token: Some(token) })
+    }
+
+    /// ADMIN or INTEGRATION of a downstream tenant: changes an engineer.
+    async fn update_engineer(&self, ctx: &Context<'_>, input: UpdateEngineerInput) -> Result<EngineerPayload> {
+        let spec = admin::EngineerSpec {
+            name: input.name,
+            active: input.active,
+            skills: input.skills,
+            regions: input.regions,
+            capacity: input.capacity,
+        };
+        let e = admin::update_engineer(ctx.state(), ctx.actor()?, &input.engineer_id, spec).await.gql()?;
+        Ok(EngineerPayload { engineer: Engineer(e), token: None })
+    }
+
+    /// ADMIN or INTEGRATION: a user of the caller's tenant, with a token.
+    async fn add_user(&self, ctx: &Context<'_>, input: AddUserInput) -> Result<UserPayload> {
+        let actor = ctx.actor()?;
+        let u = admin::add_user(ctx.state(), actor, &input.name, input.role.into()).await.gql()?;
+        let token = token_for(ctx, actor, &u.id, input.role.into());
+        Ok(UserPayload { user: User(u), token })
+    }
+
+    /// DISPATCHER or INTEGRATION: a work order enters its workflow; at the dispatch node
+    /// automatic dispatch is attempted, then it waits for manual assignment.
+    async fn create_work_order(&self, ctx: &Context<'_>, input: CreateWorkOrderInput) -> Result<WorkOrderPayload> {
+        let spec = orders::NewOrder {
+            workflow_id: input.workflow_id.0,
+            external_ref: input.external_ref,
+            title: input.title,
+            description: input.description,
+            customer: input.customer,
+            region: input.region,
+            product: input.product,
+            service_type: input.service_type,
+            priority: input.priority.into(),
+            required_skills: input.required_skills,
+            custom_fields: input.custom_fields.map(|j| j.0),
+        };
+        let o = orders::create_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+    }
+
+    /// DISPATCHER or INTEGRATION: assigns an engineer by hand to an order waiting for manual dispatch.
+    async fn assign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
+        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Manual).await.gql()?;
+        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+    }
+
+    /// DISPATCHER or INTEGRATION: replaces the assigned engineer; the old task is revoked.
+    async fn reassign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
+        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Reassign).await.gql()?;
+        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+    }
+
+    /// DISPATCHER or INTEGRATION: cancels an order; an open task is closed.
+    async fn cancel_work_order(&self, ctx: &Context<'_>, input: CancelWorkOrderInput) -> Result<WorkOrderPayload> {
+        let spec = orders::CancelInput {
+            work_order_id: input.work_order_id.0,
+            expected_version: input.expected_version,
+            reason: input.reason,
+        };
+        let o = orders::cancel_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+    }
+}

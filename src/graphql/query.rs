@@ -1,0 +1,67 @@
+//! Query root: each resolver asks one service function.
+use async_graphql::{Context, ID, Object, Result};
+
+use super::context::ContextExt;
+use super::types::*;
+use crate::error::ResultExt;
+use crate::service::directory::{self, OrderFilter};
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Any object by its global ID, if the caller may see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        Ok(directory::node(ctx.state(), ctx.actor()?, &id).await.gql()?.map(Node::from))
+    }
+
+    /// The caller.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        Ok(Viewer(directory::me(ctx.state(), ctx.actor()?).await.gql()?))
+    }
+
+    async fn work_order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WorkOrder>> {
+        match directory::work_order(ctx.state(), ctx.actor()?, &id).await {
+            Ok(o) => Ok(Some(WorkOrder(o))),
+            Err(crate::error::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e).gql(),
+        }
+    }
+
+    /// Work orders the caller may see, newest first (Relay cursor connection; `first` at most 100).
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity + 1")]
+    async fn work_orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WorkOrderFilter>,
+    ) -> Result<WorkOrderConnection> {
+        let f = filter.unwrap_or_default();
+        let filter = OrderFilter {
+            states: f.states.map(|s| s.into_iter().map(Into::into).collect()),
+            partner_id: f.partner_id.map(|i| i.0),
+            engineer_id: f.engineer_id.map(|i| i.0),
+            region_prefix: f.region_prefix,
+            external_ref: f.external_ref,
+        };
+        let page = directory::work_orders(ctx.state(), ctx.actor()?, first, after, filter).await.gql()?;
+        Ok(WorkOrderConnection(page))
+    }
+
+    /// Partners: of an upstream tenant, its connected service providers; of a downstream tenant, its upstream links.
+    async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Partner>> {
+        Ok(directory::partners(ctx.state(), ctx.actor()?).await.gql()?.into_iter().map(Partner).collect())
+    }
+
+    /// Engineers: an upstream tenant sees those of its connected partners (optionally of one);
+    /// a downstream tenant its own.
+    async fn engineers(&self, ctx: &Context<'_>, partner_id: Option<ID>) -> Result<Vec<Engineer>> {
+        let list = directory::engineers(ctx.state(), ctx.actor()?, partner_id.as_ref().map(|p| p.as_str())).await.gql()?;
+        Ok(list.into_iter().map(Engineer).collect())
+    }
+
+    async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {
+        Ok(directory::workflows(ctx.state(), ctx.actor()?).await.gql()?.into_iter().map(Workflow).collect())
+    }
+}

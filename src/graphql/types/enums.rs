@@ -1,0 +1,151 @@
+//! GraphQL enums, mirrored from the domain (the domain knows nothing of GraphQL).
+use async_graphql::Enum;
+use async_graphql::resolver_utils::EnumType;
+
+/// The enum value whose GraphQL name is `s` (stored values use the GraphQL names).
+pub fn by_name<T: EnumType>(s: &str) -> Option<T> {
+    T::items().iter().find(|i| i.name == s).map(|i| i.value)
+}
+
+/// The GraphQL name of an enum value.
+pub fn name_of<T: EnumType>(v: T) -> &'static str {
+    T::items().iter().find(|i| i.value == v).map(|i| i.name).unwrap_or_default()
+}
+
+use crate::domain::{self, assignment, work_order, workflow};
+
+macro_rules! mirror {
+    ($(#[$m:meta])* $name:ident <=> $domain:path { $($(#[$vm:meta])* $v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+        pub enum $name { $($(#[$vm])* $v),* }
+        impl From<$domain> for $name {
+            fn from(d: $domain) -> Self { match d { $(<$domain>::$v => $name::$v),* } }
+        }
+        impl From<$name> for $domain {
+            fn from(g: $name) -> Self { match g { $($name::$v => <$domain>::$v),* } }
+        }
+    };
+}
+
+mirror!(
+    /// Where a work order stands in dispatch.
+    WorkOrderState <=> work_order::State {
+        /// Created; not yet at the dispatch node.
+        Created,
+        /// At the dispatch node; automatic dispatch rules were evaluated.
+        AutoDispatchAttempted,
+        /// No rule yielded an engineer: waiting for a dispatcher.
+        AwaitingManual,
+        /// An engineer is assigned (the eight dispatch fields are filled).
+        EngineerAssigned,
+        /// The next node is the engineer's: a task was issued to the engineer.
+        DownstreamTask,
+        Cancelled,
+    }
+);
+
+mirror!(
+    /// How the engineer was assigned (`assign_way__c`).
+    DispatchMethod <=> assignment::Method { Automatic, Manual }
+);
+
+mirror!(
+    Priority <=> domain::Priority { Low, Normal, High, Urgent }
+);
+
+mirror!(
+    Role <=> domain::Role {
+        /// Administers its tenant: workflows, partners, users; on a downstream tenant its engineers.
+        Admin,
+        /// An upstream user who assigns work orders by hand.
+        Dispatcher,
+        /// A downstream external user: sees and acts on its own tasks.
+        Engineer,
+        /// A machine client with the rights of its tenant's ADMIN and DISPATCHER.
+        Integration,
+    }
+);
+
+mirror!(
+    TenantKind <=> domain::TenantKind {
+        /// The enterprise that owns and outsources work orders.
+        Upstream,
+        /// A service provider ("connected enterprise") whose engineers do the work.
+        Downstream,
+    }
+);
+
+mirror!(
+    WorkflowKind <=> workflow::WorkflowKind {
+        /// Upstream to downstream; the only kind whose orders reach service-provider engineers.
+        Interconnection,
+        Internal,
+    }
+);
+
+mirror!(
+    WorkflowNodeKind <=> workflow::NodeKind {
+        /// "Dispatcher assigns service-provider engineer": automatic rules run here first, then manual assignment.
+        DispatchToEngineer,
+        /// The engineer accepts the order and services it.
+        AcceptAndService,
+        Review,
+        Custom,
+    }
+);
+
+mirror!(
+    /// Who performs a workflow node.
+    Performer <=> workflow::Performer { Upstream, DownstreamEngineer }
+);
+
+/// The status of an engineer's task.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Issued to the engineer (open).
+    Assigned,
+    /// Accepted by the engineer (open).
+    Accepted,
+    Declined,
+    /// Taken away by a reassignment.
+    Revoked,
+    /// Closed because its order was cancelled.
+    Cancelled,
+}
+
+/// What an entry of a work order's history records.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WorkOrderEventKind {
+    Created,
+    AutoDispatchAttempted,
+    RoutedToManual,
+    EngineerAssigned,
+    EngineerReassigned,
+    TaskIssued,
+    TaskRevoked,
+    TaskDeclined,
+    AutoDispatchRetried,
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_cover_every_command() {
+        for c in work_order::Command::ALL {
+            assert!(by_name::<WorkOrderEventKind>(c.event_kind()).is_some(), "{c:?}");
+        }
+        assert!(by_name::<WorkOrderEventKind>("CREATED").is_some());
+        assert!(by_name::<TaskStatus>("REVOKED").is_some());
+    }
+
+    #[test]
+    fn states_mirror_their_domain_names() {
+        for s in work_order::State::ALL {
+            assert_eq!(name_of(WorkOrderState::from(s)), s.as_str());
+        }
+    }
+}

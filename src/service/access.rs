@@ -1,0 +1,72 @@
+//! Who may do what: the caller's role and tenant, checked for every operation.
+use std::sync::Arc;
+
+use entity::tenant;
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::domain::{Role, TenantKind};
+use crate::error::{Error, Result};
+
+use super::tenants::kind_of;
+
+/// An authenticated caller with its tenant loaded.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub actor: Actor,
+    pub tenant: Arc<tenant::Model>,
+    pub kind: TenantKind,
+}
+
+impl Caller {
+    pub async fn load(state: &AppState, actor: &Actor) -> Result<Caller> {
+        let tenant = state
+            .tenants
+            .get(&state.db, &actor.tenant)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
+        Ok(Caller { actor: actor.clone(), kind: kind_of(&tenant), tenant })
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.actor.tenant
+    }
+
+    pub fn role(&self) -> Role {
+        self.actor.role
+    }
+
+    pub fn is_upstream(&self) -> bool {
+        self.kind == TenantKind::Upstream
+    }
+
+    /// The outer tenant id of a downstream caller.
+    pub fn outer_id(&self) -> Option<&str> {
+        self.tenant.outer_tenant_id.as_deref()
+    }
+
+    /// Refuses with FORBIDDEN unless the caller has one of `roles` in a tenant of `kind`.
+    pub fn require(&self, kind: TenantKind, roles: &[Role], operation: &str) -> Result<()> {
+        if self.kind == kind && roles.contains(&self.actor.role) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(Error::Forbidden(format!(
+            "{operation} needs the role {} of an {} tenant; the caller is {} of an {} tenant",
+            allowed.join(" or "),
+            kind.as_str().to_lowercase(),
+            self.actor.role,
+            self.kind.as_str().to_lowercase(),
+        )))
+    }
+
+    /// Tenant administration: ADMIN, or INTEGRATION (which has its ADMIN's rights).
+    pub fn require_admin(&self, kind: TenantKind, operation: &str) -> Result<()> {
+        self.require(kind, &[Role::Admin, Role::Integration], operation)
+    }
+
+    /// Dispatching: DISPATCHER, or INTEGRATION (which has its DISPATCHER's rights).
+    pub fn require_dispatcher(&self, operation: &str) -> Result<()> {
+        self.require(TenantKind::Upstream, &[Role::Dispatcher, Role::Integration], operation)
+    }
+}

@@ -1,0 +1,257 @@
+//! Setting up a tenant: workflows, service providers (partners, legacy accounts), engineers, users.
+use chrono::Utc;
+use entity::{account, engineer, partner, tenant, user, workflow};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::domain::workflow::{self as wf, Node, WorkflowKind};
+use crate::domain::{Role, TenantKind, keeps_legacy_accounts, validate};
+use crate::error::{Error, Result};
+use crate::ids;
+
+use super::Caller;
+use super::tenants::kind_of;
+
+pub const MAX_CAPACITY: i32 = 1000;
+pub const DEFAULT_CAPACITY: i32 = 10;
+
+pub struct NewWorkflow {
+    pub name: String,
+    pub kind: WorkflowKind,
+    pub nodes: Vec<Node>,
+}
+
+pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(TenantKind::Upstream, "createWorkflow")?;
+    validate::name(&input.name, 200).map_err(|m| Error::bad_input("name", m))?;
+    wf::validate(input.kind, &input.nodes).map_err(|e| Error::bad_input(e.field, e.message))?;
+    let nodes: Vec<Node> = input.nodes.into_iter().map(|n| Node { name: n.name.trim().to_owned(), ..n }).collect();
+    let model = workflow::ActiveModel {
+        id: Set(ids::new(ids::WORKFLOW)),
+        tenant_id: Set(caller.tenant_id().to_owned()),
+        name: Set(input.name.trim().to_owned()),
+        kind: Set(input.kind.as_str().to_owned()),
+        nodes: Set(serde_json::to_value(&nodes).map_err(Error::internal)?),
+        created_at: Set(Utc::now()),
+    };
+    Ok(model.insert(&state.db).await?)
+}
+
+pub struct ConnectProvider {
+    pub downstream_tenant_id: Option<String>,
+    pub outer_tenant_id: Option<String>,
+    pub name: Option<String>,
+    pub active: bool,
+    pub allocated: bool,
+}
+
+/// Connects a downstream tenant as a partner; for tenants activated before v880 the service
+/// provider is also kept as a legacy Account.
+pub async fn connect_service_provider(
+    state: &AppState,
+    actor: &Actor,
+    input: ConnectProvider,
+) -> Result<partner::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(TenantKind::Upstream, "connectServiceProvider")?;
+    let downstream = match (&input.downstream_tenant_id, &input.outer_tenant_id) {
+        (Some(id), None) => state.tenants.get(&state.db, id).await?,
+        (None, Some(outer)) => {
+            tenant::Entity::find().filter(tenant::Column::OuterTenantId.eq(outer.as_str())).one(&state.db).await?.map(Into::into)
+        }
+        _ => {
+            return Err(Error::bad_input(
+                "downstreamTenantId",
+                "give exactly one of downstreamTenantId and outerTenantId",
+            ));
+        }
+    };
+    let downstream = downstream
+        .filter(|t| kind_of(t) == TenantKind::Downstream)
+        .ok_or_else(|| Error::NotFound("no downstream (connected) tenant with this id".into()))?;
+    let name = match &input.name {
+        Some(n) => {
+            validate::name(n, 200).map_err(|m| Error::bad_input("name", m))?;
+            n.trim().to_owned()
+        }
+        None => downstream.name.clone(),
+    };
+    let now = Utc::now();
+    let tx = state.db.begin().await?;
+    let legacy_account_id = if keeps_legacy_accounts(caller.tenant.activation_version) {
+        let acc = account::ActiveModel {
+            id: Set(ids::new(ids::ACCOUNT)),
+            upstream_tenant_id: Set(caller.tenant_id().to_owned()),
+            downstream_tenant_id: Set(downstream.id.clone()),
+            name: Set(name.clone()),
+            created_at: Set(now),
+        };
+        Some(acc.insert(&tx).await.map_err(already_connected)?.id)
+    } else {
+        None
+    };
+    let p = partner::ActiveModel {
+        id: Set(ids::new(ids::PARTNER)),
+        upstream_tenant_id: Set(caller.tenant_id().to_owned()),
+        downstream_tenant_id: Set(downstream.id.clone()),
+        name: Set(name),
+        active: Set(input.active),
+        allocated: Set(input.allocated),
+        legacy_account_id: Set(legacy_account_id),
+        created_at: Set(now),
+    }
+    .insert(&tx)
+    .await
+    .map_err(already_connected)?;
+    tx.commit().await?;
+    Ok(p)
+}
+
+fn already_connected(e: sea_orm::DbErr) -> Error {
+    match Error::from(e) {
+        Error::Conflict(_) => Error::Conflict("this service provider is already connected".into()),
+        other => other,
+    }
+}
+
+pub struct PartnerChange {
+    pub partner_id: String,
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub allocated: Option<bool>,
+}
+
+pub async fn update_partner(state: &AppState, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(TenantKind::Upstream, "updatePartner")?;
+    let p = partner::Entity::find_by_id(input.partner_id.clone())
+        .one(&state.db)
+        .await?
+        .filter(|p| p.upstream_tenant_id == caller.tenant_id())
+        .ok_or_else(|| Error::not_found("partner", &input.partner_id))?;
+    let mut am: partner::ActiveModel = p.into();
+    if let Some(n) = input.name {
+        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
+        am.name = Set(n.trim().to_owned());
+    }
+    if let Some(a) = input.active {
+        am.active = Set(a);
+    }
+    if let Some(a) = input.allocated {
+        am.allocated = Set(a);
+    }
+    Ok(am.update(&state.db).await?)
+}
+
+pub struct EngineerSpec {
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub skills: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub capacity: Option<i32>,
+}
+
+fn check_regions(regions: &[String]) -> Result<Vec<String>> {
+    if regions.len() > 256 {
+        return Err(Error::bad_input("regions", "at most 256 regions"));
+    }
+    let mut out = Vec::with_capacity(regions.len());
+    for (i, r) in regions.iter().enumerate() {
+        validate::region(r).map_err(|m| Error::bad_input(format!("regions[{i}]"), m))?;
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn check_capacity(c: i32) -> Result<i32> {
+    if (0..=MAX_CAPACITY).contains(&c) {
+        Ok(c)
+    } else {
+        Err(Error::bad_input("capacity", format!("must be between 0 and {MAX_CAPACITY}")))
+    }
+}
+
+pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -> Result<engineer::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(TenantKind::Downstream, "addEngineer")?;
+    let name = spec.name.unwrap_or_default();
+    validate::name(&name, 200).map_err(|m| Error::bad_input("name", m))?;
+    let skills = validate::skills(&spec.skills.unwrap_or_default()).map_err(|m| Error::bad_input("skills", m))?;
+    let regions = check_regions(&spec.regions.unwrap_or_default())?;
+    let capacity = check_capacity(spec.capacity.unwrap_or(DEFAULT_CAPACITY))?;
+    let model = engineer::ActiveModel {
+        id: Set(ids::new(ids::ENGINEER)),
+        tenant_id: Set(caller.tenant_id().to_owned()),
+        name: Set(name.trim().to_owned()),
+        active: Set(spec.active.unwrap_or(true)),
+        skills: Set(json!(skills)),
+        regions: Set(json!(regions)),
+        capacity: Set(capacity),
+        open_tasks: Set(0),
+        created_at: Set(Utc::now()),
+    };
+    Ok(model.insert(&state.db).await?)
+}
+
+pub async fn update_engineer(
+    state: &AppState,
+    actor: &Actor,
+    engineer_id: &str,
+    spec: EngineerSpec,
+) -> Result<engineer::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(TenantKind::Downstream, "updateEngineer")?;
+    let e = engineer::Entity::find_by_id(engineer_id.to_owned())
+        .one(&state.db)
+        .await?
+        .filter(|e| e.tenant_id == caller.tenant_id())
+        .ok_or_else(|| Error::not_found("engineer", engineer_id))?;
+    let mut am: engineer::ActiveModel = e.into();
+    if let Some(n) = spec.name {
+        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
+        am.name = Set(n.trim().to_owned());
+    }
+    if let Some(s) = spec.skills {
+        am.skills = Set(json!(validate::skills(&s).map_err(|m| Error::bad_input("skills", m))?));
+    }
+    if let Some(r) = spec.regions {
+        am.regions = Set(json!(check_regions(&r)?));
+    }
+    if let Some(c) = spec.capacity {
+        am.capacity = Set(check_capacity(c)?);
+    }
+    if let Some(a) = spec.active {
+        am.active = Set(a);
+    }
+    Ok(am.update(&state.db).await?)
+}
+
+pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(caller.kind, "addUser")?;
+    validate::name(name, 200).map_err(|m| Error::bad_input("name", m))?;
+    match role {
+        Role::Engineer => return Err(Error::bad_input("role", "engineers are added with addEngineer")),
+        Role::Dispatcher if !caller.is_upstream() => {
+            return Err(Error::bad_input("role", "dispatchers belong to upstream tenants"));
+        }
+        _ => {}
+    }
+    insert_user(&state.db, caller.tenant_id(), name, role).await
+}
+
+pub async fn insert_user<C: sea_orm::ConnectionTrait>(db: &C, tenant_id: &str, name: &str, role: Role) -> Result<user::Model> {
+    let model = user::ActiveModel {
+        id: Set(ids::new(ids::USER)),
+        tenant_id: Set(tenant_id.to_owned()),
+        name: Set(name.trim().to_owned()),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+    };
+    Ok(model.insert(db).await?)
+}

@@ -1,0 +1,205 @@
+//! `serve --demo`: a small world (one upstream enterprise, two service providers, engineers,
+//! workflows, a few orders) seeded through the same services the API uses.
+use chrono::Duration;
+use entity::setting;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
+use crate::domain::{Priority, Role, TenantKind};
+use crate::error::{Error, Result};
+
+use super::{admin, orders, tenants};
+
+const KEY: &str = "demo";
+
+/// IDs of the demo world, kept in the database so a restart prints fresh tokens for it.
+#[derive(Serialize, Deserialize)]
+pub struct DemoWorld {
+    pub upstream_tenant: String,
+    pub admin: String,
+    pub dispatcher: String,
+    pub downstream_tenant: String,
+    pub downstream_admin: String,
+    pub engineer: String,
+    pub other_engineer: String,
+    pub workflow: String,
+    #[serde(skip)]
+    tokens: Vec<(&'static str, String)>,
+}
+
+impl DemoWorld {
+    fn mint(&mut self, state: &AppState) {
+        let t = |subject: &str, tenant: &str, role: Role| {
+            state.keys.mint(&Actor { subject: subject.into(), tenant: tenant.into(), role }, Duration::days(7))
+        };
+        self.tokens = vec![
+            ("ADMIN_TOKEN", t(&self.admin, &self.upstream_tenant, Role::Admin)),
+            ("DISPATCHER_TOKEN", t(&self.dispatcher, &self.upstream_tenant, Role::Dispatcher)),
+            ("PROVIDER_ADMIN_TOKEN", t(&self.downstream_admin, &self.downstream_tenant, Role::Admin)),
+            ("ENGINEER_TOKEN", t(&self.engineer, &self.downstream_tenant, Role::Engineer)),
+        ];
+    }
+
+    pub fn env_file(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.tokens {
+            s.push_str(&format!("export {k}={v}\n"));
+        }
+        s.push_str(&format!("export WORKFLOW_ID={}\n", self.workflow));
+        s.push_str(&format!("export ENGINEER_ID={}\n", self.engineer));
+        s.push_str(&format!("export OTHER_ENGINEER_ID={}\n", self.other_engineer));
+        s
+    }
+
+    pub fn banner(&self) -> String {
+        format!(
+            "Demo world ready (tokens valid 7 days; also written to ./demo.env):\n\n{}\nOpen http://127.0.0.1:8080/ for GraphiQL and add the header {{\"Authorization\": \"Bearer $DISPATCHER_TOKEN\"}}.",
+            self.env_file()
+        )
+    }
+}
+
+/// Seeds the demo world into an empty database, or finds the one seeded before.
+pub async fn seed(state: &AppState) -> Result<DemoWorld> {
+    if let Some(s) = setting::Entity::find_by_id(KEY.to_owned()).one(&state.db).await? {
+        let mut world: DemoWorld = serde_json::from_str(&s.value).map_err(Error::internal)?;
+        world.mint(state);
+        return Ok(world);
+    }
+    let db = &state.db;
+    let up = tenants::create(
+        db,
+        tenants::NewTenant {
+            kind: TenantKind::Upstream,
+            name: "Acme Appliances".into(),
+            outer_tenant_id: None,
+            activation_version: Some(870),
+        },
+    )
+    .await?;
+    let up_admin = admin::insert_user(db, &up.id, "Alice Admin", Role::Admin).await?;
+    let dispatcher = admin::insert_user(db, &up.id, "Dana Dispatcher", Role::Dispatcher).await?;
+    let as_admin = Actor { subject: up_admin.id.clone(), tenant: up.id.clone(), role: Role::Admin };
+    let as_dispatcher = Actor { subject: dispatcher.id.clone(), tenant: up.id.clone(), role: Role::Dispatcher };
+
+    let mut providers = Vec::new();
+    for (name, outer) in [("Shanghai FixIt Co.", "OT-SH-001"), ("Jiangsu Service Partners", "OT-JS-002")] {
+        let t = tenants::create(
+            db,
+            tenants::NewTenant {
+                kind: TenantKind::Downstream,
+                name: name.into(),
+                outer_tenant_id: Some(outer.into()),
+                activation_version: None,
+            },
+        )
+        .await?;
+        let a = admin::insert_user(db, &t.id, "Provider Admin", Role::Admin).await?;
+        admin::connect_service_provider(
+            state,
+            &as_admin,
+            admin::ConnectProvider {
+                downstream_tenant_id: Some(t.id.clone()),
+                outer_tenant_id: None,
+                name: None,
+                active: true,
+                allocated: true,
+            },
+        )
+        .await?;
+        providers.push((t, Actor { subject: a.id, tenant: String::new(), role: Role::Admin }));
+    }
+    let mut engineers = Vec::new();
+    let roster: [(usize, &str, &[&str], &[&str]); 4] = [
+        (0, "Li Wei", &["hvac", "electrical"], &["CN-31"]),
+        (0, "Zhang Min", &["plumbing"], &["CN-31-04"]),
+        (0, "Wang Fang", &["hvac"], &["CN-32"]),
+        (1, "Chen Jie", &["hvac", "plumbing"], &["CN-32", "CN-31"]),
+    ];
+    for (p, name, skills, regions) in roster {
+        let (t, a) = &providers[p];
+        let actor = Actor { tenant: t.id.clone(), ..a.clone() };
+        let e = admin::add_engineer(
+            state,
+            &actor,
+            admin::EngineerSpec {
+                name: Some(name.into()),
+                active: Some(true),
+                skills: Some(skills.iter().map(|s| s.to_string()).collect()),
+                regions: Some(regions.iter().map(|s| s.to_string()).collect()),
+                capacity: Some(5),
+            },
+        )
+        .await?;
+        engineers.push(e);
+    }
+    let node = |name: &str, kind, performer| Node { name: name.into(), kind, performer };
+    let wf = admin::create_workflow(
+        state,
+        &as_admin,
+        admin::NewWorkflow {
+            name: "Interconnection repair".into(),
+            kind: WorkflowKind::Interconnection,
+            nodes: vec![
+                node("Dispatcher assigns service-provider engineer", NodeKind::DispatchToEngineer, Performer::Upstream),
+                node("Engineer accepts and services", NodeKind::AcceptAndService, Performer::DownstreamEngineer),
+                node("Upstream review", NodeKind::Review, Performer::Upstream),
+            ],
+        },
+    )
+    .await?;
+    admin::create_workflow(
+        state,
+        &as_admin,
+        admin::NewWorkflow {
+            name: "Internal inspection".into(),
+            kind: WorkflowKind::Internal,
+            nodes: vec![node("Inspect", NodeKind::Custom, Performer::Upstream)],
+        },
+    )
+    .await?;
+    for (title, region, skills) in [
+        ("Air conditioner not cooling", "CN-31-04", vec!["hvac"]),
+        ("Leaking water heater", "CN-31-04", vec!["plumbing"]),
+    ] {
+        orders::create_work_order(
+            state,
+            &as_dispatcher,
+            orders::NewOrder {
+                workflow_id: wf.id.clone(),
+                external_ref: None,
+                title: title.into(),
+                description: None,
+                customer: Some("Demo customer".into()),
+                region: region.into(),
+                product: Some("Home appliance".into()),
+                service_type: Some("Repair".into()),
+                priority: Priority::Normal,
+                required_skills: skills.into_iter().map(String::from).collect(),
+                custom_fields: None,
+            },
+        )
+        .await?;
+    }
+    let mut world = DemoWorld {
+        upstream_tenant: up.id,
+        admin: up_admin.id,
+        dispatcher: dispatcher.id,
+        downstream_tenant: providers[0].0.id.clone(),
+        downstream_admin: providers[0].1.subject.clone(),
+        engineer: engineers[0].id.clone(),
+        other_engineer: engineers[1].id.clone(),
+        workflow: wf.id,
+        tokens: Vec::new(),
+    };
+    let row = setting::ActiveModel {
+        key: Set(KEY.to_owned()),
+        value: Set(serde_json::to_string(&world).map_err(Error::internal)?),
+    };
+    row.insert(db).await?;
+    world.mint(state);
+    Ok(world)
+}

@@ -1,0 +1,288 @@
+//! Reading: what each caller may see (tenancy and roles), work-order pages, and `node(id)`.
+use std::sync::Arc;
+
+use entity::{account, engineer, partner, task, tenant, user, work_order, workflow};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::domain::work_order::State;
+use crate::domain::{Role, TenantKind, validate};
+use crate::error::{Error, Result};
+use crate::ids;
+
+use super::Caller;
+
+pub const MAX_PAGE: u64 = 100;
+pub const DEFAULT_PAGE: u64 = 20;
+
+/// Which orders a caller sees: an upstream tenant's staff its own orders; a downstream tenant's
+/// ADMIN/INTEGRATION the orders assigned to its engineers; an engineer the orders assigned to it.
+pub fn order_scope(caller: &Caller) -> Result<Condition> {
+    use work_order::Column as C;
+    Ok(match (caller.kind, caller.role()) {
+        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
+            Condition::all().add(C::TenantId.eq(caller.tenant_id()))
+        }
+        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
+            Condition::all().add(C::FieldDownstreamOuterTenantId.eq(caller.outer_id().unwrap_or("")))
+        }
+        (TenantKind::Downstream, Role::Engineer) => Condition::all().add(C::FieldOutDealUser.eq(caller.actor.subject.as_str())),
+        _ => return Err(Error::Forbidden(format!("{} of this tenant cannot read work orders", caller.role()))),
+    })
+}
+
+fn order_visible(caller: &Caller, o: &work_order::Model) -> bool {
+    match (caller.kind, caller.role()) {
+        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => o.tenant_id == caller.tenant_id(),
+        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
+            o.field_downstream_outer_tenant_id.is_some() && o.field_downstream_outer_tenant_id.as_deref() == caller.outer_id()
+        }
+        (TenantKind::Downstream, Role::Engineer) => o.field_out_deal_user.as_deref() == Some(caller.actor.subject.as_str()),
+        _ => false,
+    }
+}
+
+pub async fn work_order(state: &AppState, actor: &Actor, id: &str) -> Result<work_order::Model> {
+    let caller = Caller::load(state, actor).await?;
+    order_scope(&caller)?;
+    work_order::Entity::find_by_id(id.to_owned())
+        .one(&state.db)
+        .await?
+        .filter(|o| order_visible(&caller, o))
+        .ok_or_else(|| Error::not_found("work order", id))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub states: Option<Vec<State>>,
+    pub partner_id: Option<String>,
+    pub engineer_id: Option<String>,
+    pub region_prefix: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+fn filter_condition(caller: &Caller, f: &OrderFilter) -> Result<Condition> {
+    use work_order::Column as C;
+    let mut cond = order_scope(caller)?;
+    if let Some(states) = &f.states {
+        cond = cond.add(C::State.is_in(states.iter().map(|s| s.as_str())));
+    }
+    if let Some(p) = &f.partner_id {
+        cond = cond.add(C::FieldPartner.eq(p.as_str()));
+    }
+    if let Some(e) = &f.engineer_id {
+        cond = cond.add(C::FieldOutDealUser.eq(e.as_str()));
+    }
+    if let Some(r) = &f.external_ref {
+        cond = cond.add(C::ExternalRef.eq(r.as_str()));
+    }
+    if let Some(prefix) = &f.region_prefix {
+        validate::region(prefix).map_err(|m| Error::bad_input("filter.regionPrefix", m))?;
+        // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping.
+        cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(C::Region.like(format!("{prefix}-%"))));
+    }
+    Ok(cond)
+}
+
+/// One page of orders, newest first, after the cursor (an order ID).
+pub struct Page {
+    pub items: Vec<work_order::Model>,
+    pub has_next: bool,
+    pub has_previous: bool,
+    pub condition: Condition,
+}
+
+pub async fn work_orders(
+    state: &AppState,
+    actor: &Actor,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: OrderFilter,
+) -> Result<Page> {
+    let caller = Caller::load(state, actor).await?;
+    let limit = match first {
+        None => DEFAULT_PAGE,
+        Some(n) if n >= 0 && (n as u64) <= MAX_PAGE => n as u64,
+        Some(_) => return Err(Error::bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
+    };
+    let condition = filter_condition(&caller, &filter)?;
+    let mut q = work_order::Entity::find().filter(condition.clone());
+    if let Some(cursor) = &after {
+        if ids::prefix(cursor) != Some(ids::WORK_ORDER) {
+            return Err(Error::bad_input("after", "not a cursor of this connection"));
+        }
+        q = q.filter(work_order::Column::Id.lt(cursor.as_str()));
+    }
+    let mut items = q.order_by_desc(work_order::Column::Id).limit(limit + 1).all(&state.db).await?;
+    let has_next = items.len() as u64 > limit;
+    items.truncate(limit as usize);
+    Ok(Page { items, has_next, has_previous: after.is_some(), condition })
+}
+
+pub async fn count_orders(state: &AppState, condition: Condition) -> Result<u64> {
+    Ok(work_order::Entity::find().filter(condition).count(&state.db).await?)
+}
+
+pub async fn partners(state: &AppState, actor: &Actor) -> Result<Vec<partner::Model>> {
+    let caller = Caller::load(state, actor).await?;
+    let col = match (caller.kind, caller.role()) {
+        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => partner::Column::UpstreamTenantId,
+        (TenantKind::Downstream, Role::Admin | Role::Integration) => partner::Column::DownstreamTenantId,
+        _ => return Err(Error::Forbidden(format!("{} cannot list partners", caller.role()))),
+    };
+    Ok(partner::Entity::find()
+        .filter(col.eq(caller.tenant_id()))
+        .order_by_asc(partner::Column::Id)
+        .all(&state.db)
+        .await?)
+}
+
+/// Engineers: a downstream tenant's own; for an upstream tenant those of its connected partners
+/// (optionally of one partner).
+pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>) -> Result<Vec<engineer::Model>> {
+    let caller = Caller::load(state, actor).await?;
+    let tenants: Vec<String> = match (caller.kind, caller.role()) {
+        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
+            let mut q = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(caller.tenant_id()));
+            if let Some(p) = partner_id {
+                q = q.filter(partner::Column::Id.eq(p));
+            }
+            let ps = q.all(&state.db).await?;
+            if partner_id.is_some() && ps.is_empty() {
+                return Err(Error::not_found("partner", partner_id.unwrap_or_default()));
+            }
+            ps.into_iter().map(|p| p.downstream_tenant_id).collect()
+        }
+        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
+            if partner_id.is_some() {
+                return Err(Error::bad_input("partnerId", "only upstream tenants filter engineers by partner"));
+            }
+            vec![caller.tenant_id().to_owned()]
+        }
+        _ => return Err(Error::Forbidden(format!("{} cannot list engineers", caller.role()))),
+    };
+    Ok(engineer::Entity::find()
+        .filter(engineer::Column::TenantId.is_in(tenants))
+        .order_by_asc(engineer::Column::Id)
+        .all(&state.db)
+        .await?)
+}
+
+pub async fn workflows(state: &AppState, actor: &Actor) -> Result<Vec<workflow::Model>> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require(TenantKind::Upstream, &[Role::Admin, Role::Dispatcher, Role::Integration], "workflows")?;
+    Ok(workflow::Entity::find()
+        .filter(workflow::Column::TenantId.eq(caller.tenant_id()))
+        .order_by_asc(workflow::Column::Id)
+        .all(&state.db)
+        .await?)
+}
+
+/// Any object by ID, if the caller may see it.
+pub enum NodeValue {
+    Tenant(Arc<tenant::Model>),
+    User(user::Model),
+    Account(account::Model),
+    Partner(partner::Model),
+    Engineer(engineer::Model),
+    Workflow(workflow::Model),
+    WorkOrder(work_order::Model),
+    Task(task::Model),
+}
+
+/// Whether the caller's tenant and `downstream` are connected (either side).
+async fn connected(state: &AppState, caller: &Caller, other_tenant: &str) -> Result<bool> {
+    let (up, down) = if caller.is_upstream() { (caller.tenant_id(), other_tenant) } else { (other_tenant, caller.tenant_id()) };
+    Ok(partner::Entity::find()
+        .filter(partner::Column::UpstreamTenantId.eq(up))
+        .filter(partner::Column::DownstreamTenantId.eq(down))
+        .one(&state.db)
+        .await?
+        .is_some())
+}
+
+pub async fn node(state: &AppState, actor: &Actor, id: &str) -> Result<Option<NodeValue>> {
+    let caller = Caller::load(state, actor).await?;
+    let staff = caller.role() != Role::Engineer;
+    let mine = |tenant: &str| tenant == caller.tenant_id();
+    let value = match ids::prefix(id) {
+        Some(ids::TENANT) => match state.tenants.get(&state.db, id).await? {
+            Some(t) if mine(&t.id) || (staff && connected(state, &caller, &t.id).await?) => Some(NodeValue::Tenant(t)),
+            _ => None,
+        },
+        Some(ids::USER) => user::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|u| staff && mine(&u.tenant_id))
+            .map(NodeValue::User),
+        Some(ids::ACCOUNT) => account::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|a| staff && caller.is_upstream() && mine(&a.upstream_tenant_id))
+            .map(NodeValue::Account),
+        Some(ids::PARTNER) => partner::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|p| staff && (mine(&p.upstream_tenant_id) || mine(&p.downstream_tenant_id)))
+            .map(NodeValue::Partner),
+        Some(ids::ENGINEER) => match engineer::Entity::find_by_id(id.to_owned()).one(&state.db).await? {
+            Some(e) if caller.role() == Role::Engineer => (e.id == caller.actor.subject).then_some(NodeValue::Engineer(e)),
+            Some(e) if mine(&e.tenant_id) || (caller.is_upstream() && connected(state, &caller, &e.tenant_id).await?) => {
+                Some(NodeValue::Engineer(e))
+            }
+            _ => None,
+        },
+        Some(ids::WORKFLOW) => workflow::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|w| staff && mine(&w.tenant_id))
+            .map(NodeValue::Workflow),
+        Some(ids::WORK_ORDER) => work_order::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|o| order_visible(&caller, o))
+            .map(NodeValue::WorkOrder),
+        Some(ids::TASK) => task::Entity::find_by_id(id.to_owned())
+            .one(&state.db)
+            .await?
+            .filter(|t| match (caller.kind, caller.role()) {
+                (_, Role::Engineer) => t.engineer_id == caller.actor.subject,
+                (TenantKind::Upstream, _) => mine(&t.tenant_id),
+                (TenantKind::Downstream, _) => mine(&t.downstream_tenant_id),
+            })
+            .map(NodeValue::Task),
+        _ => None,
+    };
+    Ok(value)
+}
+
+/// The caller itself: its tenant and, when it exists, its user or engineer record.
+pub struct Me {
+    pub caller: Caller,
+    pub user: Option<user::Model>,
+    pub engineer: Option<engineer::Model>,
+}
+
+pub async fn me(state: &AppState, actor: &Actor) -> Result<Me> {
+    let caller = Caller::load(state, actor).await?;
+    let (mut user, mut engineer) = (None, None);
+    if caller.role() == Role::Engineer {
+        engineer = engineer::Entity::find_by_id(actor.subject.clone())
+            .one(&state.db)
+            .await?
+            .filter(|e| e.tenant_id == caller.tenant_id());
+    } else {
+        user = user::Entity::find_by_id(actor.subject.clone())
+            .one(&state.db)
+            .await?
+            .filter(|u| u.tenant_id == caller.tenant_id());
+    }
+    Ok(Me { caller, user, engineer })
+}
+
+pub async fn tenant_of(state: &AppState, id: &str) -> Result<Arc<tenant::Model>> {
+    state.tenants.require(&state.db, id).await
+}
+

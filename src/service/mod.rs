@@ -1,0 +1,9 @@
+//! Use cases: each checks the caller's role and tenant, loads, asks the domain, persists.
+pub mod access;
+pub mod admin;
+pub mod demo;
+pub mod directory;
+pub mod orders;
+pub mod tenants;
+
+pub use access::Caller;

@@ -1,0 +1,92 @@
+//! Tenants: creation (CLI, demo) and an in-process cache (tenants never change kind or id).
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use entity::tenant;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+use crate::domain::{TenantKind, validate};
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::store::Db;
+
+#[derive(Clone, Default)]
+pub struct TenantCache {
+    inner: Arc<RwLock<HashMap<String, Arc<tenant::Model>>>>,
+}
+
+impl TenantCache {
+    /// The tenant, from memory when seen before; `None` when it does not exist.
+    pub async fn get(&self, db: &Db, id: &str) -> Result<Option<Arc<tenant::Model>>> {
+        if let Some(t) = self.inner.read().expect("tenant cache poisoned").get(id) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(t) = tenant::Entity::find_by_id(id.to_owned()).one(db).await? else {
+            return Ok(None);
+        };
+        let t = Arc::new(t);
+        self.inner.write().expect("tenant cache poisoned").insert(id.to_owned(), t.clone());
+        Ok(Some(t))
+    }
+
+    pub async fn require(&self, db: &Db, id: &str) -> Result<Arc<tenant::Model>> {
+        self.get(db, id).await?.ok_or_else(|| Error::not_found("tenant", id))
+    }
+}
+
+pub fn kind_of(t: &tenant::Model) -> TenantKind {
+    TenantKind::parse(&t.kind).unwrap_or(TenantKind::Upstream)
+}
+
+pub struct NewTenant {
+    pub kind: TenantKind,
+    pub name: String,
+    pub outer_tenant_id: Option<String>,
+    pub activation_version: Option<i32>,
+}
+
+/// The activation version given to upstream tenants created without one.
+pub const DEFAULT_ACTIVATION_VERSION: i32 = 900;
+
+pub async fn create(db: &Db, t: NewTenant) -> Result<tenant::Model> {
+    validate::name(&t.name, 200).map_err(|m| Error::bad_input("name", m))?;
+    let id = ids::new(ids::TENANT);
+    let (outer, version) = match t.kind {
+        TenantKind::Downstream => {
+            if t.activation_version.is_some() {
+                return Err(Error::bad_input("activationVersion", "only upstream tenants have an activation version"));
+            }
+            let outer = match t.outer_tenant_id {
+                Some(o) => {
+                    validate::reference(&o).map_err(|m| Error::bad_input("outerId", m))?;
+                    o
+                }
+                None => format!("OT-{}", &id[id.len() - 12..]),
+            };
+            (Some(outer), None)
+        }
+        TenantKind::Upstream => {
+            if t.outer_tenant_id.is_some() {
+                return Err(Error::bad_input("outerId", "only downstream (connected) tenants have an outer tenant id"));
+            }
+            let v = t.activation_version.unwrap_or(DEFAULT_ACTIVATION_VERSION);
+            if !(1..=100_000).contains(&v) {
+                return Err(Error::bad_input("activationVersion", "must be between 1 and 100000"));
+            }
+            (None, Some(v))
+        }
+    };
+    let model = tenant::ActiveModel {
+        id: Set(id),
+        kind: Set(t.kind.as_str().into()),
+        name: Set(t.name.trim().to_owned()),
+        outer_tenant_id: Set(outer),
+        activation_version: Set(version),
+        created_at: Set(Utc::now()),
+    };
+    model.insert(db).await.map_err(|e| match Error::from(e) {
+        Error::Conflict(_) => Error::Conflict("a tenant with this outer tenant id already exists".into()),
+        other => other,
+    })
+}

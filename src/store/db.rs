@@ -1,0 +1,128 @@
+//! Connecting to SQLite or PostgreSQL (picked from the URL), migrations, write transactions,
+//! and per-request SQL statement counting.
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionOptions, TransactionTrait,
+};
+
+use crate::config::DbConfig;
+use crate::error::{Error, Result};
+
+pub type Db = DatabaseConnection;
+
+tokio::task_local! {
+    static SQL_COUNT: Arc<AtomicU64>;
+}
+
+/// Runs `fut` with a fresh statement counter; returns its output and the statements it ran.
+pub async fn sql_statements_scope<F: Future>(counter: Arc<AtomicU64>, fut: F) -> F::Output {
+    SQL_COUNT.scope(counter, fut).await
+}
+
+/// The counter of the current request, for futures spawned on its behalf (DataLoader batches).
+pub fn current_sql_counter() -> Option<Arc<AtomicU64>> {
+    SQL_COUNT.try_with(Arc::clone).ok()
+}
+
+pub fn count_sql() {
+    let _ = SQL_COUNT.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+}
+
+/// Opens the pool for `cfg.database_url`, tuned for its backend.
+pub async fn connect(cfg: &DbConfig) -> Result<Db> {
+    let url = cfg.database_url.as_str();
+    let mut db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut opts = PgConnectOptions::from_str(url).map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+        if cfg.db_statement_timeout_ms > 0 {
+            opts = opts.options([("statement_timeout", cfg.db_statement_timeout_ms.to_string())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.db_pool_size.max(1))
+            .acquire_timeout(cfg.acquire_timeout())
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
+        SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+    } else if url.starts_with("sqlite:") {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit acknowledged to a client survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(cfg.sqlite_busy_timeout_ms));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(cfg.db_pool_size.max(1))
+            .acquire_timeout(cfg.acquire_timeout())
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::internal(format!("cannot open SQLite database: {e}")))?;
+        SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+    } else {
+        return Err(Error::internal(format!(
+            "DATABASE_URL must start with sqlite: or postgres:// (got '{url}')"
+        )));
+    };
+    db.set_metric_callback(|_| count_sql());
+    Ok(db)
+}
+
+pub async fn migrate(db: &Db) -> Result<()> {
+    Migrator::up(db, None).await.map_err(Error::internal)
+}
+
+/// Whether every migration is applied (readiness).
+pub async fn ready(db: &Db) -> std::result::Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await?;
+    let pending = Migrator::get_pending_migrations(db).await?;
+    if pending.is_empty() { Ok(()) } else { Err(DbErr::Custom(format!("{} migrations pending", pending.len()))) }
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so `busy_timeout` applies and reads inside it see the latest data;
+/// on PostgreSQL conditional updates (version checks) settle races.
+pub async fn begin_write(db: &Db) -> Result<DatabaseTransaction> {
+    let tx = match db.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?
+        }
+        _ => db.begin().await?,
+    };
+    Ok(tx)
+}
+
+/// The token secret kept in the database, generated on first use.
+pub async fn jwt_secret(db: &Db) -> Result<String> {
+    use entity::setting;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    const KEY: &str = "jwt_secret";
+    if let Some(s) = setting::Entity::find_by_id(KEY.to_owned()).one(db).await? {
+        return Ok(s.value);
+    }
+    let secret: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::thread_rng().r#gen();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let row = setting::ActiveModel { key: Set(KEY.to_owned()), value: Set(secret) };
+    // Two processes starting at once: the second insert fails and both read the first secret.
+    let _ = row.insert(db).await;
+    setting::Entity::find_by_id(KEY.to_owned())
+        .one(db)
+        .await?
+        .map(|s| s.value)
+        .ok_or_else(|| Error::internal("jwt secret missing"))
+}

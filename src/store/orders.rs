@@ -1,0 +1,88 @@
+//! Work-order persistence: conditional (optimistic) updates, engineer load counters, tasks, events.
+use entity::{engineer, task, work_order, work_order_event};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use crate::error::Result;
+
+/// Task statuses; ASSIGNED and ACCEPTED are open (they count against the engineer's capacity).
+pub mod task_status {
+    pub const ASSIGNED: &str = "ASSIGNED";
+    pub const ACCEPTED: &str = "ACCEPTED";
+    pub const DECLINED: &str = "DECLINED";
+    pub const REVOKED: &str = "REVOKED";
+    pub const CANCELLED: &str = "CANCELLED";
+    pub const OPEN: [&str; 2] = [ASSIGNED, ACCEPTED];
+}
+
+/// Applies `changes` and bumps the version only if the order is still at `version` and `state`.
+/// Returns false when another writer got there first.
+pub async fn update_if_current<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    version: i32,
+    state: &str,
+    changes: work_order::ActiveModel,
+) -> Result<bool> {
+    let res = work_order::Entity::update_many()
+        .set(changes)
+        .col_expr(work_order::Column::Version, Expr::col(work_order::Column::Version).add(1))
+        .filter(work_order::Column::Id.eq(id))
+        .filter(work_order::Column::Version.eq(version))
+        .filter(work_order::Column::State.eq(state))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Counts one more open assignment for an active engineer under capacity; false otherwise.
+pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool> {
+    let res = engineer::Entity::update_many()
+        .col_expr(engineer::Column::OpenTasks, Expr::col(engineer::Column::OpenTasks).add(1))
+        .filter(engineer::Column::Id.eq(id))
+        .filter(engineer::Column::Active.eq(true))
+        .filter(Expr::col(engineer::Column::OpenTasks).lt(Expr::col(engineer::Column::Capacity)))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+pub async fn release_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<()> {
+    engineer::Entity::update_many()
+        .col_expr(engineer::Column::OpenTasks, Expr::col(engineer::Column::OpenTasks).sub(1))
+        .filter(engineer::Column::Id.eq(id))
+        .filter(engineer::Column::OpenTasks.gt(0))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Closes the order's open task (if any) with `status`; returns the task as it was.
+pub async fn close_open_task<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+    status: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<task::Model>> {
+    let open = task::Entity::find()
+        .filter(task::Column::WorkOrderId.eq(order_id))
+        .filter(task::Column::Status.is_in(task_status::OPEN))
+        .one(conn)
+        .await?;
+    if let Some(t) = &open {
+        task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(status))
+            .col_expr(task::Column::UpdatedAt, Expr::value(at))
+            .filter(task::Column::Id.eq(t.id.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(open)
+}
+
+pub async fn insert_events<C: ConnectionTrait>(conn: &C, events: Vec<work_order_event::ActiveModel>) -> Result<()> {
+    if !events.is_empty() {
+        work_order_event::Entity::insert_many(events).exec(conn).await?;
+    }
+    Ok(())
+}
