@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -38,7 +38,11 @@ impl AppState {
             Some(s) if !s.is_empty() => s.to_owned(),
             _ => store::db::jwt_secret(&db).await?,
         };
-        Ok(AppState { db, keys: Keys::new(secret.as_bytes()), tenants: TenantCache::default() })
+        Ok(AppState {
+            db,
+            keys: Keys::new(secret.as_bytes()),
+            tenants: TenantCache::default(),
+        })
     }
 }
 
@@ -63,18 +67,27 @@ struct Http {
 }
 
 pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
-    let http = Http { schema: schema(state.clone(), cfg), state, sql_stats: cfg.sql_stats };
+    let http = Http {
+        schema: schema(state.clone(), cfg),
+        state,
+        sql_stats: cfg.sql_stats,
+    };
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_http).post(graphql_http))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(cfg.max_body_bytes))
         .with_state(http)
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 async fn readyz(State(http): State<Http>) -> Response {
@@ -106,7 +119,10 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
     if method == Method::GET && is_mutation(&req) {
         let err = async_graphql::ServerError::new("GET serves queries only: send mutations with POST", None);
         let mut resp = async_graphql::Response::from_errors(vec![err]);
-        resp.errors[0].extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+        resp.errors[0]
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
         return (StatusCode::METHOD_NOT_ALLOWED, GraphQLResponse::from(resp)).into_response();
     }
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));

@@ -31,7 +31,10 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(secret: &[u8]) -> Self {
-        Keys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     pub fn mint(&self, actor: &Actor, ttl: chrono::Duration) -> String {
@@ -60,7 +63,11 @@ impl Keys {
         })?;
         let c = data.claims;
         let role = Role::parse(&c.role).ok_or_else(|| Error::Unauthenticated(format!("unknown role {}", c.role)))?;
-        Ok(Actor { subject: c.sub, tenant: c.tenant, role })
+        Ok(Actor {
+            subject: c.sub,
+            tenant: c.tenant,
+            role,
+        })
     }
 
     /// Reads `Bearer <token>` from an Authorization header value.
@@ -96,7 +103,11 @@ mod tests {
     use super::*;
 
     fn actor() -> Actor {
-        Actor { subject: "usr_1".into(), tenant: "tnt_1".into(), role: Role::Dispatcher }
+        Actor {
+            subject: "usr_1".into(),
+            tenant: "tnt_1".into(),
+            role: Role::Dispatcher,
+        }
     }
 
     #[test]
@@ -105,7 +116,9 @@ mod tests {
         let token = keys.mint(&actor(), chrono::Duration::hours(1));
         assert_eq!(keys.verify(&token).unwrap(), actor());
         assert_eq!(keys.verify_header(Some(&format!("Bearer {token}"))).unwrap(), actor());
-        assert!(matches!(Keys::new(b"other").verify(&token), Err(Error::Unauthenticated(m)) if m.contains("signature")));
+        assert!(
+            matches!(Keys::new(b"other").verify(&token), Err(Error::Unauthenticated(m)) if m.contains("signature"))
+        );
         let expired = keys.mint(&actor(), chrono::Duration::seconds(-10));
         assert!(matches!(keys.verify(&expired), Err(Error::Unauthenticated(m)) if m.contains("expired")));
         assert!(keys.verify_header(None).is_err());

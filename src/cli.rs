@@ -18,27 +18,48 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(cfg) => {
             let state = AppState::open(&cli.db, secret).await?;
-            if cfg.demo {
-                let world = demo::seed(&state).await?;
-                println!("{}", world.banner());
-                if let Err(e) = std::fs::write("demo.env", world.env_file()) {
+            let demo = if cfg.demo {
+                Some(demo::seed(&state).await?)
+            } else {
+                None
+            };
+            let server = app::spawn(state, &cfg).await?;
+            if let Some(world) = demo {
+                println!("{}", world.banner(&server.addr.to_string()));
+                if let Err(e) = std::fs::write("demo.env", world.env_file(&server.addr.to_string())) {
                     tracing::warn!(error = %e, "could not write demo.env");
                 }
             }
-            let server = app::spawn(state, &cfg).await?;
             tracing::info!("dispatchd listening on http://{} (GraphiQL at /)", server.addr);
             server.handle.await.map_err(Error::internal)?;
         }
-        Command::Tenant(TenantCommand::Add { kind, name, outer_id, activation_version }) => {
+        Command::Tenant(TenantCommand::Add {
+            kind,
+            name,
+            outer_id,
+            activation_version,
+        }) => {
             let kind = TenantKind::parse(&kind).ok_or_else(|| Error::bad_input("kind", "upstream or downstream"))?;
             let state = AppState::open(&cli.db, secret).await?;
             let t = tenants::create(
                 &state.db,
-                tenants::NewTenant { kind, name, outer_tenant_id: outer_id, activation_version },
+                tenants::NewTenant {
+                    kind,
+                    name,
+                    outer_tenant_id: outer_id,
+                    activation_version,
+                },
             )
             .await?;
             let admin = admin::insert_user(&state.db, &t.id, "Administrator", Role::Admin).await?;
-            let token = state.keys.mint(&Actor { subject: admin.id.clone(), tenant: t.id.clone(), role: Role::Admin }, Duration::days(30));
+            let token = state.keys.mint(
+                &Actor {
+                    subject: admin.id.clone(),
+                    tenant: t.id.clone(),
+                    role: Role::Admin,
+                },
+                Duration::days(30),
+            );
             println!("tenant:  {}", t.id);
             if let Some(o) = &t.outer_tenant_id {
                 println!("outer id: {o}");
@@ -47,11 +68,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("token:   {token}");
         }
         Command::Token { tenant, sub, role, ttl } => {
-            let role = Role::parse(&role).ok_or_else(|| Error::bad_input("role", "ADMIN, DISPATCHER, ENGINEER or INTEGRATION"))?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| Error::bad_input("role", "ADMIN, DISPATCHER, ENGINEER or INTEGRATION"))?;
             let ttl = parse_ttl(&ttl).map_err(|m| Error::bad_input("ttl", m))?;
             let state = AppState::open(&cli.db, secret).await?;
             state.tenants.require(&state.db, &tenant).await?;
-            println!("{}", state.keys.mint(&Actor { subject: sub, tenant, role }, ttl));
+            println!(
+                "{}",
+                state.keys.mint(
+                    &Actor {
+                        subject: sub,
+                        tenant,
+                        role
+                    },
+                    ttl
+                )
+            );
         }
     }
     Ok(())

@@ -4,7 +4,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "dispatchd", version, about = "Dispatches outsourced field-service work orders to service-provider engineers")]
+#[command(
+    name = "dispatchd",
+    version,
+    about = "Dispatches outsourced field-service work orders to service-provider engineers"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbConfig,
@@ -27,10 +31,20 @@ pub struct DbConfig {
     #[arg(long, env = "DISPATCHD_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub db_acquire_timeout_ms: u64,
     /// PostgreSQL `statement_timeout`, in milliseconds (0: none).
-    #[arg(long, env = "DISPATCHD_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30000, global = true)]
+    #[arg(
+        long,
+        env = "DISPATCHD_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30000,
+        global = true
+    )]
     pub db_statement_timeout_ms: u64,
     /// SQLite `busy_timeout`: how long a writer waits for the write lock, in milliseconds.
-    #[arg(long, env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 10000, global = true)]
+    #[arg(
+        long,
+        env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS",
+        default_value_t = 10000,
+        global = true
+    )]
     pub sqlite_busy_timeout_ms: u64,
 }
 

@@ -28,7 +28,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::BadInput { field: field.into(), message: message.into() }
+        Error::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {

@@ -1,13 +1,13 @@
 //! sea-orm entities of dispatchd, generated-style: columns only, behaviour lives in the service layer.
+pub mod account;
+pub mod engineer;
+pub mod partner;
+pub mod task;
 pub mod tenant;
 pub mod user;
-pub mod account;
-pub mod partner;
-pub mod engineer;
-pub mod workflow;
 pub mod work_order;
 pub mod work_order_event;
-pub mod task;
+pub mod workflow;
 
 /// The `settings` key/value table (e.g. the generated JWT secret).
 pub mod setting {

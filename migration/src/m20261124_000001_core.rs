@@ -65,7 +65,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("tenants", "ux_tenants_outer_id", &["outer_tenant_id"], true)).await?;
+        m.create_index(index("tenants", "ux_tenants_outer_id", &["outer_tenant_id"], true))
+            .await?;
 
         m.create_table(
             table("users")
@@ -77,7 +78,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("users", "ix_users_tenant", &["tenant_id", "id"], false)).await?;
+        m.create_index(index("users", "ix_users_tenant", &["tenant_id", "id"], false))
+            .await?;
 
         m.create_table(
             table("accounts")
@@ -120,8 +122,13 @@ impl MigrationTrait for Migration {
             true,
         ))
         .await?;
-        m.create_index(index("partners", "ix_partners_downstream", &["downstream_tenant_id"], false))
-            .await?;
+        m.create_index(index(
+            "partners",
+            "ix_partners_downstream",
+            &["downstream_tenant_id"],
+            false,
+        ))
+        .await?;
 
         m.create_table(
             table("engineers")
@@ -197,8 +204,13 @@ impl MigrationTrait for Migration {
             true,
         ))
         .await?;
-        m.create_index(index("work_orders", "ix_work_orders_tenant", &["tenant_id", "id"], false))
-            .await?;
+        m.create_index(index(
+            "work_orders",
+            "ix_work_orders_tenant",
+            &["tenant_id", "id"],
+            false,
+        ))
+        .await?;
         m.create_index(index(
             "work_orders",
             "ix_work_orders_state",
@@ -261,7 +273,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("tasks", "ix_tasks_order", &["work_order_id", "id"], false)).await?;
+        m.create_index(index("tasks", "ix_tasks_order", &["work_order_id", "id"], false))
+            .await?;
         m.create_index(index("tasks", "ix_tasks_engineer", &["engineer_id", "status"], false))
             .await?;
         Ok(())

@@ -20,7 +20,9 @@ impl Method {
     }
 
     pub fn parse(s: &str) -> Option<Method> {
-        [Method::Automatic, Method::Manual].into_iter().find(|m| m.as_str() == s)
+        [Method::Automatic, Method::Manual]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -150,9 +152,18 @@ pub fn plan(
         AssignKind::Reassign => Command::Reassign,
     };
     let task = task_node(nodes, dispatch_index).map(|(i, n)| (i, n.name.clone()));
-    let commands: &[Command] = if task.is_some() { &[first, Command::IssueTask] } else { &[first] };
+    let commands: &[Command] = if task.is_some() {
+        &[first, Command::IssueTask]
+    } else {
+        &[first]
+    };
     let (state, steps) = run(state, commands)?;
-    Ok(AssignmentPlan { steps, state, current_node: node_after_dispatch(nodes, dispatch_index), task_node: task })
+    Ok(AssignmentPlan {
+        steps,
+        state,
+        current_node: node_after_dispatch(nodes, dispatch_index),
+        task_node: task,
+    })
 }
 
 #[cfg(test)]
@@ -189,12 +200,25 @@ mod tests {
         let f = dispatch_fields(Some(870), Method::Automatic, Some("usr_1"), &assignee(), Utc::now());
         assert_eq!(f.assign_user, None);
         assert_eq!(f.assign_way, Method::Automatic);
-        assert_eq!(f.legacy_account_id.as_deref(), Some("acc_1"), "v870 records the Account");
+        assert_eq!(
+            f.legacy_account_id.as_deref(),
+            Some("acc_1"),
+            "v870 records the Account"
+        );
     }
 
     #[test]
     fn api_fields_use_the_seed_names() {
-        let v = api_fields(Some("u"), Some("MANUAL"), None, Some("p"), None, Some("e"), Some("n"), Some("i"));
+        let v = api_fields(
+            Some("u"),
+            Some("MANUAL"),
+            None,
+            Some("p"),
+            None,
+            Some("e"),
+            Some("n"),
+            Some("i"),
+        );
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut want = API_NAMES.to_vec();
         want.sort();
@@ -206,19 +230,29 @@ mod tests {
     }
 
     fn n(kind: NodeKind, performer: Performer) -> Node {
-        Node { name: format!("{kind:?}"), kind, performer }
+        Node {
+            name: format!("{kind:?}"),
+            kind,
+            performer,
+        }
     }
 
     #[test]
     fn plans() {
-        let with_task = [n(NodeKind::DispatchToEngineer, Performer::Upstream), n(NodeKind::AcceptAndService, Performer::DownstreamEngineer)];
+        let with_task = [
+            n(NodeKind::DispatchToEngineer, Performer::Upstream),
+            n(NodeKind::AcceptAndService, Performer::DownstreamEngineer),
+        ];
         let p = plan(State::AwaitingManual, AssignKind::Manual, &with_task, 0).unwrap();
         assert_eq!(p.state, State::DownstreamTask);
         assert_eq!(p.steps.len(), 2);
         assert_eq!(p.current_node, 1);
         assert_eq!(p.task_node, Some((1, "AcceptAndService".into())));
 
-        let no_task = [n(NodeKind::DispatchToEngineer, Performer::Upstream), n(NodeKind::Review, Performer::Upstream)];
+        let no_task = [
+            n(NodeKind::DispatchToEngineer, Performer::Upstream),
+            n(NodeKind::Review, Performer::Upstream),
+        ];
         let p = plan(State::AutoDispatchAttempted, AssignKind::Automatic, &no_task, 0).unwrap();
         assert_eq!(p.state, State::EngineerAssigned);
         assert_eq!(p.task_node, None);

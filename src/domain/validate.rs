@@ -100,7 +100,10 @@ mod tests {
         assert!(name("", 10).is_err());
         assert!(name("abcdefghijk", 10).is_err());
         assert!(name("a\u{0}b", 10).is_err());
-        assert_eq!(skills(&[" hvac".into(), "hvac".into(), "gas".into()]).unwrap(), vec!["hvac", "gas"]);
+        assert_eq!(
+            skills(&[" hvac".into(), "hvac".into(), "gas".into()]).unwrap(),
+            vec!["hvac", "gas"]
+        );
         assert!(skills(&["".into()]).is_err());
         assert!(reference("PO-1").is_ok());
         assert!(reference("PO 1").is_err());

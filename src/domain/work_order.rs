@@ -157,11 +157,7 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
         (S::EngineerAssigned | S::DownstreamTask, C::Reassign) => S::EngineerAssigned,
         (S::DownstreamTask, C::Decline) => S::AwaitingManual,
         (
-            S::Created
-            | S::AutoDispatchAttempted
-            | S::AwaitingManual
-            | S::EngineerAssigned
-            | S::DownstreamTask,
+            S::Created | S::AutoDispatchAttempted | S::AwaitingManual | S::EngineerAssigned | S::DownstreamTask,
             C::Cancel,
         ) => S::Cancelled,
         (
@@ -176,12 +172,7 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
         )
         | (
             S::AutoDispatchAttempted,
-            C::AttemptAutoDispatch
-            | C::AssignManually
-            | C::IssueTask
-            | C::Reassign
-            | C::Decline
-            | C::RetryAutoDispatch,
+            C::AttemptAutoDispatch | C::AssignManually | C::IssueTask | C::Reassign | C::Decline | C::RetryAutoDispatch,
         )
         | (
             S::AwaitingManual,
@@ -207,7 +198,11 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
         )
         | (S::Cancelled, _) => return Err(TransitionError { state, command }),
     };
-    Ok(Transition { from: state, to, command })
+    Ok(Transition {
+        from: state,
+        to,
+        command,
+    })
 }
 
 /// Applies commands in order, stopping at the first illegal one.
@@ -225,9 +220,9 @@ pub fn run(state: State, commands: &[Command]) -> Result<(State, Vec<Transition>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use Command as C;
     use State as S;
+    use proptest::prelude::*;
 
     /// The expected table, written independently of `transition`'s match.
     fn expected(state: State, command: Command) -> Option<State> {
@@ -261,7 +256,15 @@ mod tests {
                 match (transition(s, c), expected(s, c)) {
                     (Ok(t), Some(to)) => {
                         legal += 1;
-                        assert_eq!(t, Transition { from: s, to, command: c }, "{s} x {c:?}");
+                        assert_eq!(
+                            t,
+                            Transition {
+                                from: s,
+                                to,
+                                command: c
+                            },
+                            "{s} x {c:?}"
+                        );
                     }
                     (Err(e), None) => {
                         assert_eq!(e, TransitionError { state: s, command: c });

@@ -114,7 +114,11 @@ pub fn task_node(nodes: &[Node], dispatch_index: usize) -> Option<(usize, &Node)
 
 /// The node an order stands at once assigned: the next one, or the dispatch node if it is last.
 pub fn node_after_dispatch(nodes: &[Node], dispatch_index: usize) -> usize {
-    if dispatch_index + 1 < nodes.len() { dispatch_index + 1 } else { dispatch_index }
+    if dispatch_index + 1 < nodes.len() {
+        dispatch_index + 1
+    } else {
+        dispatch_index
+    }
 }
 
 #[cfg(test)]
@@ -122,24 +126,41 @@ mod tests {
     use super::*;
 
     fn node(kind: NodeKind, performer: Performer) -> Node {
-        Node { name: format!("{kind:?}"), kind, performer }
+        Node {
+            name: format!("{kind:?}"),
+            kind,
+            performer,
+        }
     }
 
     #[test]
     fn validation() {
         use NodeKind::*;
         use Performer::*;
-        let ok = [node(Review, Upstream), node(DispatchToEngineer, Upstream), node(AcceptAndService, DownstreamEngineer)];
+        let ok = [
+            node(Review, Upstream),
+            node(DispatchToEngineer, Upstream),
+            node(AcceptAndService, DownstreamEngineer),
+        ];
         assert!(validate(WorkflowKind::Interconnection, &ok).is_ok());
         assert_eq!(validate(WorkflowKind::Internal, &ok).unwrap_err().field, "kind");
         assert_eq!(validate(WorkflowKind::Interconnection, &[]).unwrap_err().field, "nodes");
         let two = [node(DispatchToEngineer, Upstream), node(DispatchToEngineer, Upstream)];
-        assert_eq!(validate(WorkflowKind::Interconnection, &two).unwrap_err().field, "nodes");
+        assert_eq!(
+            validate(WorkflowKind::Interconnection, &two).unwrap_err().field,
+            "nodes"
+        );
         let wrong = [node(DispatchToEngineer, DownstreamEngineer)];
-        assert_eq!(validate(WorkflowKind::Interconnection, &wrong).unwrap_err().field, "nodes[0].performer");
+        assert_eq!(
+            validate(WorkflowKind::Interconnection, &wrong).unwrap_err().field,
+            "nodes[0].performer"
+        );
         let mut blank = ok.clone();
         blank[2].name = "  ".into();
-        assert_eq!(validate(WorkflowKind::Interconnection, &blank).unwrap_err().field, "nodes[2].name");
+        assert_eq!(
+            validate(WorkflowKind::Interconnection, &blank).unwrap_err().field,
+            "nodes[2].name"
+        );
         let internal = [node(Review, Upstream)];
         assert!(validate(WorkflowKind::Internal, &internal).is_ok());
     }
@@ -148,7 +169,11 @@ mod tests {
     fn dispatch_and_task_nodes() {
         use NodeKind::*;
         use Performer::*;
-        let nodes = [node(Review, Upstream), node(DispatchToEngineer, Upstream), node(AcceptAndService, DownstreamEngineer)];
+        let nodes = [
+            node(Review, Upstream),
+            node(DispatchToEngineer, Upstream),
+            node(AcceptAndService, DownstreamEngineer),
+        ];
         assert_eq!(dispatch_node(WorkflowKind::Interconnection, &nodes), Some(1));
         assert_eq!(dispatch_node(WorkflowKind::Internal, &nodes), None);
         assert_eq!(task_node(&nodes, 1).map(|(i, _)| i), Some(2));
@@ -158,6 +183,9 @@ mod tests {
         let last = [node(DispatchToEngineer, Upstream)];
         assert_eq!(task_node(&last, 0), None);
         assert_eq!(node_after_dispatch(&last, 0), 0);
-        assert_eq!(dispatch_node(WorkflowKind::Interconnection, &[node(Review, Upstream)]), None);
+        assert_eq!(
+            dispatch_node(WorkflowKind::Interconnection, &[node(Review, Upstream)]),
+            None
+        );
     }
 }

@@ -19,7 +19,15 @@ pub trait Identified {
 macro_rules! identified {
     ($($m:path),*) => { $(impl Identified for $m { fn id(&self) -> &str { &self.id } })* };
 }
-identified!(account::Model, engineer::Model, partner::Model, user::Model, workflow::Model, work_order::Model, task::Model);
+identified!(
+    account::Model,
+    engineer::Model,
+    partner::Model,
+    user::Model,
+    workflow::Model,
+    work_order::Model,
+    task::Model
+);
 
 /// Rows of one table by primary key.
 pub struct ById<E> {
@@ -116,7 +124,10 @@ where
     E: EntityTrait,
     E::Model: Identified + Clone + Send + Sync + 'static,
 {
-    loader(ById { db: db.clone(), _entity: PhantomData })
+    loader(ById {
+        db: db.clone(),
+        _entity: PhantomData,
+    })
 }
 
 impl Loaders {
@@ -139,7 +150,10 @@ pub async fn one<L>(l: &Cached<L>, key: &str) -> async_graphql::Result<Option<L:
 where
     L: Loader<String, Error = Arc<DbErr>>,
 {
-    l.load_one(key.to_owned()).await.map_err(|e| Error::internal(e.to_string())).gql()
+    l.load_one(key.to_owned())
+        .await
+        .map_err(|e| Error::internal(e.to_string()))
+        .gql()
 }
 
 /// Loads a value that must exist (a foreign key).

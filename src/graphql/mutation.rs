@@ -12,13 +12,21 @@ use crate::service::{admin, orders};
 pub struct Mutation;
 
 fn token_for(ctx: &Context<'_>, actor: &Actor, subject: &str, role: crate::domain::Role) -> String {
-    let who = Actor { subject: subject.to_owned(), tenant: actor.tenant.clone(), role };
+    let who = Actor {
+        subject: subject.to_owned(),
+        tenant: actor.tenant.clone(),
+        role,
+    };
     ctx.state().keys.mint(&who, chrono::Duration::hours(24))
 }
 
 impl From<AssignEngineerInput> for orders::AssignInput {
     fn from(i: AssignEngineerInput) -> Self {
-        orders::AssignInput { work_order_id: i.work_order_id.0, engineer_id: i.engineer_id.0, expected_version: i.expected_version }
+        orders::AssignInput {
+            work_order_id: i.work_order_id.0,
+            engineer_id: i.engineer_id.0,
+            expected_version: i.expected_version,
+        }
     }
 }
 
@@ -29,15 +37,27 @@ impl Mutation {
         let nodes = input
             .nodes
             .into_iter()
-            .map(|n| DomainNode { name: n.name, kind: n.kind.into(), performer: n.performer.into() })
+            .map(|n| DomainNode {
+                name: n.name,
+                kind: n.kind.into(),
+                performer: n.performer.into(),
+            })
             .collect();
-        let spec = admin::NewWorkflow { name: input.name, kind: input.kind.into(), nodes };
+        let spec = admin::NewWorkflow {
+            name: input.name,
+            kind: input.kind.into(),
+            nodes,
+        };
         let w = admin::create_workflow(ctx.state(), ctx.actor()?, spec).await.gql()?;
         Ok(WorkflowPayload { workflow: Workflow(w) })
     }
 
     /// ADMIN or INTEGRATION of an upstream tenant: connects a downstream tenant as a partner.
-    async fn connect_service_provider(&self, ctx: &Context<'_>, input: ConnectServiceProviderInput) -> Result<PartnerPayload> {
+    async fn connect_service_provider(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectServiceProviderInput,
+    ) -> Result<PartnerPayload> {
         let spec = admin::ConnectProvider {
             downstream_tenant_id: input.downstream_tenant_id.map(|i| i.0),
             outer_tenant_id: input.outer_tenant_id,
@@ -45,7 +65,9 @@ impl Mutation {
             active: input.active,
             allocated: input.allocated,
         };
-        let p = admin::connect_service_provider(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        let p = admin::connect_service_provider(ctx.state(), ctx.actor()?, spec)
+            .await
+            .gql()?;
         Ok(PartnerPayload { partner: Partner(p) })
     }
 
@@ -73,7 +95,10 @@ impl Mutation {
         };
         let e = admin::add_engineer(ctx.state(), actor, spec).await.gql()?;
         let token = token_for(ctx, actor, &e.id, crate::domain::Role::Engineer);
-        Ok(EngineerPayload { engineer: Engineer(e), token: Some(token) })
+        Ok(EngineerPayload {
+            engineer: Engineer(e),
+            token: Some(token),
+        })
     }
 
     /// ADMIN or INTEGRATION of a downstream tenant: changes an engineer.
@@ -85,14 +110,21 @@ impl Mutation {
             regions: input.regions,
             capacity: input.capacity,
         };
-        let e = admin::update_engineer(ctx.state(), ctx.actor()?, &input.engineer_id, spec).await.gql()?;
-        Ok(EngineerPayload { engineer: Engineer(e), token: None })
+        let e = admin::update_engineer(ctx.state(), ctx.actor()?, &input.engineer_id, spec)
+            .await
+            .gql()?;
+        Ok(EngineerPayload {
+            engineer: Engineer(e),
+            token: None,
+        })
     }
 
     /// ADMIN or INTEGRATION: a user of the caller's tenant, with a token.
     async fn add_user(&self, ctx: &Context<'_>, input: AddUserInput) -> Result<UserPayload> {
         let actor = ctx.actor()?;
-        let u = admin::add_user(ctx.state(), actor, &input.name, input.role.into()).await.gql()?;
+        let u = admin::add_user(ctx.state(), actor, &input.name, input.role.into())
+            .await
+            .gql()?;
         let token = token_for(ctx, actor, &u.id, input.role.into());
         Ok(UserPayload { user: User(u), token })
     }
@@ -114,19 +146,29 @@ impl Mutation {
             custom_fields: input.custom_fields.map(|j| j.0),
         };
         let o = orders::create_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
-        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder(o),
+        })
     }
 
     /// DISPATCHER or INTEGRATION: assigns an engineer by hand to an order waiting for manual dispatch.
     async fn assign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
-        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Manual).await.gql()?;
-        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Manual)
+            .await
+            .gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder(o),
+        })
     }
 
     /// DISPATCHER or INTEGRATION: replaces the assigned engineer; the old task is revoked.
     async fn reassign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
-        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Reassign).await.gql()?;
-        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+        let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Reassign)
+            .await
+            .gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder(o),
+        })
     }
 
     /// DISPATCHER or INTEGRATION: cancels an order; an open task is closed.
@@ -137,6 +179,8 @@ impl Mutation {
             reason: input.reason,
         };
         let o = orders::cancel_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
-        Ok(WorkOrderPayload { work_order: WorkOrder(o) })
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder(o),
+        })
     }
 }

@@ -12,7 +12,10 @@ pub struct Query;
 impl Query {
     /// Any object by its global ID, if the caller may see it.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
-        Ok(directory::node(ctx.state(), ctx.actor()?, &id).await.gql()?.map(Node::from))
+        Ok(directory::node(ctx.state(), ctx.actor()?, &id)
+            .await
+            .gql()?
+            .map(Node::from))
     }
 
     /// The caller.
@@ -45,23 +48,37 @@ impl Query {
             region_prefix: f.region_prefix,
             external_ref: f.external_ref,
         };
-        let page = directory::work_orders(ctx.state(), ctx.actor()?, first, after, filter).await.gql()?;
+        let page = directory::work_orders(ctx.state(), ctx.actor()?, first, after, filter)
+            .await
+            .gql()?;
         Ok(WorkOrderConnection(page))
     }
 
     /// Partners: of an upstream tenant, its connected service providers; of a downstream tenant, its upstream links.
     async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Partner>> {
-        Ok(directory::partners(ctx.state(), ctx.actor()?).await.gql()?.into_iter().map(Partner).collect())
+        Ok(directory::partners(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Partner)
+            .collect())
     }
 
     /// Engineers: an upstream tenant sees those of its connected partners (optionally of one);
     /// a downstream tenant its own.
     async fn engineers(&self, ctx: &Context<'_>, partner_id: Option<ID>) -> Result<Vec<Engineer>> {
-        let list = directory::engineers(ctx.state(), ctx.actor()?, partner_id.as_ref().map(|p| p.as_str())).await.gql()?;
+        let list = directory::engineers(ctx.state(), ctx.actor()?, partner_id.as_ref().map(|p| p.as_str()))
+            .await
+            .gql()?;
         Ok(list.into_iter().map(Engineer).collect())
     }
 
     async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {
-        Ok(directory::workflows(ctx.state(), ctx.actor()?).await.gql()?.into_iter().map(Workflow).collect())
+        Ok(directory::workflows(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Workflow)
+            .collect())
     }
 }

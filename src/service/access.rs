@@ -25,7 +25,11 @@ impl Caller {
             .get(&state.db, &actor.tenant)
             .await?
             .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
-        Ok(Caller { actor: actor.clone(), kind: kind_of(&tenant), tenant })
+        Ok(Caller {
+            actor: actor.clone(),
+            kind: kind_of(&tenant),
+            tenant,
+        })
     }
 
     pub fn tenant_id(&self) -> &str {

@@ -28,7 +28,14 @@ pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow
     caller.require_admin(TenantKind::Upstream, "createWorkflow")?;
     validate::name(&input.name, 200).map_err(|m| Error::bad_input("name", m))?;
     wf::validate(input.kind, &input.nodes).map_err(|e| Error::bad_input(e.field, e.message))?;
-    let nodes: Vec<Node> = input.nodes.into_iter().map(|n| Node { name: n.name.trim().to_owned(), ..n }).collect();
+    let nodes: Vec<Node> = input
+        .nodes
+        .into_iter()
+        .map(|n| Node {
+            name: n.name.trim().to_owned(),
+            ..n
+        })
+        .collect();
     let model = workflow::ActiveModel {
         id: Set(ids::new(ids::WORKFLOW)),
         tenant_id: Set(caller.tenant_id().to_owned()),
@@ -59,9 +66,11 @@ pub async fn connect_service_provider(
     caller.require_admin(TenantKind::Upstream, "connectServiceProvider")?;
     let downstream = match (&input.downstream_tenant_id, &input.outer_tenant_id) {
         (Some(id), None) => state.tenants.get(&state.db, id).await?,
-        (None, Some(outer)) => {
-            tenant::Entity::find().filter(tenant::Column::OuterTenantId.eq(outer.as_str())).one(&state.db).await?.map(Into::into)
-        }
+        (None, Some(outer)) => tenant::Entity::find()
+            .filter(tenant::Column::OuterTenantId.eq(outer.as_str()))
+            .one(&state.db)
+            .await?
+            .map(Into::into),
         _ => {
             return Err(Error::bad_input(
                 "downstreamTenantId",
@@ -172,7 +181,10 @@ fn check_capacity(c: i32) -> Result<i32> {
     if (0..=MAX_CAPACITY).contains(&c) {
         Ok(c)
     } else {
-        Err(Error::bad_input("capacity", format!("must be between 0 and {MAX_CAPACITY}")))
+        Err(Error::bad_input(
+            "capacity",
+            format!("must be between 0 and {MAX_CAPACITY}"),
+        ))
     }
 }
 
@@ -245,7 +257,12 @@ pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -
     insert_user(&state.db, caller.tenant_id(), name, role).await
 }
 
-pub async fn insert_user<C: sea_orm::ConnectionTrait>(db: &C, tenant_id: &str, name: &str, role: Role) -> Result<user::Model> {
+pub async fn insert_user<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    name: &str,
+    role: Role,
+) -> Result<user::Model> {
     let model = user::ActiveModel {
         id: Set(ids::new(ids::USER)),
         tenant_id: Set(tenant_id.to_owned()),

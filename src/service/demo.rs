@@ -33,18 +33,34 @@ pub struct DemoWorld {
 impl DemoWorld {
     fn mint(&mut self, state: &AppState) {
         let t = |subject: &str, tenant: &str, role: Role| {
-            state.keys.mint(&Actor { subject: subject.into(), tenant: tenant.into(), role }, Duration::days(7))
+            state.keys.mint(
+                &Actor {
+                    subject: subject.into(),
+                    tenant: tenant.into(),
+                    role,
+                },
+                Duration::days(7),
+            )
         };
         self.tokens = vec![
             ("ADMIN_TOKEN", t(&self.admin, &self.upstream_tenant, Role::Admin)),
-            ("DISPATCHER_TOKEN", t(&self.dispatcher, &self.upstream_tenant, Role::Dispatcher)),
-            ("PROVIDER_ADMIN_TOKEN", t(&self.downstream_admin, &self.downstream_tenant, Role::Admin)),
-            ("ENGINEER_TOKEN", t(&self.engineer, &self.downstream_tenant, Role::Engineer)),
+            (
+                "DISPATCHER_TOKEN",
+                t(&self.dispatcher, &self.upstream_tenant, Role::Dispatcher),
+            ),
+            (
+                "PROVIDER_ADMIN_TOKEN",
+                t(&self.downstream_admin, &self.downstream_tenant, Role::Admin),
+            ),
+            (
+                "ENGINEER_TOKEN",
+                t(&self.engineer, &self.downstream_tenant, Role::Engineer),
+            ),
         ];
     }
 
-    pub fn env_file(&self) -> String {
-        let mut s = String::new();
+    pub fn env_file(&self, addr: &str) -> String {
+        let mut s = format!("export DISPATCHD_URL=http://{addr}/graphql\n");
         for (k, v) in &self.tokens {
             s.push_str(&format!("export {k}={v}\n"));
         }
@@ -54,10 +70,10 @@ impl DemoWorld {
         s
     }
 
-    pub fn banner(&self) -> String {
+    pub fn banner(&self, addr: &str) -> String {
         format!(
-            "Demo world ready (tokens valid 7 days; also written to ./demo.env):\n\n{}\nOpen http://127.0.0.1:8080/ for GraphiQL and add the header {{\"Authorization\": \"Bearer $DISPATCHER_TOKEN\"}}.",
-            self.env_file()
+            "Demo world ready (tokens valid 7 days; also written to ./demo.env):\n\n{}\nOpen http://{addr}/ for GraphiQL and add the header {{\"Authorization\": \"Bearer <DISPATCHER_TOKEN>\"}}.",
+            self.env_file(addr)
         )
     }
 }
@@ -82,11 +98,22 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
     .await?;
     let up_admin = admin::insert_user(db, &up.id, "Alice Admin", Role::Admin).await?;
     let dispatcher = admin::insert_user(db, &up.id, "Dana Dispatcher", Role::Dispatcher).await?;
-    let as_admin = Actor { subject: up_admin.id.clone(), tenant: up.id.clone(), role: Role::Admin };
-    let as_dispatcher = Actor { subject: dispatcher.id.clone(), tenant: up.id.clone(), role: Role::Dispatcher };
+    let as_admin = Actor {
+        subject: up_admin.id.clone(),
+        tenant: up.id.clone(),
+        role: Role::Admin,
+    };
+    let as_dispatcher = Actor {
+        subject: dispatcher.id.clone(),
+        tenant: up.id.clone(),
+        role: Role::Dispatcher,
+    };
 
     let mut providers = Vec::new();
-    for (name, outer) in [("Shanghai FixIt Co.", "OT-SH-001"), ("Jiangsu Service Partners", "OT-JS-002")] {
+    for (name, outer) in [
+        ("Shanghai FixIt Co.", "OT-SH-001"),
+        ("Jiangsu Service Partners", "OT-JS-002"),
+    ] {
         let t = tenants::create(
             db,
             tenants::NewTenant {
@@ -110,7 +137,14 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
             },
         )
         .await?;
-        providers.push((t, Actor { subject: a.id, tenant: String::new(), role: Role::Admin }));
+        providers.push((
+            t,
+            Actor {
+                subject: a.id,
+                tenant: String::new(),
+                role: Role::Admin,
+            },
+        ));
     }
     let mut engineers = Vec::new();
     let roster: [(usize, &str, &[&str], &[&str]); 4] = [
@@ -121,7 +155,10 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
     ];
     for (p, name, skills, regions) in roster {
         let (t, a) = &providers[p];
-        let actor = Actor { tenant: t.id.clone(), ..a.clone() };
+        let actor = Actor {
+            tenant: t.id.clone(),
+            ..a.clone()
+        };
         let e = admin::add_engineer(
             state,
             &actor,
@@ -136,7 +173,11 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
         .await?;
         engineers.push(e);
     }
-    let node = |name: &str, kind, performer| Node { name: name.into(), kind, performer };
+    let node = |name: &str, kind, performer| Node {
+        name: name.into(),
+        kind,
+        performer,
+    };
     let wf = admin::create_workflow(
         state,
         &as_admin,
@@ -144,8 +185,16 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
             name: "Interconnection repair".into(),
             kind: WorkflowKind::Interconnection,
             nodes: vec![
-                node("Dispatcher assigns service-provider engineer", NodeKind::DispatchToEngineer, Performer::Upstream),
-                node("Engineer accepts and services", NodeKind::AcceptAndService, Performer::DownstreamEngineer),
+                node(
+                    "Dispatcher assigns service-provider engineer",
+                    NodeKind::DispatchToEngineer,
+                    Performer::Upstream,
+                ),
+                node(
+                    "Engineer accepts and services",
+                    NodeKind::AcceptAndService,
+                    Performer::DownstreamEngineer,
+                ),
                 node("Upstream review", NodeKind::Review, Performer::Upstream),
             ],
         },

@@ -28,8 +28,15 @@ pub fn order_scope(caller: &Caller) -> Result<Condition> {
         (TenantKind::Downstream, Role::Admin | Role::Integration) => {
             Condition::all().add(C::FieldDownstreamOuterTenantId.eq(caller.outer_id().unwrap_or("")))
         }
-        (TenantKind::Downstream, Role::Engineer) => Condition::all().add(C::FieldOutDealUser.eq(caller.actor.subject.as_str())),
-        _ => return Err(Error::Forbidden(format!("{} of this tenant cannot read work orders", caller.role()))),
+        (TenantKind::Downstream, Role::Engineer) => {
+            Condition::all().add(C::FieldOutDealUser.eq(caller.actor.subject.as_str()))
+        }
+        _ => {
+            return Err(Error::Forbidden(format!(
+                "{} of this tenant cannot read work orders",
+                caller.role()
+            )));
+        }
     })
 }
 
@@ -37,9 +44,12 @@ fn order_visible(caller: &Caller, o: &work_order::Model) -> bool {
     match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => o.tenant_id == caller.tenant_id(),
         (TenantKind::Downstream, Role::Admin | Role::Integration) => {
-            o.field_downstream_outer_tenant_id.is_some() && o.field_downstream_outer_tenant_id.as_deref() == caller.outer_id()
+            o.field_downstream_outer_tenant_id.is_some()
+                && o.field_downstream_outer_tenant_id.as_deref() == caller.outer_id()
         }
-        (TenantKind::Downstream, Role::Engineer) => o.field_out_deal_user.as_deref() == Some(caller.actor.subject.as_str()),
+        (TenantKind::Downstream, Role::Engineer) => {
+            o.field_out_deal_user.as_deref() == Some(caller.actor.subject.as_str())
+        }
         _ => false,
     }
 }
@@ -81,7 +91,11 @@ fn filter_condition(caller: &Caller, f: &OrderFilter) -> Result<Condition> {
     if let Some(prefix) = &f.region_prefix {
         validate::region(prefix).map_err(|m| Error::bad_input("filter.regionPrefix", m))?;
         // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping.
-        cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(C::Region.like(format!("{prefix}-%"))));
+        cond = cond.add(
+            Condition::any()
+                .add(C::Region.eq(prefix.as_str()))
+                .add(C::Region.like(format!("{prefix}-%"))),
+        );
     }
     Ok(cond)
 }
@@ -115,10 +129,19 @@ pub async fn work_orders(
         }
         q = q.filter(work_order::Column::Id.lt(cursor.as_str()));
     }
-    let mut items = q.order_by_desc(work_order::Column::Id).limit(limit + 1).all(&state.db).await?;
+    let mut items = q
+        .order_by_desc(work_order::Column::Id)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
     let has_next = items.len() as u64 > limit;
     items.truncate(limit as usize);
-    Ok(Page { items, has_next, has_previous: after.is_some(), condition })
+    Ok(Page {
+        items,
+        has_next,
+        has_previous: after.is_some(),
+        condition,
+    })
 }
 
 pub async fn count_orders(state: &AppState, condition: Condition) -> Result<u64> {
@@ -157,7 +180,10 @@ pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>
         }
         (TenantKind::Downstream, Role::Admin | Role::Integration) => {
             if partner_id.is_some() {
-                return Err(Error::bad_input("partnerId", "only upstream tenants filter engineers by partner"));
+                return Err(Error::bad_input(
+                    "partnerId",
+                    "only upstream tenants filter engineers by partner",
+                ));
             }
             vec![caller.tenant_id().to_owned()]
         }
@@ -172,7 +198,11 @@ pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>
 
 pub async fn workflows(state: &AppState, actor: &Actor) -> Result<Vec<workflow::Model>> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(TenantKind::Upstream, &[Role::Admin, Role::Dispatcher, Role::Integration], "workflows")?;
+    caller.require(
+        TenantKind::Upstream,
+        &[Role::Admin, Role::Dispatcher, Role::Integration],
+        "workflows",
+    )?;
     Ok(workflow::Entity::find()
         .filter(workflow::Column::TenantId.eq(caller.tenant_id()))
         .order_by_asc(workflow::Column::Id)
@@ -181,6 +211,7 @@ pub async fn workflows(state: &AppState, actor: &Actor) -> Result<Vec<workflow::
 }
 
 /// Any object by ID, if the caller may see it.
+#[allow(clippy::large_enum_variant)] // short-lived, one per `node` query
 pub enum NodeValue {
     Tenant(Arc<tenant::Model>),
     User(user::Model),
@@ -194,7 +225,11 @@ pub enum NodeValue {
 
 /// Whether the caller's tenant and `downstream` are connected (either side).
 async fn connected(state: &AppState, caller: &Caller, other_tenant: &str) -> Result<bool> {
-    let (up, down) = if caller.is_upstream() { (caller.tenant_id(), other_tenant) } else { (other_tenant, caller.tenant_id()) };
+    let (up, down) = if caller.is_upstream() {
+        (caller.tenant_id(), other_tenant)
+    } else {
+        (other_tenant, caller.tenant_id())
+    };
     Ok(partner::Entity::find()
         .filter(partner::Column::UpstreamTenantId.eq(up))
         .filter(partner::Column::DownstreamTenantId.eq(down))
@@ -228,8 +263,12 @@ pub async fn node(state: &AppState, actor: &Actor, id: &str) -> Result<Option<No
             .filter(|p| staff && (mine(&p.upstream_tenant_id) || mine(&p.downstream_tenant_id)))
             .map(NodeValue::Partner),
         Some(ids::ENGINEER) => match engineer::Entity::find_by_id(id.to_owned()).one(&state.db).await? {
-            Some(e) if caller.role() == Role::Engineer => (e.id == caller.actor.subject).then_some(NodeValue::Engineer(e)),
-            Some(e) if mine(&e.tenant_id) || (caller.is_upstream() && connected(state, &caller, &e.tenant_id).await?) => {
+            Some(e) if caller.role() == Role::Engineer => {
+                (e.id == caller.actor.subject).then_some(NodeValue::Engineer(e))
+            }
+            Some(e)
+                if mine(&e.tenant_id) || (caller.is_upstream() && connected(state, &caller, &e.tenant_id).await?) =>
+            {
                 Some(NodeValue::Engineer(e))
             }
             _ => None,
@@ -285,4 +324,3 @@ pub async fn me(state: &AppState, actor: &Actor) -> Result<Me> {
 pub async fn tenant_of(state: &AppState, id: &str) -> Result<Arc<tenant::Model>> {
     state.tenants.require(&state.db, id).await
 }
-

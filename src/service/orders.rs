@@ -13,8 +13,8 @@ use crate::domain::workflow::{self as wf, Node, WorkflowKind};
 use crate::domain::{Priority, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
-use crate::store::orders::{self as store, task_status};
 use crate::store::begin_write;
+use crate::store::orders::{self as store, task_status};
 
 use super::Caller;
 use super::tenants::kind_of;
@@ -48,7 +48,11 @@ impl Flow {
     pub fn from_model(model: workflow::Model) -> Result<Flow> {
         let nodes: Vec<Node> = serde_json::from_value(model.nodes.clone()).map_err(Error::internal)?;
         let kind = WorkflowKind::parse(&model.kind).ok_or_else(|| Error::internal("stored workflow kind unknown"))?;
-        Ok(Flow { dispatch_index: wf::dispatch_node(kind, &nodes), model, nodes })
+        Ok(Flow {
+            dispatch_index: wf::dispatch_node(kind, &nodes),
+            model,
+            nodes,
+        })
     }
 
     pub fn require_dispatch_node(&self) -> Result<usize> {
@@ -72,7 +76,13 @@ struct History<'a> {
 
 impl<'a> History<'a> {
     fn new(order_id: &'a str, tenant_id: &'a str, actor: Option<&'a Actor>, at: DateTime<Utc>) -> Self {
-        History { order_id, tenant_id, actor, at, rows: Vec::new() }
+        History {
+            order_id,
+            tenant_id,
+            actor,
+            at,
+            rows: Vec::new(),
+        }
     }
 
     fn record(&mut self, kind: &str, from: Option<State>, to: Option<State>, message: String, data: Option<Value>) {
@@ -115,17 +125,26 @@ fn check_new_order(input: &NewOrder) -> Result<()> {
     if let Some(d) = &input.description
         && d.chars().count() > MAX_DESCRIPTION
     {
-        return Err(Error::bad_input("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+        return Err(Error::bad_input(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
     }
     if let Some(cf) = &input.custom_fields {
         let Some(obj) = cf.as_object() else {
-            return Err(Error::bad_input("customFields", "must be a JSON object of key -> value"));
+            return Err(Error::bad_input(
+                "customFields",
+                "must be a JSON object of key -> value",
+            ));
         };
         if obj.keys().any(|k| k.is_empty() || k.len() > 64) {
             return Err(Error::bad_input("customFields", "keys must be 1 to 64 characters"));
         }
         if cf.to_string().len() > MAX_CUSTOM_FIELDS_BYTES {
-            return Err(Error::bad_input("customFields", format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON")));
+            return Err(Error::bad_input(
+                "customFields",
+                format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"),
+            ));
         }
     }
     Ok(())
@@ -168,7 +187,10 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.step(
         attempt,
-        format!("reached the dispatch node '{}'; no automatic dispatch rule ran: none are configured", flow.nodes[dispatch_index].name),
+        format!(
+            "reached the dispatch node '{}'; no automatic dispatch rule ran: none are configured",
+            flow.nodes[dispatch_index].name
+        ),
         Some(json!({ "rulesEvaluated": 0 })),
     );
     let manual = transition(attempt.to, Command::RouteToManual)?;
@@ -257,9 +279,17 @@ pub struct Candidate {
 
 /// Resolves an engineer for an upstream caller: an engineer of a tenant that is not connected to
 /// it does not exist for it (NOT_FOUND); an inactive engineer or partner is refused.
-async fn assignable<C: ConnectionTrait>(state: &AppState, conn: &C, caller: &Caller, engineer_id: &str) -> Result<Candidate> {
+async fn assignable<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    caller: &Caller,
+    engineer_id: &str,
+) -> Result<Candidate> {
     let not_found = || Error::not_found("engineer", engineer_id);
-    let engineer = engineer::Entity::find_by_id(engineer_id.to_owned()).one(conn).await?.ok_or_else(not_found)?;
+    let engineer = engineer::Entity::find_by_id(engineer_id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(not_found)?;
     let partner = partner::Entity::find()
         .filter(partner::Column::UpstreamTenantId.eq(caller.tenant_id()))
         .filter(partner::Column::DownstreamTenantId.eq(engineer.tenant_id.as_str()))
@@ -267,13 +297,22 @@ async fn assignable<C: ConnectionTrait>(state: &AppState, conn: &C, caller: &Cal
         .await?
         .ok_or_else(not_found)?;
     if !partner.active {
-        return Err(Error::bad_input("engineerId", format!("partner '{}' is inactive", partner.name)));
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("partner '{}' is inactive", partner.name),
+        ));
     }
     if !partner.allocated {
-        return Err(Error::bad_input("engineerId", format!("partner '{}' is not allocated to take orders", partner.name)));
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("partner '{}' is not allocated to take orders", partner.name),
+        ));
     }
     if !engineer.active {
-        return Err(Error::bad_input("engineerId", format!("engineer '{}' is inactive", engineer.name)));
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("engineer '{}' is inactive", engineer.name),
+        ));
     }
     let downstream = state.tenants.require(&state.db, &engineer.tenant_id).await?;
     if kind_of(&downstream) != TenantKind::Downstream {
@@ -299,7 +338,10 @@ fn with_fields(am: &mut work_order::ActiveModel, f: &DispatchFields) {
 }
 
 fn changes() -> work_order::ActiveModel {
-    work_order::ActiveModel { id: NotSet, ..Default::default() }
+    work_order::ActiveModel {
+        id: NotSet,
+        ..Default::default()
+    }
 }
 
 /// Manual assignment (`AssignKind::Manual`) or reassignment (`AssignKind::Reassign`).
@@ -309,7 +351,11 @@ pub async fn assign_engineer(
     input: AssignInput,
     kind: AssignKind,
 ) -> Result<work_order::Model> {
-    let op = if kind == AssignKind::Reassign { "reassignEngineer" } else { "assignEngineer" };
+    let op = if kind == AssignKind::Reassign {
+        "reassignEngineer"
+    } else {
+        "assignEngineer"
+    };
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher(op)?;
     let tx = begin_write(&state.db).await?;
@@ -320,7 +366,10 @@ pub async fn assign_engineer(
     let candidate = assignable(state, &tx, &caller, &input.engineer_id).await?;
     let previous = order.field_out_deal_user.clone().filter(|_| current.has_engineer());
     if previous.as_deref() == Some(input.engineer_id.as_str()) {
-        return Err(Error::bad_input("engineerId", "the work order is already assigned to this engineer"));
+        return Err(Error::bad_input(
+            "engineerId",
+            "the work order is already assigned to this engineer",
+        ));
     }
     // Every dispatcher recorded in assign_user is a real user of this tenant.
     let dispatcher = entity::user::Entity::find_by_id(actor.subject.clone())
@@ -377,7 +426,10 @@ pub async fn assign_engineer(
         } else if !store::claim_engineer(&tx, engineer_id).await? {
             return Err(Error::bad_input(
                 "engineerId",
-                format!("engineer '{}' is at capacity ({} open tasks)", candidate.engineer.name, candidate.engineer.capacity),
+                format!(
+                    "engineer '{}' is at capacity ({} open tasks)",
+                    candidate.engineer.name, candidate.engineer.capacity
+                ),
             ));
         }
     }
@@ -388,13 +440,26 @@ pub async fn assign_engineer(
             Command::IssueTask => {
                 let (node_index, node_name) = plan.task_node.clone().unwrap_or_default();
                 let t = issue_task(&tx, &order, &candidate, node_index, &node_name, now).await?;
-                history.step(*step, format!("task {} issued to engineer '{}' for node '{node_name}'", t.id, candidate.engineer.name), Some(json!({ "taskId": t.id })));
+                history.step(
+                    *step,
+                    format!(
+                        "task {} issued to engineer '{}' for node '{node_name}'",
+                        t.id, candidate.engineer.name
+                    ),
+                    Some(json!({ "taskId": t.id })),
+                );
             }
             _ => history.step(
                 *step,
                 match &previous {
-                    Some(old) => format!("engineer {old} replaced by '{}' ({})", candidate.engineer.name, candidate.engineer.id),
-                    None => format!("engineer '{}' ({}) assigned manually", candidate.engineer.name, candidate.engineer.id),
+                    Some(old) => format!(
+                        "engineer {old} replaced by '{}' ({})",
+                        candidate.engineer.name, candidate.engineer.id
+                    ),
+                    None => format!(
+                        "engineer '{}' ({}) assigned manually",
+                        candidate.engineer.name, candidate.engineer.id
+                    ),
                 },
                 Some(record.clone()),
             ),
@@ -492,7 +557,13 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     if current.has_engineer() {
         if let Some(t) = store::close_open_task(&tx, &order.id, task_status::CANCELLED, now).await? {
-            history.record("TASK_REVOKED", None, None, format!("task {} of engineer {} cancelled with the order", t.id, t.engineer_id), Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })));
+            history.record(
+                "TASK_REVOKED",
+                None,
+                None,
+                format!("task {} of engineer {} cancelled with the order", t.id, t.engineer_id),
+                Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
+            );
         }
         if let Some(e) = &order.field_out_deal_user {
             store::release_engineer(&tx, e).await?;

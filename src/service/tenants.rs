@@ -26,7 +26,10 @@ impl TenantCache {
             return Ok(None);
         };
         let t = Arc::new(t);
-        self.inner.write().expect("tenant cache poisoned").insert(id.to_owned(), t.clone());
+        self.inner
+            .write()
+            .expect("tenant cache poisoned")
+            .insert(id.to_owned(), t.clone());
         Ok(Some(t))
     }
 
@@ -55,7 +58,10 @@ pub async fn create(db: &Db, t: NewTenant) -> Result<tenant::Model> {
     let (outer, version) = match t.kind {
         TenantKind::Downstream => {
             if t.activation_version.is_some() {
-                return Err(Error::bad_input("activationVersion", "only upstream tenants have an activation version"));
+                return Err(Error::bad_input(
+                    "activationVersion",
+                    "only upstream tenants have an activation version",
+                ));
             }
             let outer = match t.outer_tenant_id {
                 Some(o) => {
@@ -68,7 +74,10 @@ pub async fn create(db: &Db, t: NewTenant) -> Result<tenant::Model> {
         }
         TenantKind::Upstream => {
             if t.outer_tenant_id.is_some() {
-                return Err(Error::bad_input("outerId", "only downstream (connected) tenants have an outer tenant id"));
+                return Err(Error::bad_input(
+                    "outerId",
+                    "only downstream (connected) tenants have an outer tenant id",
+                ));
             }
             let v = t.activation_version.unwrap_or(DEFAULT_ACTIVATION_VERSION);
             if !(1..=100_000).contains(&v) {

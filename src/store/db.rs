@@ -72,7 +72,10 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db> {
             "DATABASE_URL must start with sqlite: or postgres:// (got '{url}')"
         )));
     };
-    db.set_metric_callback(|_| count_sql());
+    db.set_metric_callback(|i| {
+        tracing::trace!(target: "dispatchd::sql", elapsed_us = i.elapsed.as_micros() as u64, failed = i.failed, "{}", i.statement.sql);
+        count_sql();
+    });
     Ok(db)
 }
 
@@ -84,7 +87,11 @@ pub async fn migrate(db: &Db) -> Result<()> {
 pub async fn ready(db: &Db) -> std::result::Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await?;
     let pending = Migrator::get_pending_migrations(db).await?;
-    if pending.is_empty() { Ok(()) } else { Err(DbErr::Custom(format!("{} migrations pending", pending.len()))) }
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(DbErr::Custom(format!("{} migrations pending", pending.len())))
+    }
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front
@@ -117,7 +124,10 @@ pub async fn jwt_secret(db: &Db) -> Result<String> {
         let bytes: [u8; 32] = rand::thread_rng().r#gen();
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
-    let row = setting::ActiveModel { key: Set(KEY.to_owned()), value: Set(secret) };
+    let row = setting::ActiveModel {
+        key: Set(KEY.to_owned()),
+        value: Set(secret),
+    };
     // Two processes starting at once: the second insert fails and both read the first secret.
     let _ = row.insert(db).await;
     setting::Entity::find_by_id(KEY.to_owned())

@@ -26,7 +26,10 @@ pub async fn update_if_current<C: ConnectionTrait>(
 ) -> Result<bool> {
     let res = work_order::Entity::update_many()
         .set(changes)
-        .col_expr(work_order::Column::Version, Expr::col(work_order::Column::Version).add(1))
+        .col_expr(
+            work_order::Column::Version,
+            Expr::col(work_order::Column::Version).add(1),
+        )
         .filter(work_order::Column::Id.eq(id))
         .filter(work_order::Column::Version.eq(version))
         .filter(work_order::Column::State.eq(state))
@@ -38,7 +41,10 @@ pub async fn update_if_current<C: ConnectionTrait>(
 /// Counts one more open assignment for an active engineer under capacity; false otherwise.
 pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool> {
     let res = engineer::Entity::update_many()
-        .col_expr(engineer::Column::OpenTasks, Expr::col(engineer::Column::OpenTasks).add(1))
+        .col_expr(
+            engineer::Column::OpenTasks,
+            Expr::col(engineer::Column::OpenTasks).add(1),
+        )
         .filter(engineer::Column::Id.eq(id))
         .filter(engineer::Column::Active.eq(true))
         .filter(Expr::col(engineer::Column::OpenTasks).lt(Expr::col(engineer::Column::Capacity)))
@@ -49,7 +55,10 @@ pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bo
 
 pub async fn release_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<()> {
     engineer::Entity::update_many()
-        .col_expr(engineer::Column::OpenTasks, Expr::col(engineer::Column::OpenTasks).sub(1))
+        .col_expr(
+            engineer::Column::OpenTasks,
+            Expr::col(engineer::Column::OpenTasks).sub(1),
+        )
         .filter(engineer::Column::Id.eq(id))
         .filter(engineer::Column::OpenTasks.gt(0))
         .exec(conn)

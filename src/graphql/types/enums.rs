@@ -9,7 +9,11 @@ pub fn by_name<T: EnumType>(s: &str) -> Option<T> {
 
 /// The GraphQL name of an enum value.
 pub fn name_of<T: EnumType>(v: T) -> &'static str {
-    T::items().iter().find(|i| i.value == v).map(|i| i.name).unwrap_or_default()
+    T::items()
+        .iter()
+        .find(|i| i.value == v)
+        .map(|i| i.name)
+        .unwrap_or_default()
 }
 
 use crate::domain::{self, assignment, work_order, workflow};

@@ -18,7 +18,9 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 fn stored<T: async_graphql::resolver_utils::EnumType>(s: &str) -> Result<T> {
-    by_name(s).ok_or_else(|| Error::internal(format!("stored value '{s}' unknown"))).gql()
+    by_name(s)
+        .ok_or_else(|| Error::internal(format!("stored value '{s}' unknown")))
+        .gql()
 }
 
 async fn tenant(ctx: &Context<'_>, id: &str) -> Result<Tenant> {
@@ -27,6 +29,8 @@ async fn tenant(ctx: &Context<'_>, id: &str) -> Result<Tenant> {
 }
 
 /// Any object with a global ID; `node(id:)` resolves each of them.
+// Short-lived, one per resolved `node`: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID"))]
 pub enum Node {
@@ -210,7 +214,12 @@ pub struct WorkflowNode {
 
 impl WorkflowNode {
     fn new(index: usize, n: &DomainNode) -> Self {
-        WorkflowNode { index: index as i32, name: n.name.clone(), kind: n.kind.into(), performer: n.performer.into() }
+        WorkflowNode {
+            index: index as i32,
+            name: n.name.clone(),
+            kind: n.kind.into(),
+            performer: n.performer.into(),
+        }
     }
 }
 
@@ -235,12 +244,19 @@ impl Workflow {
     }
     /// The nodes in order.
     async fn nodes(&self) -> Vec<WorkflowNode> {
-        self.domain_nodes().iter().enumerate().map(|(i, n)| WorkflowNode::new(i, n)).collect()
+        self.domain_nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| WorkflowNode::new(i, n))
+            .collect()
     }
     /// Whether orders of this workflow can be dispatched to service-provider engineers: an
     /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node.
     async fn has_dispatch_node(&self) -> Result<bool> {
-        Ok(service::orders::Flow::from_model(self.0.clone()).gql()?.dispatch_index.is_some())
+        Ok(service::orders::Flow::from_model(self.0.clone())
+            .gql()?
+            .dispatch_index
+            .is_some())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -305,7 +321,10 @@ impl WorkOrder {
     }
     /// The dispatch record: null until an engineer is assigned.
     async fn dispatch(&self) -> Option<DispatchRecord> {
-        self.0.field_out_deal_user.as_ref().map(|_| DispatchRecord(self.0.clone()))
+        self.0
+            .field_out_deal_user
+            .as_ref()
+            .map(|_| DispatchRecord(self.0.clone()))
     }
     /// The seed's eight dispatch fields keyed by their API names: `assign_user`, `assign_way__c`,
     /// `assign_time__c`, `field_partner__c`, `field_fwssf__c`, `field_outDealUser__c`,
@@ -319,7 +338,12 @@ impl WorkOrder {
     }
     /// Every step of the order, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<WorkOrderEvent>> {
-        Ok(one(&ctx.loaders().events, &self.0.id).await?.unwrap_or_default().into_iter().map(WorkOrderEvent).collect())
+        Ok(one(&ctx.loaders().events, &self.0.id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(WorkOrderEvent)
+            .collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -347,23 +371,43 @@ impl DispatchRecord {
     }
     /// `assign_time__c` (Dispatch Time).
     async fn assigned_at(&self) -> Result<DateTime<Utc>> {
-        self.0.assign_time.ok_or_else(|| Error::internal("assign_time missing")).gql()
+        self.0
+            .assign_time
+            .ok_or_else(|| Error::internal("assign_time missing"))
+            .gql()
     }
     /// `field_partner__c` (Service Implementation Partner, Lookup > Partner).
     async fn partner(&self, ctx: &Context<'_>) -> Result<Partner> {
-        Ok(Partner(must(&ctx.loaders().partners, self.0.field_partner.as_deref().unwrap_or_default()).await?))
+        Ok(Partner(
+            must(
+                &ctx.loaders().partners,
+                self.0.field_partner.as_deref().unwrap_or_default(),
+            )
+            .await?,
+        ))
     }
     /// `field_fwssf__c` (Downstream Service Provider, Lookup > Account): only for upstream
     /// tenants activated before v880.
     async fn legacy_account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
-        match &self.0.field_fwssf {
-            Some(id) => Ok(one(&ctx.loaders().accounts, id).await?.map(Account)),
-            None => Ok(None),
-        }
+        let Some(id) = &self.0.field_fwssf else { return Ok(None) };
+        // Wait for the partner batch first (shared with `partner`), so this lookup lands in the
+        // same accounts batch as `partner.legacyAccount` instead of a second one.
+        one(
+            &ctx.loaders().partners,
+            self.0.field_partner.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        Ok(one(&ctx.loaders().accounts, id).await?.map(Account))
     }
     /// `field_outDealUser__c` (Service Provider Engineer, External User).
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
-        Ok(Engineer(must(&ctx.loaders().engineers, self.0.field_out_deal_user.as_deref().unwrap_or_default()).await?))
+        Ok(Engineer(
+            must(
+                &ctx.loaders().engineers,
+                self.0.field_out_deal_user.as_deref().unwrap_or_default(),
+            )
+            .await?,
+        ))
     }
     /// `field_downstreamOuterTenantName__c` (Connected Enterprise Name; a copy, non-business).
     async fn connected_enterprise_name(&self) -> &str {
@@ -391,7 +435,9 @@ impl Task {
         &self.0.node_name
     }
     async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
-        Ok(WorkOrder(must(&ctx.loaders().work_orders, &self.0.work_order_id).await?))
+        Ok(WorkOrder(
+            must(&ctx.loaders().work_orders, &self.0.work_order_id).await?,
+        ))
     }
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
         Ok(Engineer(must(&ctx.loaders().engineers, &self.0.engineer_id).await?))
@@ -415,6 +461,7 @@ impl WorkOrderEvent {
     async fn kind(&self) -> Result<WorkOrderEventKind> {
         stored(&self.0.kind)
     }
+    #[allow(clippy::wrong_self_convention)] // a GraphQL field, not a conversion
     async fn from_state(&self) -> Result<Option<WorkOrderState>> {
         self.0.from_state.as_deref().map(stored).transpose()
     }
@@ -487,7 +534,14 @@ pub struct WorkOrderConnection(pub service::directory::Page);
 #[Object]
 impl WorkOrderConnection {
     async fn edges(&self) -> Vec<WorkOrderEdge> {
-        self.0.items.iter().map(|o| WorkOrderEdge { cursor: o.id.clone(), node: WorkOrder(o.clone()) }).collect()
+        self.0
+            .items
+            .iter()
+            .map(|o| WorkOrderEdge {
+                cursor: o.id.clone(),
+                node: WorkOrder(o.clone()),
+            })
+            .collect()
     }
     async fn nodes(&self) -> Vec<WorkOrder> {
         self.0.items.iter().cloned().map(WorkOrder).collect()
@@ -502,7 +556,9 @@ impl WorkOrderConnection {
     }
     /// All orders matching the filter (one extra statement, run only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        service::directory::count_orders(ctx.state(), self.0.condition.clone()).await.gql()
+        service::directory::count_orders(ctx.state(), self.0.condition.clone())
+            .await
+            .gql()
     }
 }
 

@@ -1,0 +1,382 @@
+//! TestApp: a real server on 127.0.0.1:0 over a fresh database (SQLite temp file, or a fresh
+//! PostgreSQL database when DISPATCHD_TEST_POSTGRES_URL is set), plus fixtures and helpers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use dispatchd::app::{self, AppState};
+use dispatchd::auth::Actor;
+use dispatchd::config::{DbConfig, ServeConfig};
+use dispatchd::domain::{Role, TenantKind};
+use dispatchd::service::{admin, tenants};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "test-secret";
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub database_url: String,
+    _guard: DbGuard,
+}
+
+enum DbGuard {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Dropping needs async I/O; Drop cannot await, so use a throwaway runtime on a thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(db) = sea_orm::Database::connect(&admin_url).await {
+                        let _ = db
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                        let _ = db.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DISPATCHD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A fresh database: (URL, guard that removes it).
+async fn fresh_database() -> (String, DbGuard) {
+    match postgres_url() {
+        Some(admin_url) => {
+            let name = format!("dispatchd_test_{}", uuid::Uuid::new_v4().simple());
+            let db = sea_orm::Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!("DISPATCHD_TEST_POSTGRES_URL is set but PostgreSQL is unreachable at {admin_url}: {e}")
+            });
+            db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            db.close().await.ok();
+            let (base, _) = admin_url.rsplit_once('/').expect("postgres URL has a database path");
+            (format!("{base}/{name}"), DbGuard::Postgres { admin_url, name })
+        }
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (url, DbGuard::Sqlite(dir))
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tune: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let (database_url, guard) = fresh_database().await;
+        let db_cfg = DbConfig::new(&database_url);
+        let state = AppState::open(&db_cfg, Some(SECRET)).await.expect("open app state");
+        let mut cfg = ServeConfig {
+            sql_stats: true,
+            ..ServeConfig::default()
+        };
+        tune(&mut cfg);
+        let server = app::spawn(state.clone(), &cfg).await.expect("spawn server");
+        TestApp {
+            addr: server.addr,
+            state,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            database_url,
+            _guard: guard,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.state.db.get_database_backend()
+    }
+
+    pub fn token(&self, tenant: &str, sub: &str, role: Role) -> String {
+        self.state.keys.mint(
+            &Actor {
+                subject: sub.into(),
+                tenant: tenant.into(),
+                role,
+            },
+            chrono::Duration::hours(1),
+        )
+    }
+
+    /// POSTs a GraphQL request; returns the JSON body and the SQL statements it ran.
+    pub async fn gql_counted(&self, token: Option<&str>, query: &str, vars: Value) -> (Value, u64) {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": vars }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let sql = resp
+            .headers()
+            .get("x-sql-statements")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (resp.json().await.expect("JSON body"), sql)
+    }
+
+    pub async fn gql(&self, token: &str, query: &str, vars: Value) -> Value {
+        self.gql_counted(Some(token), query, vars).await.0
+    }
+
+    /// Runs a request that must succeed; returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, vars: Value) -> Value {
+        let body = self.gql(token, query, vars).await;
+        assert!(
+            body.get("errors")
+                .is_none_or(|e| e.as_array().is_some_and(|a| a.is_empty())),
+            "unexpected errors: {body:#}"
+        );
+        body["data"].clone()
+    }
+
+    /// Runs a request that must fail; returns the first error's code.
+    pub async fn err(&self, token: &str, query: &str, vars: Value) -> String {
+        code(&self.gql(token, query, vars).await).unwrap_or_else(|| panic!("expected an error for {query}"))
+    }
+
+    /// Every row count and every order's and engineer's mutable state: equal before and after a
+    /// refused request means the request changed nothing.
+    pub async fn snapshot(&self) -> String {
+        let mut out = String::new();
+        for t in [
+            "tenants",
+            "users",
+            "accounts",
+            "partners",
+            "engineers",
+            "workflows",
+            "work_orders",
+            "work_order_events",
+            "tasks",
+        ] {
+            let n = self.scalar(&format!("SELECT COUNT(*) FROM {t}")).await;
+            out.push_str(&format!("{t}={n};"));
+        }
+        for q in [
+            "SELECT id, state, version, COALESCE(field_out_deal_user, '-') AS a, COALESCE(assign_user, '-') AS b FROM work_orders ORDER BY id",
+            "SELECT id, CAST(open_tasks AS TEXT) AS state, capacity AS version, name AS a, CAST(active AS TEXT) AS b FROM engineers ORDER BY id",
+            "SELECT id, status AS state, 0 AS version, engineer_id AS a, '-' AS b FROM tasks ORDER BY id",
+        ] {
+            let rows = self
+                .state
+                .db
+                .query_all_raw(Statement::from_string(self.backend(), q))
+                .await
+                .unwrap();
+            for r in rows {
+                let id: String = r.try_get("", "id").unwrap();
+                let s: String = r.try_get("", "state").unwrap();
+                let v: i32 = r.try_get("", "version").unwrap();
+                let a: String = r.try_get("", "a").unwrap();
+                let b: String = r.try_get("", "b").unwrap();
+                out.push_str(&format!("{id}:{s}:{v}:{a}:{b};"));
+            }
+        }
+        out
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let row = self
+            .state
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+}
+
+pub fn code(body: &Value) -> Option<String> {
+    body["errors"][0]["extensions"]["code"].as_str().map(str::to_owned)
+}
+
+pub fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_owned()
+}
+
+/// A tenant created the way `dispatchd tenant add` does, with its first ADMIN.
+pub struct TenantFx {
+    pub id: String,
+    pub admin: String,
+    pub admin_token: String,
+    pub outer_id: Option<String>,
+    pub name: String,
+}
+
+pub async fn tenant(app: &TestApp, kind: TenantKind, name: &str, version: Option<i32>) -> TenantFx {
+    let t = tenants::create(
+        &app.state.db,
+        tenants::NewTenant {
+            kind,
+            name: name.into(),
+            outer_tenant_id: None,
+            activation_version: version,
+        },
+    )
+    .await
+    .unwrap();
+    let a = admin::insert_user(&app.state.db, &t.id, "Admin", Role::Admin)
+        .await
+        .unwrap();
+    TenantFx {
+        admin_token: app.token(&t.id, &a.id, Role::Admin),
+        id: t.id,
+        admin: a.id,
+        outer_id: t.outer_tenant_id,
+        name: t.name,
+    }
+}
+
+pub const ADD_USER: &str = "mutation($n:String!,$r:Role!){ addUser(input:{name:$n, role:$r}){ user { id } token } }";
+pub const ADD_ENGINEER: &str = "mutation($i:AddEngineerInput!){ addEngineer(input:$i){ engineer { id } token } }";
+pub const CONNECT: &str = "mutation($i:ConnectServiceProviderInput!){ connectServiceProvider(input:$i){ partner { id legacyAccount { id } } } }";
+pub const CREATE_WORKFLOW: &str =
+    "mutation($i:CreateWorkflowInput!){ createWorkflow(input:$i){ workflow { id hasDispatchNode } } }";
+pub const CREATE_ORDER: &str =
+    "mutation($i:CreateWorkOrderInput!){ createWorkOrder(input:$i){ workOrder { id state version } } }";
+pub const ASSIGN: &str = "mutation($o:ID!,$e:ID!,$v:Int!){ assignEngineer(input:{workOrderId:$o, engineerId:$e, expectedVersion:$v}){ workOrder { id state version } } }";
+pub const REASSIGN: &str = "mutation($o:ID!,$e:ID!,$v:Int!){ reassignEngineer(input:{workOrderId:$o, engineerId:$e, expectedVersion:$v}){ workOrder { id state version } } }";
+pub const CANCEL: &str = "mutation($o:ID!,$v:Int!,$r:String){ cancelWorkOrder(input:{workOrderId:$o, expectedVersion:$v, reason:$r}){ workOrder { id state version } } }";
+
+pub fn dispatch_workflow() -> Value {
+    json!({ "name": "Repair", "nodes": [
+        { "name": "Dispatcher assigns service-provider engineer", "kind": "DISPATCH_TO_ENGINEER", "performer": "UPSTREAM" },
+        { "name": "Engineer accepts and services", "kind": "ACCEPT_AND_SERVICE", "performer": "DOWNSTREAM_ENGINEER" },
+        { "name": "Review", "kind": "REVIEW", "performer": "UPSTREAM" }
+    ]})
+}
+
+/// An upstream enterprise with staff, a connected service provider with engineers, a second
+/// (unconnected) provider, and a dispatch workflow.
+pub struct World {
+    pub up: TenantFx,
+    pub dispatcher: String,
+    pub dispatcher_token: String,
+    pub integration: String,
+    pub integration_token: String,
+    pub provider: TenantFx,
+    pub partner: String,
+    pub legacy_account: Option<String>,
+    pub engineers: Vec<String>,
+    pub engineer_tokens: Vec<String>,
+    pub stranger: TenantFx,
+    pub stranger_engineer: String,
+    pub workflow: String,
+}
+
+impl World {
+    pub async fn new(app: &TestApp, activation_version: i32) -> World {
+        let up = tenant(app, TenantKind::Upstream, "Acme", Some(activation_version)).await;
+        let d = app
+            .ok(&up.admin_token, ADD_USER, json!({"n": "Dana", "r": "DISPATCHER"}))
+            .await;
+        let (dispatcher, dispatcher_token) = (s(&d["addUser"]["user"]["id"]), s(&d["addUser"]["token"]));
+        let i = app
+            .ok(&up.admin_token, ADD_USER, json!({"n": "ERP", "r": "INTEGRATION"}))
+            .await;
+        let (integration, integration_token) = (s(&i["addUser"]["user"]["id"]), s(&i["addUser"]["token"]));
+        let provider = tenant(app, TenantKind::Downstream, "FixIt", None).await;
+        let p = app
+            .ok(
+                &up.admin_token,
+                CONNECT,
+                json!({"i": {"downstreamTenantId": provider.id}}),
+            )
+            .await;
+        let partner = s(&p["connectServiceProvider"]["partner"]["id"]);
+        let legacy_account = p["connectServiceProvider"]["partner"]["legacyAccount"]["id"]
+            .as_str()
+            .map(str::to_owned);
+        let mut engineers = Vec::new();
+        let mut engineer_tokens = Vec::new();
+        for n in 0..3 {
+            let e = app
+                .ok(
+                    &provider.admin_token,
+                    ADD_ENGINEER,
+                    json!({"i": {"name": format!("Eng {n}"), "skills": ["hvac"], "regions": ["CN-31"], "capacity": 5}}),
+                )
+                .await;
+            engineers.push(s(&e["addEngineer"]["engineer"]["id"]));
+            engineer_tokens.push(s(&e["addEngineer"]["token"]));
+        }
+        let stranger = tenant(app, TenantKind::Downstream, "Elsewhere", None).await;
+        let e = app
+            .ok(&stranger.admin_token, ADD_ENGINEER, json!({"i": {"name": "Far"}}))
+            .await;
+        let stranger_engineer = s(&e["addEngineer"]["engineer"]["id"]);
+        let w = app
+            .ok(&up.admin_token, CREATE_WORKFLOW, json!({"i": dispatch_workflow()}))
+            .await;
+        let workflow = s(&w["createWorkflow"]["workflow"]["id"]);
+        World {
+            up,
+            dispatcher,
+            dispatcher_token,
+            integration,
+            integration_token,
+            provider,
+            partner,
+            legacy_account,
+            engineers,
+            engineer_tokens,
+            stranger,
+            stranger_engineer,
+            workflow,
+        }
+    }
+
+    pub async fn order(&self, app: &TestApp) -> String {
+        self.order_in(app, &self.workflow).await
+    }
+
+    pub async fn order_in(&self, app: &TestApp, workflow: &str) -> String {
+        let d = app
+            .ok(&self.dispatcher_token, CREATE_ORDER, json!({"i": {"workflowId": workflow, "title": "Fix AC", "region": "CN-31-04", "requiredSkills": ["hvac"]}}))
+            .await;
+        s(&d["createWorkOrder"]["workOrder"]["id"])
+    }
+
+    pub async fn assigned_order(&self, app: &TestApp, engineer: usize) -> String {
+        let o = self.order(app).await;
+        app.ok(
+            &self.dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": self.engineers[engineer], "v": 1}),
+        )
+        .await;
+        o
+    }
+}

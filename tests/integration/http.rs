@@ -1,0 +1,138 @@
+//! The HTTP surface: health, readiness, GraphiQL, GET, limits.
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn health_readiness_and_graphiql() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("graphiql") && page.contains("/graphql/ws"),
+        "GraphiQL wired to HTTP and WebSocket"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_migrations_are_missing() {
+    let app = TestApp::spawn().await;
+    app.state
+        .db
+        .execute_unprepared("DELETE FROM seaql_migrations")
+        .await
+        .unwrap();
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+}
+
+#[tokio::test]
+async fn get_serves_queries_but_not_mutations() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let r = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ me { role } }")])
+        .bearer_auth(&w.dispatcher_token)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["role"], "DISPATCHER");
+    let before = app.snapshot().await;
+    let m = format!(
+        "mutation {{ cancelWorkOrder(input:{{workOrderId:\"{}\", expectedVersion:1}}) {{ workOrder {{ id }} }} }}",
+        w.order(&app).await
+    );
+    let before_order = app.snapshot().await;
+    assert_ne!(before, before_order);
+    let r = app
+        .http
+        .get(app.url("/graphql"))
+        .query(&[("query", m.as_str())])
+        .bearer_auth(&w.dispatcher_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"));
+    assert_eq!(app.snapshot().await, before_order);
+}
+
+#[tokio::test]
+async fn limits_on_body_depth_and_complexity() {
+    let app = TestApp::spawn_with(|c| {
+        c.max_body_bytes = 64 * 1024;
+    })
+    .await;
+    let w = World::new(&app, 900).await;
+    // Body limit.
+    let huge = "x".repeat(100 * 1024);
+    let r = app
+        .http
+        .post(app.url("/graphql"))
+        .bearer_auth(&w.dispatcher_token)
+        .json(&json!({"query": "{ me { id } }", "variables": {"pad": huge}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Depth: task -> workOrder -> task -> ... nests without end.
+    let mut q = String::from("id");
+    for _ in 0..10 {
+        q = format!("task {{ workOrder {{ {q} }} }}");
+    }
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            &format!("{{ workOrders {{ nodes {{ {q} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nested"),
+        "{body}"
+    );
+    // Complexity: 100 orders x many fields x aliases.
+    let fields = (0..60).map(|i| format!("a{i}: title")).collect::<Vec<_>>().join(" ");
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            &format!("{{ workOrders(first: 100) {{ nodes {{ {fields} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{body}"
+    );
+    // The GraphiQL introspection query fits within the limits.
+    let introspection = r#"query IntrospectionQuery { __schema { queryType { name } mutationType { name } subscriptionType { name }
+      types { ...FullType } directives { name description locations args { ...InputValue } } } }
+      fragment FullType on __Type { kind name description fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+        inputFields { ...InputValue } interfaces { ...TypeRef } enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+      fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"#;
+    let (body, _) = app.gql_counted(None, introspection, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
+}
+
+use sea_orm::ConnectionTrait;

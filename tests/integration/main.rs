@@ -1,0 +1,11 @@
+//! Integration tests against a real server (SQLite by default; PostgreSQL with DISPATCHD_TEST_POSTGRES_URL).
+mod common;
+
+mod bad_input;
+mod cli;
+mod concurrency;
+mod dispatch;
+mod http;
+mod loaders;
+mod permissions;
+mod schema;

@@ -1,0 +1,261 @@
+//! Tenancy and roles, as a matrix: every operation for every kind of caller.
+use dispatchd::domain::{Role, TenantKind};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct Callers {
+    up_admin: String,
+    dispatcher: String,
+    integration: String,
+    up_engineer_role: String,
+    down_admin: String,
+    engineer: String,
+    other_up_dispatcher: String,
+    other_up_admin: String,
+    expired: String,
+    bad_signature: String,
+    unknown_tenant: String,
+}
+
+/// Expected outcome: Ok, or the error code.
+fn outcome(body: &Value) -> String {
+    code(body).unwrap_or_else(|| "OK".into())
+}
+
+#[tokio::test]
+async fn every_operation_for_every_caller() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    let other = tenant(&app, TenantKind::Upstream, "Other", None).await;
+    let od = app
+        .ok(&other.admin_token, ADD_USER, json!({"n": "O", "r": "DISPATCHER"}))
+        .await;
+    let other_keys = dispatchd::auth::Keys::new(b"not the secret");
+    let c = Callers {
+        up_admin: w.up.admin_token.clone(),
+        dispatcher: w.dispatcher_token.clone(),
+        integration: w.integration_token.clone(),
+        up_engineer_role: app.token(&w.up.id, &w.dispatcher, Role::Engineer),
+        down_admin: w.provider.admin_token.clone(),
+        engineer: w.engineer_tokens[0].clone(),
+        other_up_dispatcher: s(&od["addUser"]["token"]),
+        other_up_admin: other.admin_token.clone(),
+        expired: app.state.keys.mint(
+            &dispatchd::auth::Actor {
+                subject: w.dispatcher.clone(),
+                tenant: w.up.id.clone(),
+                role: Role::Dispatcher,
+            },
+            chrono::Duration::seconds(-5),
+        ),
+        bad_signature: other_keys.mint(
+            &dispatchd::auth::Actor {
+                subject: w.dispatcher.clone(),
+                tenant: w.up.id.clone(),
+                role: Role::Dispatcher,
+            },
+            chrono::Duration::hours(1),
+        ),
+        unknown_tenant: app.token("tnt_00000000000000000000000000000000", &w.dispatcher, Role::Dispatcher),
+    };
+
+    // Objects the operations act on (all owned by `w`).
+    let assigned = w.assigned_order(&app, 0).await;
+    let waiting = w.order(&app).await;
+
+    type Case = (&'static str, &'static str, Value);
+    let ops: Vec<Case> = vec![
+        ("createWorkflow", CREATE_WORKFLOW, json!({"i": dispatch_workflow()})),
+        (
+            "connectServiceProvider",
+            CONNECT,
+            json!({"i": {"downstreamTenantId": w.stranger.id}}),
+        ),
+        (
+            "updatePartner",
+            "mutation($p:ID!){ updatePartner(input:{partnerId:$p, name:\"P\"}){ partner { id } } }",
+            json!({"p": w.partner}),
+        ),
+        ("addEngineer", ADD_ENGINEER, json!({"i": {"name": "New"}})),
+        (
+            "updateEngineer",
+            "mutation($e:ID!){ updateEngineer(input:{engineerId:$e, name:\"E\"}){ engineer { id } } }",
+            json!({"e": w.engineers[2]}),
+        ),
+        ("addUser", ADD_USER, json!({"n": "U", "r": "ADMIN"})),
+        (
+            "createWorkOrder",
+            CREATE_ORDER,
+            json!({"i": {"workflowId": w.workflow, "title": "t", "region": "CN"}}),
+        ),
+        (
+            "assignEngineer",
+            ASSIGN,
+            json!({"o": waiting, "e": w.engineers[1], "v": 1}),
+        ),
+        (
+            "reassignEngineer",
+            REASSIGN,
+            json!({"o": assigned, "e": w.engineers[1], "v": 2}),
+        ),
+        ("cancelWorkOrder", CANCEL, json!({"o": assigned, "v": 2})),
+        (
+            "workOrder",
+            "query($o:ID!){ workOrder(id:$o){ id } }",
+            json!({"o": assigned}),
+        ),
+        ("workOrders", "{ workOrders { totalCount } }", json!({})),
+        ("partners", "{ partners { id } }", json!({})),
+        ("engineers", "{ engineers { id } }", json!({})),
+        ("workflows", "{ workflows { id } }", json!({})),
+        ("me", "{ me { id } }", json!({})),
+    ];
+    // The expected outcome per caller, in the order of `ops`. Rows run in order against one
+    // database, so later rows see earlier rows' successes (e.g. the DISPATCHER's reassignment
+    // makes version 2 stale: CONFLICT for whoever comes after).
+    let f = "FORBIDDEN";
+    let n = "NOT_FOUND";
+    let u = "UNAUTHENTICATED";
+    let ok = "OK";
+    #[rustfmt::skip]
+    let table: Vec<(&str, &String, [&str; 16])> = vec![
+        //                                     wf  conn upP  addE updE addU cWO  asg  rea  can  wo   wos  prt  eng  wfs  me
+        ("upstream ADMIN",        &c.up_admin,            [ok, ok,  ok,  f,   f,   ok,  f,   f,   f,   f,   ok,  ok,  ok,  ok,  ok,  ok]),
+        ("upstream DISPATCHER",   &c.dispatcher,          [f,  f,   f,   f,   f,   f,   ok,  ok,  ok,  "CONFLICT", ok, ok, ok, ok, ok, ok]),
+        ("upstream INTEGRATION",  &c.integration,         [ok, "CONFLICT", ok, f, f, ok, ok, "CONFLICT", "CONFLICT", "CONFLICT", ok, ok, ok, ok, ok, ok]),
+        ("ENGINEER role upstream",&c.up_engineer_role,    [f,  f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   ok]),
+        ("downstream ADMIN",      &c.down_admin,          [f,  f,   f,   ok,  ok,  ok,  f,   f,   f,   f,   ok,  ok,  ok,  ok,  f,   ok]),
+        ("downstream ENGINEER",   &c.engineer,            [f,  f,   f,   f,   f,   f,   f,   f,   f,   f,   n,   ok,  f,   f,   f,   ok]),
+        ("other tenant DISPATCHER", &c.other_up_dispatcher, [f, f,  f,   f,   f,   f,   n,   n,   n,   n,   n,   ok,  ok,  ok,  ok,  ok]),
+        ("other tenant ADMIN",    &c.other_up_admin,      [ok, ok,  n,   f,   f,   ok,  f,   f,   f,   f,   n,   ok,  ok,  ok,  ok,  ok]),
+        ("expired token",         &c.expired,             [u; 16]),
+        ("foreign signature",     &c.bad_signature,       [u; 16]),
+        ("unknown tenant",        &c.unknown_tenant,      [u; 16]),
+    ];
+    let mut failures = Vec::new();
+    for (who, token, expected) in &table {
+        for ((op, q, vars), want) in ops.iter().zip(expected.iter()) {
+            let body = app.gql(token, q, vars.clone()).await;
+            let mut got = outcome(&body);
+            // A read that is not allowed to see the object answers null, never FORBIDDEN.
+            if *op == "workOrder" && got == "OK" && body["data"]["workOrder"].is_null() {
+                got = "NOT_FOUND".into();
+            }
+            if got != *want {
+                failures.push(format!("{who} / {op}: want {want}, got {got}: {body}"));
+            }
+        }
+    }
+    // No token at all.
+    for (op, q, vars) in &ops {
+        let (body, _) = app.gql_counted(None, q, vars.clone()).await;
+        if outcome(&body) != "UNAUTHENTICATED" {
+            failures.push(format!("no token / {op}: {body}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_objects_do_not_exist() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    let other = tenant(&app, TenantKind::Upstream, "Other", None).await;
+    let od = app
+        .ok(&other.admin_token, ADD_USER, json!({"n": "O", "r": "DISPATCHER"}))
+        .await;
+    let other_dispatcher = s(&od["addUser"]["token"]);
+    let order = w.assigned_order(&app, 0).await;
+    let task = s(&app
+        .ok(
+            &w.dispatcher_token,
+            "query($o:ID!){ workOrder(id:$o){ task { id } } }",
+            json!({"o": order}),
+        )
+        .await["workOrder"]["task"]["id"]);
+    let ids = [
+        order.clone(),
+        task.clone(),
+        w.workflow.clone(),
+        w.partner.clone(),
+        w.legacy_account.clone().unwrap(),
+        w.dispatcher.clone(),
+        w.engineers[0].clone(),
+        w.up.id.clone(),
+        w.provider.id.clone(),
+    ];
+    let q = "query($id:ID!){ node(id:$id){ id } }";
+    for id in &ids {
+        assert_eq!(
+            app.ok(&w.dispatcher_token, q, json!({"id": id})).await["node"]["id"],
+            *id,
+            "own {id}"
+        );
+        assert!(
+            app.ok(&other_dispatcher, q, json!({"id": id})).await["node"].is_null(),
+            "foreign {id}"
+        );
+    }
+    // The engineer sees its own order, task and itself, nothing else of the upstream's.
+    let e = &w.engineer_tokens[0];
+    for id in [&order, &task, &w.engineers[0], &w.provider.id] {
+        assert_eq!(app.ok(e, q, json!({"id": id})).await["node"]["id"], **id);
+    }
+    for id in [&w.workflow, &w.partner, &w.dispatcher, &w.engineers[1], &w.up.id] {
+        assert!(
+            app.ok(e, q, json!({"id": id})).await["node"].is_null(),
+            "engineer sees {id}"
+        );
+    }
+    // Another engineer of the same provider does not see the order.
+    assert!(app.ok(&w.engineer_tokens[1], q, json!({"id": order})).await["node"].is_null());
+    let list = app
+        .ok(&w.engineer_tokens[1], "{ workOrders { totalCount } }", json!({}))
+        .await;
+    assert_eq!(list["workOrders"]["totalCount"], 0);
+    // The provider's admin sees orders assigned to its engineers.
+    let list = app
+        .ok(&w.provider.admin_token, "{ workOrders { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(list["workOrders"]["nodes"][0]["id"], order);
+    // Mutations on a foreign order: NOT_FOUND, nothing changes.
+    let before = app.snapshot().await;
+    assert_eq!(
+        app.err(&other_dispatcher, CANCEL, json!({"o": order, "v": 2})).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.err(
+            &other_dispatcher,
+            REASSIGN,
+            json!({"o": order, "e": w.engineers[1], "v": 2})
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.err(
+            &other.admin_token,
+            CREATE_WORKFLOW,
+            json!({"i": {"name": "x", "nodes": []}})
+        )
+        .await,
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.err(
+            &other_dispatcher,
+            CREATE_ORDER,
+            json!({"i": {"workflowId": w.workflow, "title": "t", "region": "CN"}})
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(app.snapshot().await, before);
+}

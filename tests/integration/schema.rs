@@ -1,0 +1,55 @@
+//! schema.graphql is the SDL the code builds (UPDATE_SCHEMA=1 rewrites it).
+#[test]
+fn schema_file_matches_the_code() {
+    let sdl = dispatchd::app::export_sdl();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    if std::env::var("UPDATE_SCHEMA").is_ok_and(|v| v == "1") {
+        std::fs::write(path, &sdl).unwrap();
+    }
+    let file = std::fs::read_to_string(path).unwrap();
+    assert!(
+        file == sdl,
+        "schema.graphql differs from the code: run `UPDATE_SCHEMA=1 cargo test schema` and review the diff"
+    );
+}
+
+#[test]
+fn schema_has_the_contract_core() {
+    let sdl = dispatchd::app::export_sdl();
+    for needle in [
+        "interface Node",
+        "enum WorkOrderState",
+        "AUTO_DISPATCH_ATTEMPTED",
+        "enum DispatchMethod",
+        "enum Priority",
+        "type DispatchRecord",
+        "apiFields: JSON!",
+        "workOrders(first: Int, after: String, filter: WorkOrderFilter): WorkOrderConnection!",
+        "engineers(partnerId: ID): [Engineer!]!",
+        "createWorkflow(input: CreateWorkflowInput!): WorkflowPayload!",
+        "connectServiceProvider(input: ConnectServiceProviderInput!): PartnerPayload!",
+        "addEngineer(input: AddEngineerInput!): EngineerPayload!",
+        "addUser(input: AddUserInput!): UserPayload!",
+        "createWorkOrder(input: CreateWorkOrderInput!): WorkOrderPayload!",
+        "assignEngineer(input: AssignEngineerInput!): WorkOrderPayload!",
+        "reassignEngineer(input: AssignEngineerInput!): WorkOrderPayload!",
+        "cancelWorkOrder(input: CancelWorkOrderInput!): WorkOrderPayload!",
+    ] {
+        assert!(sdl.contains(needle), "SDL lacks `{needle}`");
+    }
+    for api_name in [
+        "assign_user",
+        "assign_way__c",
+        "assign_time__c",
+        "field_partner__c",
+        "field_fwssf__c",
+        "field_outDealUser__c",
+        "field_downstreamOuterTenantName__c",
+        "field_downstreamOuterTenantId__c",
+    ] {
+        assert!(
+            sdl.contains(&format!("`{api_name}`")),
+            "no field description names {api_name}"
+        );
+    }
+}
