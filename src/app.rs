@@ -78,7 +78,20 @@ pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(http)
+}
+
+/// A bug must not drop the connection: answer 500 with a GraphQL error, log the panic.
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    tracing::error!(panic = detail, "request handler panicked");
+    let body = serde_json::json!({"data": null, "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 async fn graphiql() -> Html<String> {

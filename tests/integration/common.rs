@@ -14,6 +14,18 @@ use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret";
 
+/// The API names of the seed's table, copied from the source document (independent of the code).
+pub const SEED_API_NAMES: [&str; 8] = [
+    "assign_user",
+    "assign_way__c",
+    "assign_time__c",
+    "field_partner__c",
+    "field_fwssf__c",
+    "field_outDealUser__c",
+    "field_downstreamOuterTenantName__c",
+    "field_downstreamOuterTenantId__c",
+];
+
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub state: AppState,
@@ -218,6 +230,16 @@ impl TestApp {
     }
 }
 
+/// Asserts the first error has `code` and a message containing `fragment` (case-insensitive).
+pub fn assert_error(body: &Value, code_: &str, fragment: &str) {
+    assert_eq!(code(body).as_deref(), Some(code_), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        message.contains(&fragment.to_lowercase()),
+        "message lacks '{fragment}': {body}"
+    );
+}
+
 pub fn code(body: &Value) -> Option<String> {
     body["errors"][0]["extensions"]["code"].as_str().map(str::to_owned)
 }
@@ -356,6 +378,16 @@ impl World {
             stranger_engineer,
             workflow,
         }
+    }
+
+    /// A second upstream tenant and one of its dispatchers' tokens.
+    pub async fn rival(app: &TestApp) -> (TenantFx, String) {
+        let other = tenant(app, TenantKind::Upstream, "Other", None).await;
+        let d = app
+            .ok(&other.admin_token, ADD_USER, json!({"n": "O", "r": "DISPATCHER"}))
+            .await;
+        let token = s(&d["addUser"]["token"]);
+        (other, token)
     }
 
     pub async fn order(&self, app: &TestApp) -> String {

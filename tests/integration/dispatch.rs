@@ -36,16 +36,7 @@ async fn a_new_order_passes_automatic_dispatch_and_waits_for_a_dispatcher() {
     assert_eq!(h[2]["toState"], "AWAITING_MANUAL");
     assert_eq!(h[0]["actorId"], w.dispatcher);
     assert_eq!(o["currentNode"]["name"], "Dispatcher assigns service-provider engineer");
-    for name in [
-        "assign_user",
-        "assign_way__c",
-        "assign_time__c",
-        "field_partner__c",
-        "field_fwssf__c",
-        "field_outDealUser__c",
-        "field_downstreamOuterTenantName__c",
-        "field_downstreamOuterTenantId__c",
-    ] {
+    for name in SEED_API_NAMES {
         assert!(
             o["apiFields"].get(name).is_some_and(|v| v.is_null()),
             "{name} present and empty"

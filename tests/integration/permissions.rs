@@ -27,10 +27,7 @@ fn outcome(body: &Value) -> String {
 async fn every_operation_for_every_caller() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 870).await;
-    let other = tenant(&app, TenantKind::Upstream, "Other", None).await;
-    let od = app
-        .ok(&other.admin_token, ADD_USER, json!({"n": "O", "r": "DISPATCHER"}))
-        .await;
+    let (other, other_dispatcher) = World::rival(&app).await;
     let other_keys = dispatchd::auth::Keys::new(b"not the secret");
     let c = Callers {
         up_admin: w.up.admin_token.clone(),
@@ -39,7 +36,7 @@ async fn every_operation_for_every_caller() {
         up_engineer_role: app.token(&w.up.id, &w.dispatcher, Role::Engineer),
         down_admin: w.provider.admin_token.clone(),
         engineer: w.engineer_tokens[0].clone(),
-        other_up_dispatcher: s(&od["addUser"]["token"]),
+        other_up_dispatcher: other_dispatcher,
         other_up_admin: other.admin_token.clone(),
         expired: app.state.keys.mint(
             &dispatchd::auth::Actor {
@@ -166,11 +163,7 @@ async fn every_operation_for_every_caller() {
 async fn another_tenants_objects_do_not_exist() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 870).await;
-    let other = tenant(&app, TenantKind::Upstream, "Other", None).await;
-    let od = app
-        .ok(&other.admin_token, ADD_USER, json!({"n": "O", "r": "DISPATCHER"}))
-        .await;
-    let other_dispatcher = s(&od["addUser"]["token"]);
+    let (other, other_dispatcher) = World::rival(&app).await;
     let order = w.assigned_order(&app, 0).await;
     let task = s(&app
         .ok(
