@@ -111,7 +111,7 @@ pub fn api_fields(
     json!({
         "assign_user": assign_user,
         "assign_way__c": assign_way,
-        "assign_time__c": assign_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        "assign_time__c": assign_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
         "field_partner__c": partner,
         "field_fwssf__c": legacy_account,
         "field_outDealUser__c": engineer,

@@ -117,3 +117,11 @@ impl Priority {
         Priority::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
+
+/// The current time at the precision both databases keep (microseconds), so a value reads back
+/// exactly as it was written, on SQLite and PostgreSQL alike.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let t = chrono::Utc::now();
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}

@@ -1,5 +1,4 @@
 //! Setting up a tenant: workflows, service providers (partners, legacy accounts), engineers, users.
-use chrono::Utc;
 use entity::{account, engineer, partner, tenant, user, workflow};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::json;
@@ -42,7 +41,7 @@ pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow
         name: Set(input.name.trim().to_owned()),
         kind: Set(input.kind.as_str().to_owned()),
         nodes: Set(serde_json::to_value(&nodes).map_err(Error::internal)?),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::domain::now()),
     };
     Ok(model.insert(&state.db).await?)
 }
@@ -88,7 +87,7 @@ pub async fn connect_service_provider(
         }
         None => downstream.name.clone(),
     };
-    let now = Utc::now();
+    let now = crate::domain::now();
     let tx = state.db.begin().await?;
     let legacy_account_id = if keeps_legacy_accounts(caller.tenant.activation_version) {
         let acc = account::ActiveModel {
@@ -205,7 +204,7 @@ pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -
         regions: Set(json!(regions)),
         capacity: Set(capacity),
         open_tasks: Set(0),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::domain::now()),
     };
     Ok(model.insert(&state.db).await?)
 }
@@ -268,7 +267,7 @@ pub async fn insert_user<C: sea_orm::ConnectionTrait>(
         tenant_id: Set(tenant_id.to_owned()),
         name: Set(name.trim().to_owned()),
         role: Set(role.as_str().to_owned()),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::domain::now()),
     };
     Ok(model.insert(db).await?)
 }

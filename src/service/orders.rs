@@ -173,7 +173,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     let flow = load_flow(&state.db, caller.tenant_id(), &input.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
 
-    let now = Utc::now();
+    let now = crate::domain::now();
     let id = ids::new(ids::WORK_ORDER);
     let mut history = History::new(&id, caller.tenant_id(), Some(actor), now);
     history.record(
@@ -378,7 +378,7 @@ pub async fn assign_engineer(
         .filter(|u| u.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::Unauthenticated("the token's subject is not a user of its tenant".into()))?;
 
-    let now = Utc::now();
+    let now = crate::domain::now();
     let fields = assignment::dispatch_fields(
         caller.tenant.activation_version,
         Method::Manual,
@@ -547,7 +547,7 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
     let tx = begin_write(&state.db).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
     let step = transition(current, Command::Cancel)?;
-    let now = Utc::now();
+    let now = crate::domain::now();
     let mut am = changes();
     am.state = Set(step.to.as_str().to_owned());
     am.updated_at = Set(now);

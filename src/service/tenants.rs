@@ -2,7 +2,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
 use entity::tenant;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
@@ -92,7 +91,7 @@ pub async fn create(db: &Db, t: NewTenant) -> Result<tenant::Model> {
         name: Set(t.name.trim().to_owned()),
         outer_tenant_id: Set(outer),
         activation_version: Set(version),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::domain::now()),
     };
     model.insert(db).await.map_err(|e| match Error::from(e) {
         Error::Conflict(_) => Error::Conflict("a tenant with this outer tenant id already exists".into()),

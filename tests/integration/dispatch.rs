@@ -79,6 +79,8 @@ async fn manual_assignment_fills_the_eight_fields_and_issues_the_task() {
 
     let d = &o["dispatch"];
     assert_eq!(d["method"], "MANUAL");
+    let assigned_at = chrono::DateTime::parse_from_rfc3339(d["assignedAt"].as_str().unwrap()).unwrap();
+    assert_eq!(assigned_at, at, "both views of assign_time__c agree to the microsecond");
     assert_eq!(d["dispatcher"]["id"], w.dispatcher);
     assert_eq!(d["partner"]["id"], w.partner);
     assert_eq!(d["legacyAccount"]["id"].as_str(), w.legacy_account.as_deref());
