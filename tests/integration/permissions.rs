@@ -1,5 +1,5 @@
 //! Tenancy and roles, as a matrix: every operation for every kind of caller.
-use dispatchd::domain::{Role, TenantKind};
+use dispatchd::domain::Role;
 use serde_json::{Value, json};
 
 use crate::common::*;
