@@ -3,6 +3,8 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use async_graphql::ErrorExtensions;
+use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, engineer, partner, task, user, work_order, work_order_event, workflow};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
@@ -53,7 +55,7 @@ where
     }
 }
 
-/// The history of each order, oldest first.
+/// The history of each order, oldest first (an empty history is a value too, so it is cached).
 pub struct EventsByOrder(Db);
 
 impl Loader<String> for EventsByOrder {
@@ -67,7 +69,7 @@ impl Loader<String> for EventsByOrder {
             .all(&self.0)
             .await
             .map_err(Arc::new)?;
-        let mut out: HashMap<String, Self::Value> = HashMap::new();
+        let mut out: HashMap<String, Self::Value> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for r in rows {
             out.entry(r.work_order_id.clone()).or_default().push(r);
         }
@@ -75,22 +77,26 @@ impl Loader<String> for EventsByOrder {
     }
 }
 
-/// The latest task of each order.
+/// The latest task of each order; `None` (cached too) for orders without one.
 pub struct TaskByOrder(Db);
 
 impl Loader<String> for TaskByOrder {
-    type Value = task::Model;
+    type Value = Option<task::Model>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, task::Model>, Arc<DbErr>> {
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
         let rows = task::Entity::find()
             .filter(task::Column::WorkOrderId.is_in(keys.iter().cloned()))
             .order_by_asc(task::Column::Id)
             .all(&self.0)
             .await
             .map_err(Arc::new)?;
+        let mut out: HashMap<String, Self::Value> = keys.iter().map(|k| (k.clone(), None)).collect();
         // Ascending IDs: the last one kept per order is the latest.
-        Ok(rows.into_iter().map(|t| (t.work_order_id.clone(), t)).collect())
+        for t in rows {
+            out.insert(t.work_order_id.clone(), Some(t));
+        }
+        Ok(out)
     }
 }
 
@@ -143,6 +149,143 @@ impl Loaders {
             tasks: loader(TaskByOrder(db.clone())),
         }
     }
+}
+
+/// What a page of work orders asks for below each order (from the query's look-ahead).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OrderSelection {
+    pub workflow: bool,
+    pub task: bool,
+    pub history: bool,
+    pub dispatcher: bool,
+    pub partner: bool,
+    pub legacy_account: bool,
+    pub engineer: bool,
+}
+
+impl OrderSelection {
+    /// `nodes` are the look-aheads of the places an order is selected (edges.node, nodes).
+    pub fn of(nodes: &[Lookahead<'_>]) -> Self {
+        let any = |f: &dyn Fn(&Lookahead<'_>) -> bool| nodes.iter().any(f);
+        OrderSelection {
+            workflow: any(&|n| n.field("workflow").exists() || n.field("currentNode").exists()),
+            task: any(&|n| n.field("task").exists()),
+            history: any(&|n| n.field("history").exists()),
+            dispatcher: any(&|n| n.field("dispatch").field("dispatcher").exists()),
+            partner: any(&|n| n.field("dispatch").field("partner").exists()),
+            legacy_account: any(&|n| {
+                let d = n.field("dispatch");
+                d.field("legacyAccount").exists() || d.field("partner").field("legacyAccount").exists()
+            }),
+            engineer: any(&|n| {
+                n.field("dispatch").field("engineer").exists() || n.field("task").field("engineer").exists()
+            }),
+        }
+    }
+}
+
+/// Loads `keys` with one statement and primes the loader's cache with the result.
+async fn prime<L>(
+    l: &Cached<L>,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, L::Value>, Arc<DbErr>>
+where
+    L: Loader<String, Error = Arc<DbErr>>,
+{
+    let mut keys: Vec<String> = keys.into_iter().collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values = l.loader().load(&keys).await?;
+    l.feed_many(values.clone()).await;
+    Ok(values)
+}
+
+impl Loaders {
+    /// Primes every loader a page of orders will use, one statement per table in two rounds,
+    /// so the page costs the same statements whatever its size and however the batching
+    /// windows of the DataLoaders fall under load.
+    pub async fn prefetch_orders(
+        &self,
+        orders: &[work_order::Model],
+        sel: OrderSelection,
+    ) -> async_graphql::Result<()> {
+        let ids =
+            |f: fn(&work_order::Model) -> Option<&String>| orders.iter().filter_map(f).cloned().collect::<Vec<_>>();
+        if sel.task {
+            self.work_orders
+                .feed_many(orders.iter().map(|o| (o.id.clone(), o.clone())))
+                .await;
+        }
+        let (workflows, tasks, users, partners, events) = futures::join!(
+            async {
+                if sel.workflow {
+                    prime(&self.workflows, ids(|o| Some(&o.workflow_id))).await.map(drop)
+                } else {
+                    Ok(())
+                }
+            },
+            async {
+                if sel.task {
+                    prime(&self.tasks, ids(|o| Some(&o.id))).await
+                } else {
+                    Ok(HashMap::new())
+                }
+            },
+            async {
+                if sel.dispatcher {
+                    prime(&self.users, ids(|o| o.assign_user.as_ref())).await.map(drop)
+                } else {
+                    Ok(())
+                }
+            },
+            async {
+                if sel.partner || sel.legacy_account {
+                    prime(&self.partners, ids(|o| o.field_partner.as_ref())).await
+                } else {
+                    Ok(HashMap::new())
+                }
+            },
+            async {
+                if sel.history {
+                    prime(&self.events, ids(|o| Some(&o.id))).await.map(drop)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let (tasks, partners) = (tasks.map_err(db_err)?, partners.map_err(db_err)?);
+        workflows.and(users).and(events).map_err(db_err)?;
+        let engineers = ids(|o| o.field_out_deal_user.as_ref())
+            .into_iter()
+            .chain(tasks.values().flatten().map(|t| t.engineer_id.clone()));
+        let accounts = ids(|o| o.field_fwssf.as_ref())
+            .into_iter()
+            .chain(partners.values().filter_map(|p| p.legacy_account_id.clone()));
+        let (e, a) = futures::join!(
+            async {
+                if sel.engineer {
+                    prime(&self.engineers, engineers).await.map(drop)
+                } else {
+                    Ok(())
+                }
+            },
+            async {
+                if sel.legacy_account {
+                    prime(&self.accounts, accounts).await.map(drop)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        e.and(a).map_err(db_err)
+    }
+}
+
+fn db_err(e: Arc<DbErr>) -> async_graphql::Error {
+    Error::internal(e.to_string()).extend()
 }
 
 /// Loads one value, turning a database failure into an INTERNAL error.

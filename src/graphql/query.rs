@@ -2,6 +2,7 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::context::ContextExt;
+use super::loaders::OrderSelection;
 use super::types::*;
 use crate::error::ResultExt;
 use crate::service::directory::{self, OrderFilter};
@@ -51,6 +52,9 @@ impl Query {
         let page = directory::work_orders(ctx.state(), ctx.actor()?, first, after, filter)
             .await
             .gql()?;
+        let look = ctx.look_ahead();
+        let selection = OrderSelection::of(&[look.field("edges").field("node"), look.field("nodes")]);
+        ctx.loaders().prefetch_orders(&page.items, selection).await?;
         Ok(WorkOrderConnection(page))
     }
 

@@ -34,8 +34,25 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     assert!(first["dispatcher"]["name"].is_string() && first["legacyAccount"]["name"].is_string());
     assert!(small_sql > 0, "the statement counter works");
     assert_eq!(small_sql, big_sql, "5 and 50 orders cost the same number of statements");
-    // page, workflows, tasks, users, partners, accounts, engineers.
-    assert!(big_sql <= 7, "{big_sql} statements for a page of 50");
+    // page, workflows, tasks, users, partners, then engineers and accounts.
+    assert_eq!(big_sql, 7, "statements for a page of 50");
+
+    // The dispatcher's page: the dispatch record only. Page, users, partners, engineers, accounts.
+    let q = "query($n:Int){ workOrders(first:$n){ nodes { id dispatch { dispatcher { name } partner { name } engineer { name } legacyAccount { name } } } } }";
+    for n in [1, 10, 50] {
+        let (body, sql) = app.gql_counted(Some(&w.dispatcher_token), q, json!({"n": n})).await;
+        assert!(code(&body).is_none(), "{body}");
+        assert_eq!(sql, 5, "page of {n}");
+    }
+    // Only ids: just the page.
+    let (_, sql) = app
+        .gql_counted(
+            Some(&w.dispatcher_token),
+            "{ workOrders(first: 50) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(sql, 1);
 }
 
 #[tokio::test]

@@ -334,7 +334,7 @@ impl WorkOrder {
     }
     /// The downstream engineer's task, once issued (the latest one).
     async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
-        Ok(one(&ctx.loaders().tasks, &self.0.id).await?.map(Task))
+        Ok(one(&ctx.loaders().tasks, &self.0.id).await?.flatten().map(Task))
     }
     /// Every step of the order, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<WorkOrderEvent>> {
