@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::graphql::context::RequestAuth;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, AppSchema};
+use crate::service::rules::RuleCache;
 use crate::service::tenants::TenantCache;
 use crate::store::{self, Db};
 
@@ -27,6 +28,7 @@ pub struct AppState {
     pub db: Db,
     pub keys: Keys,
     pub tenants: TenantCache,
+    pub rules: RuleCache,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             db,
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),
+            rules: RuleCache::default(),
         })
     }
 }

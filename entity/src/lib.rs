@@ -1,6 +1,10 @@
 //! sea-orm entities of dispatchd, generated-style: columns only, behaviour lives in the service layer.
 pub mod account;
+pub mod dispatch_rule;
+pub mod dispatch_rule_cursor;
+pub mod dispatch_rule_revision;
 pub mod engineer;
+pub mod engineer_daily_count;
 pub mod partner;
 pub mod task;
 pub mod tenant;

@@ -51,6 +51,12 @@ pub struct Model {
     pub field_downstream_outer_tenant_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The rule that assigned the engineer automatically.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub dispatch_rule_id: Option<String>,
+    /// The latest automatic dispatch evaluation (see `service::rules`).
+    #[sea_orm(column_type = "Json", nullable)]
+    pub dispatch_trace: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,26 +4,31 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn ts(name: &'static str) -> ColumnDef {
+pub(crate) fn ts(name: &'static str) -> ColumnDef {
     timestamp_with_time_zone(Alias::new(name))
 }
 
-fn s(name: &'static str) -> ColumnDef {
+pub(crate) fn s(name: &'static str) -> ColumnDef {
     text(Alias::new(name))
 }
 
-fn s_null(name: &'static str) -> ColumnDef {
+pub(crate) fn s_null(name: &'static str) -> ColumnDef {
     text_null(Alias::new(name))
 }
 
-fn table(name: &'static str) -> TableCreateStatement {
+pub(crate) fn table(name: &'static str) -> TableCreateStatement {
     Table::create()
         .table(Alias::new(name))
         .col(text(Alias::new("id")).primary_key())
         .to_owned()
 }
 
-fn index(table: &'static str, name: &'static str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
+pub(crate) fn index(
+    table: &'static str,
+    name: &'static str,
+    cols: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
     let mut idx = Index::create();
     idx.name(name).table(Alias::new(table));
     for c in cols {
@@ -35,7 +40,7 @@ fn index(table: &'static str, name: &'static str, cols: &[&'static str], unique:
     idx.to_owned()
 }
 
-fn fk(from: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
+pub(crate) fn fk(from: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from}_{col}"))
         .from(Alias::new(from), Alias::new(col))

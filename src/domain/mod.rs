@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no database, no GraphQL. The service layer persists what it decides.
 pub mod assignment;
+pub mod dispatch;
 pub mod validate;
 pub mod work_order;
 pub mod workflow;
@@ -93,7 +94,8 @@ mod tests {
 }
 
 /// Work-order priority; ordered, so rules can ask for "at least HIGH".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Priority {
     Low,
     Normal,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod demo;
 pub mod directory;
 pub mod orders;
+pub mod rules;
 pub mod tenants;
 
 pub use access::Caller;

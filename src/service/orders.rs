@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::domain::assignment::{self, AssignKind, Assignee, DispatchFields, Method};
+use crate::domain::assignment::{self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method};
+use crate::domain::dispatch::{OrderFacts, evaluate};
 use crate::domain::work_order::{Command, State, Transition, transition};
 use crate::domain::workflow::{self as wf, Node, WorkflowKind};
 use crate::domain::{Priority, TenantKind, validate};
@@ -16,8 +17,8 @@ use crate::ids;
 use crate::store::begin_write;
 use crate::store::orders::{self as store, task_status};
 
-use super::Caller;
 use super::tenants::kind_of;
+use super::{Caller, rules};
 
 pub const MAX_TEXT: usize = 200;
 pub const MAX_DESCRIPTION: usize = 10_000;
@@ -160,19 +161,41 @@ pub async fn load_flow<C: ConnectionTrait>(conn: &C, tenant_id: &str, workflow_i
     Flow::from_model(model)
 }
 
+fn facts_of_input(input: &NewOrder, skills: &[String]) -> OrderFacts {
+    OrderFacts {
+        region: input.region.clone(),
+        product: input.product.clone(),
+        service_type: input.service_type.clone(),
+        priority: input.priority,
+        customer: input.customer.clone(),
+        required_skills: skills.to_vec(),
+        custom_fields: input.custom_fields.clone(),
+    }
+}
+
+/// Validates a new order's business attributes; returns them trimmed.
+fn checked(input: NewOrder) -> Result<(NewOrder, Vec<String>)> {
+    check_new_order(&input)?;
+    let skills = validate::skills(&input.required_skills).map_err(|m| Error::bad_input("requiredSkills", m))?;
+    let input = NewOrder {
+        description: text("description", &input.description, MAX_DESCRIPTION)?,
+        customer: text("customer", &input.customer, MAX_TEXT)?,
+        product: text("product", &input.product, MAX_TEXT)?,
+        service_type: text("serviceType", &input.service_type, MAX_TEXT)?,
+        ..input
+    };
+    Ok((input, skills))
+}
+
 pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher("createWorkOrder")?;
-    check_new_order(&input)?;
-    let skills = validate::skills(&input.required_skills).map_err(|m| Error::bad_input("requiredSkills", m))?;
-    let description = text("description", &input.description, MAX_DESCRIPTION)?;
-    let customer = text("customer", &input.customer, MAX_TEXT)?;
-    let product = text("product", &input.product, MAX_TEXT)?;
-    let service_type = text("serviceType", &input.service_type, MAX_TEXT)?;
-
+    let (input, skills) = checked(input)?;
+    let facts = facts_of_input(&input, &skills);
     let flow = load_flow(&state.db, caller.tenant_id(), &input.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
 
+    let tx = begin_write(&state.db).await?;
     let now = crate::domain::now();
     let id = ids::new(ids::WORK_ORDER);
     let mut history = History::new(&id, caller.tenant_id(), Some(actor), now);
@@ -183,58 +206,146 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         format!("created in workflow '{}'", flow.model.name),
         None,
     );
-    // The order arrives at the dispatch node: automatic rules run first (none exist yet).
+    // The order arrives at the dispatch node: automatic rules run first.
+    let (trace, chosen) = run_rules(state, &tx, &caller, &facts, None).await?;
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
+    history.actor = None;
     history.step(
         attempt,
-        format!(
-            "reached the dispatch node '{}'; no automatic dispatch rule ran: none are configured",
-            flow.nodes[dispatch_index].name
-        ),
-        Some(json!({ "rulesEvaluated": 0 })),
+        attempt_message(&flow, dispatch_index, &trace),
+        Some(rules::summary_data(&trace)),
     );
-    let manual = transition(attempt.to, Command::RouteToManual)?;
-    history.step(manual, "no rule matched: waiting for manual assignment".into(), None);
 
-    let model = work_order::ActiveModel {
-        id: Set(id.clone()),
-        tenant_id: Set(caller.tenant_id().to_owned()),
-        workflow_id: Set(flow.model.id.clone()),
-        external_ref: Set(input.external_ref.clone()),
-        title: Set(input.title.trim().to_owned()),
-        description: Set(description),
-        customer: Set(customer),
-        state: Set(manual.to.as_str().to_owned()),
-        current_node: Set(dispatch_index as i32),
-        version: Set(1),
-        region: Set(input.region),
-        product: Set(product),
-        service_type: Set(service_type),
-        priority: Set(input.priority.as_str().to_owned()),
-        required_skills: Set(json!(skills)),
-        custom_fields: Set(input.custom_fields),
-        assign_user: Set(None),
-        assign_way: Set(None),
-        assign_time: Set(None),
-        field_partner: Set(None),
-        field_fwssf: Set(None),
-        field_out_deal_user: Set(None),
-        field_downstream_outer_tenant_name: Set(None),
-        field_downstream_outer_tenant_id: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let mut order = work_order::Model {
+        id: id.clone(),
+        tenant_id: caller.tenant_id().to_owned(),
+        workflow_id: flow.model.id.clone(),
+        external_ref: input.external_ref.clone(),
+        title: input.title.trim().to_owned(),
+        description: input.description,
+        customer: input.customer,
+        state: attempt.to.as_str().to_owned(),
+        current_node: dispatch_index as i32,
+        version: 1,
+        region: input.region,
+        product: input.product,
+        service_type: input.service_type,
+        priority: input.priority.as_str().to_owned(),
+        required_skills: json!(skills),
+        custom_fields: input.custom_fields,
+        assign_user: None,
+        assign_way: None,
+        assign_time: None,
+        field_partner: None,
+        field_fwssf: None,
+        field_out_deal_user: None,
+        field_downstream_outer_tenant_name: None,
+        field_downstream_outer_tenant_id: None,
+        created_at: now,
+        updated_at: now,
+        dispatch_rule_id: None,
+        dispatch_trace: Some(rules::trace_json(&trace)?),
     };
-    let tx = begin_write(&state.db).await?;
-    let order = model.insert(&tx).await.map_err(|e| match Error::from(e) {
-        Error::Conflict(_) => Error::Conflict(format!(
-            "externalRef '{}' is already used by another work order of this tenant",
-            input.external_ref.as_deref().unwrap_or_default()
-        )),
-        other => other,
-    })?;
+    let assignment = match &chosen {
+        Some(ch) => {
+            let plan = assignment::plan(attempt.to, AssignKind::Automatic, &flow.nodes, dispatch_index)?;
+            let fields = assignment::dispatch_fields(
+                caller.tenant.activation_version,
+                Method::Automatic,
+                None,
+                &ch.assignee(),
+                now,
+            );
+            apply(&mut order, &fields, &plan);
+            order.dispatch_rule_id = trace.winner.as_ref().map(|w| w.0.clone());
+            Some((plan, fields))
+        }
+        None => {
+            let manual = transition(attempt.to, Command::RouteToManual)?;
+            history.step(
+                manual,
+                "no rule yielded an engineer: waiting for manual assignment".into(),
+                None,
+            );
+            order.state = manual.to.as_str().to_owned();
+            None
+        }
+    };
+    let external_ref = order.external_ref.clone();
+    work_order::ActiveModel::from(order.clone())
+        .insert(&tx)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => Error::Conflict(format!(
+                "externalRef '{}' is already used by another work order of this tenant",
+                external_ref.as_deref().unwrap_or_default()
+            )),
+            other => other,
+        })?;
+    if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
+        write_assignment(&tx, &order, ch, plan, fields, None, &mut history, now).await?;
+    }
     store::insert_events(&tx, history.rows).await?;
     tx.commit().await?;
     Ok(order)
+}
+
+fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -> String {
+    let node = &flow.nodes[dispatch_index].name;
+    match (&t.winner, t.revision) {
+        (_, 0) => format!("reached the dispatch node '{node}'; no automatic dispatch rule ran: none are configured"),
+        (Some((rule, engineer)), r) => {
+            format!(
+                "reached the dispatch node '{node}'; rule {rule} (revision {r}) matched engineer {engineer} after {} rule(s)",
+                t.reached
+            )
+        }
+        (None, r) => format!(
+            "reached the dispatch node '{node}'; {} rule(s) of revision {r} evaluated, none yielded an engineer",
+            t.reached
+        ),
+    }
+}
+
+/// Runs the tenant's rules inside the caller's transaction. The winner is claimed (its open
+/// task counted against its capacity) and recorded on the rule; if another transaction filled
+/// the engineer up meanwhile, the rules run again without it.
+async fn run_rules<C: ConnectionTrait>(
+    state: &AppState,
+    tx: &C,
+    caller: &Caller,
+    facts: &OrderFacts,
+    order_id: Option<&str>,
+) -> Result<(rules::StoredTrace, Option<Chosen>)> {
+    let set = state.rules.current(tx, caller.tenant_id()).await?;
+    let mut cands = rules::candidates(tx, caller.tenant_id(), &set, facts, order_id, true).await?;
+    loop {
+        let decision = evaluate(&set, facts, &cands);
+        let trace = rules::store_trace(&set, facts, &cands, &decision);
+        let Some((ri, ei)) = decision.winner else {
+            return Ok((trace, None));
+        };
+        let e = &cands.engineers[ei];
+        if store::claim_engineer(tx, &e.id).await? {
+            rules::record_pick(tx, &set.rules[ri].spec.id, &e.id).await?;
+            let p = cands
+                .partner_of(&e.tenant_id)
+                .ok_or_else(|| Error::internal("winner without partner"))?;
+            let downstream = state.tenants.require(&state.db, &e.tenant_id).await?;
+            let chosen = Chosen {
+                engineer_id: e.id.clone(),
+                engineer_name: e.name.clone(),
+                engineer_tenant: e.tenant_id.clone(),
+                partner_id: p.id.clone(),
+                legacy_account_id: p.legacy_account_id.clone(),
+                outer_id: downstream.outer_tenant_id.clone().unwrap_or_default(),
+                outer_name: downstream.name.clone(),
+            };
+            return Ok((trace, Some(chosen)));
+        }
+        // Full since the snapshot was read: evaluate again as it now stands.
+        cands.engineers[ei].open_tasks = cands.engineers[ei].capacity;
+    }
 }
 
 pub struct AssignInput {
@@ -269,12 +380,27 @@ fn stale(order: &work_order::Model, expected: i32) -> Error {
     ))
 }
 
-/// An engineer the caller's tenant may assign, with the partner and connected enterprise.
-pub struct Candidate {
-    pub engineer: engineer::Model,
-    pub partner: partner::Model,
+/// The engineer an assignment goes to, with what the dispatch fields copy.
+pub struct Chosen {
+    pub engineer_id: String,
+    pub engineer_name: String,
+    pub engineer_tenant: String,
+    pub partner_id: String,
+    pub legacy_account_id: Option<String>,
     pub outer_id: String,
     pub outer_name: String,
+}
+
+impl Chosen {
+    fn assignee(&self) -> Assignee<'_> {
+        Assignee {
+            engineer_id: &self.engineer_id,
+            partner_id: &self.partner_id,
+            partner_legacy_account_id: self.legacy_account_id.as_deref(),
+            downstream_outer_tenant_id: &self.outer_id,
+            downstream_outer_tenant_name: &self.outer_name,
+        }
+    }
 }
 
 /// Resolves an engineer for an upstream caller: an engineer of a tenant that is not connected to
@@ -284,7 +410,7 @@ async fn assignable<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
     engineer_id: &str,
-) -> Result<Candidate> {
+) -> Result<(Chosen, i32)> {
     let not_found = || Error::not_found("engineer", engineer_id);
     let engineer = engineer::Entity::find_by_id(engineer_id.to_owned())
         .one(conn)
@@ -318,12 +444,95 @@ async fn assignable<C: ConnectionTrait>(
     if kind_of(&downstream) != TenantKind::Downstream {
         return Err(not_found());
     }
-    Ok(Candidate {
+    let chosen = Chosen {
         outer_id: downstream.outer_tenant_id.clone().unwrap_or_default(),
         outer_name: downstream.name.clone(),
-        engineer,
-        partner,
-    })
+        engineer_id: engineer.id,
+        engineer_name: engineer.name,
+        engineer_tenant: engineer.tenant_id,
+        partner_id: partner.id,
+        legacy_account_id: partner.legacy_account_id,
+    };
+    Ok((chosen, engineer.capacity))
+}
+
+/// Writes the assignment onto the in-memory order (as the conditional update does in the row).
+fn apply(o: &mut work_order::Model, f: &DispatchFields, plan: &AssignmentPlan) {
+    o.state = plan.state.as_str().to_owned();
+    o.current_node = plan.current_node as i32;
+    o.assign_user = f.assign_user.clone();
+    o.assign_way = Some(f.assign_way.as_str().to_owned());
+    o.assign_time = Some(f.assign_time);
+    o.field_partner = Some(f.partner_id.clone());
+    o.field_fwssf = f.legacy_account_id.clone();
+    o.field_out_deal_user = Some(f.engineer_id.clone());
+    o.field_downstream_outer_tenant_name = Some(f.downstream_outer_tenant_name.clone());
+    o.field_downstream_outer_tenant_id = Some(f.downstream_outer_tenant_id.clone());
+}
+
+/// What every assignment writes besides the order row and the engineer claims: the previous
+/// engineer's task revoked, today's count, the new task, and the history of each step.
+#[allow(clippy::too_many_arguments)]
+async fn write_assignment<C: ConnectionTrait>(
+    tx: &C,
+    order: &work_order::Model,
+    chosen: &Chosen,
+    plan: &AssignmentPlan,
+    fields: &DispatchFields,
+    previous: Option<&str>,
+    history: &mut History<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if previous.is_some()
+        && let Some(t) = store::close_open_task(tx, &order.id, task_status::REVOKED, now).await?
+    {
+        history.record(
+            "TASK_REVOKED",
+            None,
+            None,
+            format!("task {} of engineer {} revoked", t.id, t.engineer_id),
+            Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
+        );
+    }
+    rules::count_today(tx, &chosen.engineer_id).await?;
+    let record = api_fields_of(fields);
+    for step in &plan.steps {
+        match step.command {
+            Command::IssueTask => {
+                let (node_index, node_name) = plan.task_node.clone().unwrap_or_default();
+                let t = issue_task(tx, order, chosen, node_index, &node_name, now).await?;
+                history.step(
+                    *step,
+                    format!(
+                        "task {} issued to engineer '{}' for node '{node_name}'",
+                        t.id, chosen.engineer_name
+                    ),
+                    Some(json!({ "taskId": t.id })),
+                );
+            }
+            command => history.step(
+                *step,
+                match (previous, command) {
+                    (Some(old), _) => format!(
+                        "engineer {old} replaced by '{}' ({})",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
+                    (None, Command::AutoAssign) => format!(
+                        "engineer '{}' ({}) assigned automatically by rule {}",
+                        chosen.engineer_name,
+                        chosen.engineer_id,
+                        order.dispatch_rule_id.as_deref().unwrap_or("?")
+                    ),
+                    (None, _) => format!(
+                        "engineer '{}' ({}) assigned manually",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
+                },
+                Some(record.clone()),
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn with_fields(am: &mut work_order::ActiveModel, f: &DispatchFields) {
@@ -363,7 +572,7 @@ pub async fn assign_engineer(
     let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
     let plan = assignment::plan(current, kind, &flow.nodes, dispatch_index)?;
-    let candidate = assignable(state, &tx, &caller, &input.engineer_id).await?;
+    let (chosen, capacity) = assignable(state, &tx, &caller, &input.engineer_id).await?;
     let previous = order.field_out_deal_user.clone().filter(|_| current.has_engineer());
     if previous.as_deref() == Some(input.engineer_id.as_str()) {
         return Err(Error::bad_input(
@@ -383,13 +592,7 @@ pub async fn assign_engineer(
         caller.tenant.activation_version,
         Method::Manual,
         Some(&dispatcher.id),
-        &Assignee {
-            engineer_id: &candidate.engineer.id,
-            partner_id: &candidate.partner.id,
-            partner_legacy_account_id: candidate.partner.legacy_account_id.as_deref(),
-            downstream_outer_tenant_id: &candidate.outer_id,
-            downstream_outer_tenant_name: &candidate.outer_name,
-        },
+        &chosen.assignee(),
         now,
     );
     let mut am = changes();
@@ -400,22 +603,9 @@ pub async fn assign_engineer(
     if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
         return Err(stale(&order, input.expected_version));
     }
-
-    let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     // Counters are touched in ID order so that two reassignments crossing the same two
     // engineers cannot deadlock on PostgreSQL.
-    if previous.is_some()
-        && let Some(t) = store::close_open_task(&tx, &order.id, task_status::REVOKED, now).await?
-    {
-        history.record(
-            "TASK_REVOKED",
-            None,
-            None,
-            format!("task {} of engineer {} revoked", t.id, t.engineer_id),
-            Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
-        );
-    }
-    let mut counters: Vec<(&str, bool)> = vec![(candidate.engineer.id.as_str(), true)];
+    let mut counters: Vec<(&str, bool)> = vec![(chosen.engineer_id.as_str(), true)];
     if let Some(old) = &previous {
         counters.push((old.as_str(), false));
     }
@@ -427,61 +617,152 @@ pub async fn assign_engineer(
             return Err(Error::bad_input(
                 "engineerId",
                 format!(
-                    "engineer '{}' is at capacity ({} open tasks)",
-                    candidate.engineer.name, candidate.engineer.capacity
+                    "engineer '{}' is at capacity ({capacity} open tasks)",
+                    chosen.engineer_name
                 ),
             ));
         }
     }
+    let mut updated = order;
+    updated.version += 1;
+    updated.updated_at = now;
+    apply(&mut updated, &fields, &plan);
+    let mut history = History::new(&updated.id, caller.tenant_id(), Some(actor), now);
+    write_assignment(
+        &tx,
+        &updated,
+        &chosen,
+        &plan,
+        &fields,
+        previous.as_deref(),
+        &mut history,
+        now,
+    )
+    .await?;
+    store::insert_events(&tx, history.rows).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
 
-    let record = api_fields_of(&fields);
-    for step in &plan.steps {
-        match step.command {
-            Command::IssueTask => {
-                let (node_index, node_name) = plan.task_node.clone().unwrap_or_default();
-                let t = issue_task(&tx, &order, &candidate, node_index, &node_name, now).await?;
-                history.step(
-                    *step,
-                    format!(
-                        "task {} issued to engineer '{}' for node '{node_name}'",
-                        t.id, candidate.engineer.name
-                    ),
-                    Some(json!({ "taskId": t.id })),
-                );
-            }
-            _ => history.step(
-                *step,
-                match &previous {
-                    Some(old) => format!(
-                        "engineer {old} replaced by '{}' ({})",
-                        candidate.engineer.name, candidate.engineer.id
-                    ),
-                    None => format!(
-                        "engineer '{}' ({}) assigned manually",
-                        candidate.engineer.name, candidate.engineer.id
-                    ),
-                },
-                Some(record.clone()),
-            ),
+pub struct RetryInput {
+    pub work_order_id: String,
+    pub expected_version: i32,
+}
+
+/// Runs automatic dispatch again for an order waiting for manual assignment.
+pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_dispatcher("retryAutoDispatch")?;
+    let tx = begin_write(&state.db).await?;
+    let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
+    let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
+    let dispatch_index = flow.require_dispatch_node()?;
+    let retry = transition(current, Command::RetryAutoDispatch)?;
+    let facts = rules::facts_of(&order)?;
+    let (trace, chosen) = run_rules(state, &tx, &caller, &facts, Some(&order.id)).await?;
+    let now = crate::domain::now();
+    let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
+    history.step(retry, "automatic dispatch run again".into(), None);
+    history.actor = None;
+    history.record(
+        "AUTO_DISPATCH_ATTEMPTED",
+        None,
+        None,
+        attempt_message(&flow, dispatch_index, &trace),
+        Some(rules::summary_data(&trace)),
+    );
+    let mut updated = order.clone();
+    updated.version += 1;
+    updated.updated_at = now;
+    updated.dispatch_trace = Some(rules::trace_json(&trace)?);
+    let mut am = changes();
+    am.updated_at = Set(now);
+    am.dispatch_trace = Set(updated.dispatch_trace.clone());
+    let assignment = match &chosen {
+        Some(ch) => {
+            let plan = assignment::plan(retry.to, AssignKind::Automatic, &flow.nodes, dispatch_index)?;
+            let fields = assignment::dispatch_fields(
+                caller.tenant.activation_version,
+                Method::Automatic,
+                None,
+                &ch.assignee(),
+                now,
+            );
+            with_fields(&mut am, &fields);
+            apply(&mut updated, &fields, &plan);
+            updated.dispatch_rule_id = trace.winner.as_ref().map(|w| w.0.clone());
+            am.dispatch_rule_id = Set(updated.dispatch_rule_id.clone());
+            Some((plan, fields))
         }
+        None => {
+            let manual = transition(retry.to, Command::RouteToManual)?;
+            history.step(
+                manual,
+                "no rule yielded an engineer: waiting for manual assignment".into(),
+                None,
+            );
+            updated.state = manual.to.as_str().to_owned();
+            None
+        }
+    };
+    am.state = Set(updated.state.clone());
+    am.current_node = Set(updated.current_node);
+    if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
+        return Err(stale(&order, input.expected_version));
+    }
+    if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
+        write_assignment(&tx, &updated, ch, plan, fields, None, &mut history, now).await?;
     }
     store::insert_events(&tx, history.rows).await?;
     tx.commit().await?;
-
-    let mut updated = order;
-    updated.version += 1;
-    updated.state = plan.state.as_str().to_owned();
-    updated.current_node = plan.current_node as i32;
-    updated.updated_at = now;
-    updated.assign_user = fields.assign_user;
-    updated.assign_way = Some(fields.assign_way.as_str().to_owned());
-    updated.assign_time = Some(fields.assign_time);
-    updated.field_partner = Some(fields.partner_id);
-    updated.field_fwssf = fields.legacy_account_id;
-    updated.field_out_deal_user = Some(fields.engineer_id);
-    updated.field_downstream_outer_tenant_name = Some(fields.downstream_outer_tenant_name);
-    updated.field_downstream_outer_tenant_id = Some(fields.downstream_outer_tenant_id);
     Ok(updated)
+}
+
+/// What `explainDispatch` evaluates: an existing order, or one not created yet.
+pub enum Explain {
+    Order(String),
+    Draft(NewOrder),
+}
+
+/// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
+pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require(
+        TenantKind::Upstream,
+        &[
+            crate::domain::Role::Admin,
+            crate::domain::Role::Dispatcher,
+            crate::domain::Role::Integration,
+        ],
+        "explainDispatch",
+    )?;
+    let (facts, order_id) = match what {
+        Explain::Order(id) => {
+            let order = work_order::Entity::find_by_id(id.clone())
+                .one(&state.db)
+                .await?
+                .filter(|o| o.tenant_id == caller.tenant_id())
+                .ok_or_else(|| Error::not_found("work order", &id))?;
+            load_flow(&state.db, caller.tenant_id(), &order.workflow_id)
+                .await?
+                .require_dispatch_node()?;
+            (rules::facts_of(&order)?, Some(order.id))
+        }
+        Explain::Draft(input) => {
+            let (input, skills) = checked(input)?;
+            if !input.workflow_id.is_empty() {
+                load_flow(&state.db, caller.tenant_id(), &input.workflow_id)
+                    .await?
+                    .require_dispatch_node()?;
+            }
+            (facts_of_input(&input, &skills), None)
+        }
+    };
+    let set = state.rules.current(&state.db, caller.tenant_id()).await?;
+    let cands = rules::candidates(&state.db, caller.tenant_id(), &set, &facts, order_id.as_deref(), false).await?;
+    let decision = evaluate(&set, &facts, &cands);
+    let trace = rules::store_trace(&set, &facts, &cands, &decision);
+    Ok(rules::render(&trace, &set, true))
 }
 
 fn api_fields_of(f: &DispatchFields) -> Value {
@@ -514,7 +795,7 @@ pub fn api_fields(o: &work_order::Model) -> Value {
 async fn issue_task<C: ConnectionTrait>(
     conn: &C,
     order: &work_order::Model,
-    candidate: &Candidate,
+    chosen: &Chosen,
     node_index: usize,
     node_name: &str,
     now: DateTime<Utc>,
@@ -523,8 +804,8 @@ async fn issue_task<C: ConnectionTrait>(
         id: Set(ids::new(ids::TASK)),
         work_order_id: Set(order.id.clone()),
         tenant_id: Set(order.tenant_id.clone()),
-        engineer_id: Set(candidate.engineer.id.clone()),
-        downstream_tenant_id: Set(candidate.engineer.tenant_id.clone()),
+        engineer_id: Set(chosen.engineer_id.clone()),
+        downstream_tenant_id: Set(chosen.engineer_tenant.clone()),
         node_index: Set(node_index as i32),
         node_name: Set(node_name.to_owned()),
         status: Set(task_status::ASSIGNED.to_owned()),

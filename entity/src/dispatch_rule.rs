@@ -1,0 +1,26 @@
+//! `dispatch_rules` table: a tenant's current automatic dispatch rules.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "dispatch_rules")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub id: String,
+    #[sea_orm(column_type = "Text")]
+    pub tenant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub name: String,
+    pub position: i32,
+    pub enabled: bool,
+    #[sea_orm(column_type = "Json")]
+    pub conditions: Json,
+    #[sea_orm(column_type = "Json")]
+    pub target: Json,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
