@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::ErrorExtensions;
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{account, engineer, partner, task, user, work_order, work_order_event, workflow};
+use entity::{account, dispatch_rule, engineer, partner, task, user, work_order, work_order_event, workflow};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
@@ -23,6 +23,7 @@ macro_rules! identified {
 }
 identified!(
     account::Model,
+    dispatch_rule::Model,
     engineer::Model,
     partner::Model,
     user::Model,
@@ -111,6 +112,7 @@ pub struct Loaders {
     pub work_orders: Cached<ById<work_order::Entity>>,
     pub events: Cached<EventsByOrder>,
     pub tasks: Cached<TaskByOrder>,
+    pub rules: Cached<ById<dispatch_rule::Entity>>,
 }
 
 fn loader<L: Loader<String>>(l: L) -> Cached<L> {
@@ -147,6 +149,7 @@ impl Loaders {
             work_orders: by_id(db),
             events: loader(EventsByOrder(db.clone())),
             tasks: loader(TaskByOrder(db.clone())),
+            rules: by_id(db),
         }
     }
 }

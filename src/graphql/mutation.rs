@@ -7,7 +7,7 @@ use crate::auth::Actor;
 use crate::domain::assignment::AssignKind;
 use crate::domain::workflow::Node as DomainNode;
 use crate::error::ResultExt;
-use crate::service::{admin, orders};
+use crate::service::{admin, orders, rules};
 
 pub struct Mutation;
 
@@ -179,6 +179,102 @@ impl Mutation {
             reason: input.reason,
         };
         let o = orders::cancel_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder(o),
+        })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: a new automatic dispatch rule.
+    async fn create_dispatch_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDispatchRuleInput,
+    ) -> Result<DispatchRulePayload> {
+        let conditions = input.conditions.into_iter().map(Into::into).collect();
+        let r = rules::create(
+            ctx.state(),
+            ctx.actor()?,
+            &input.name,
+            input.enabled,
+            conditions,
+            input.target.into(),
+            input.position,
+        )
+        .await
+        .gql()?;
+        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+    }
+
+    /// ADMIN or INTEGRATION: changes a rule (given fields only).
+    async fn update_dispatch_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateDispatchRuleInput,
+    ) -> Result<DispatchRulePayload> {
+        let change = rules::RuleChange {
+            name: input.name,
+            enabled: input.enabled,
+            conditions: input.conditions.map(|c| c.into_iter().map(Into::into).collect()),
+            target: input.target.map(Into::into),
+        };
+        let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
+            .await
+            .gql()?;
+        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+    }
+
+    /// ADMIN or INTEGRATION: enables or disables a rule.
+    async fn set_dispatch_rule_enabled(
+        &self,
+        ctx: &Context<'_>,
+        input: SetDispatchRuleEnabledInput,
+    ) -> Result<DispatchRulePayload> {
+        let change = rules::RuleChange {
+            name: None,
+            enabled: Some(input.enabled),
+            conditions: None,
+            target: None,
+        };
+        let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
+            .await
+            .gql()?;
+        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+    }
+
+    /// ADMIN or INTEGRATION: deletes a rule (traces that name it keep their revision).
+    async fn delete_dispatch_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteDispatchRuleInput,
+    ) -> Result<DeleteDispatchRulePayload> {
+        rules::delete(ctx.state(), ctx.actor()?, &input.rule_id).await.gql()?;
+        Ok(DeleteDispatchRulePayload {
+            deleted_rule_id: input.rule_id,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: sets the priority order of all rules.
+    async fn reorder_dispatch_rules(
+        &self,
+        ctx: &Context<'_>,
+        input: ReorderDispatchRulesInput,
+    ) -> Result<DispatchRulesPayload> {
+        let ids = input.rule_ids.into_iter().map(|i| i.0).collect();
+        let list = rules::reorder(ctx.state(), ctx.actor()?, ids).await.gql()?;
+        Ok(DispatchRulesPayload {
+            rules: list.into_iter().map(DispatchRule).collect(),
+        })
+    }
+
+    /// DISPATCHER or INTEGRATION: runs automatic dispatch again on an order waiting for manual assignment.
+    async fn retry_auto_dispatch(&self, ctx: &Context<'_>, input: RetryAutoDispatchInput) -> Result<WorkOrderPayload> {
+        let spec = orders::RetryInput {
+            work_order_id: input.work_order_id.0,
+            expected_version: input.expected_version,
+        };
+        let o = orders::retry_auto_dispatch(ctx.state(), ctx.actor()?, spec)
+            .await
+            .gql()?;
         Ok(WorkOrderPayload {
             work_order: WorkOrder(o),
         })

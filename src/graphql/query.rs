@@ -6,6 +6,7 @@ use super::loaders::OrderSelection;
 use super::types::*;
 use crate::error::ResultExt;
 use crate::service::directory::{self, OrderFilter};
+use crate::service::{orders, rules};
 
 pub struct Query;
 
@@ -75,6 +76,47 @@ impl Query {
             .await
             .gql()?;
         Ok(list.into_iter().map(Engineer).collect())
+    }
+
+    /// The tenant's automatic dispatch rules, in priority order.
+    async fn dispatch_rules(&self, ctx: &Context<'_>) -> Result<Vec<DispatchRule>> {
+        Ok(rules::list(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?
+            .into_iter()
+            .map(DispatchRule)
+            .collect())
+    }
+
+    /// A dry run of automatic dispatch for an existing order or one not created yet: the same
+    /// evaluation as on creation, nothing written.
+    async fn explain_dispatch(&self, ctx: &Context<'_>, input: ExplainDispatchInput) -> Result<DispatchTrace> {
+        let what = match (input.work_order_id, input.order) {
+            (Some(id), None) => orders::Explain::Order(id.0),
+            (None, Some(d)) => orders::Explain::Draft(orders::NewOrder {
+                workflow_id: d.workflow_id.map(|i| i.0).unwrap_or_default(),
+                external_ref: None,
+                title: "dry run".into(),
+                description: None,
+                customer: d.customer,
+                region: d.region,
+                product: d.product,
+                service_type: d.service_type,
+                priority: d.priority.into(),
+                required_skills: d.required_skills,
+                custom_fields: d.custom_fields.map(|j| j.0),
+            }),
+            _ => {
+                return Err(crate::error::Error::bad_input(
+                    "input",
+                    "give exactly one of workOrderId and order",
+                ))
+                .gql();
+            }
+        };
+        Ok(DispatchTrace(
+            orders::explain_dispatch(ctx.state(), ctx.actor()?, what).await.gql()?,
+        ))
     }
 
     async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {

@@ -677,6 +677,7 @@ pub struct TraceView {
     pub summary: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleOutcome {
     Disabled,
     ConditionFailed,
@@ -684,12 +685,14 @@ pub enum RuleOutcome {
     Matched,
 }
 
+#[derive(Clone, Debug)]
 pub struct ConditionView {
     pub index: usize,
     pub condition: Condition,
     pub order_value: Option<String>,
 }
 
+#[derive(Clone, Debug)]
 pub struct RuleView {
     pub rule_id: String,
     pub rule_name: String,

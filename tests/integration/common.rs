@@ -199,6 +199,9 @@ impl TestApp {
             "SELECT id, state, version, COALESCE(field_out_deal_user, '-') AS a, COALESCE(assign_user, '-') AS b FROM work_orders ORDER BY id",
             "SELECT id, CAST(open_tasks AS TEXT) AS state, capacity AS version, name AS a, CAST(active AS TEXT) AS b FROM engineers ORDER BY id",
             "SELECT id, status AS state, 0 AS version, engineer_id AS a, '-' AS b FROM tasks ORDER BY id",
+            "SELECT rule_id AS id, COALESCE(last_engineer_id, '-') AS state, 0 AS version, tenant_id AS a, '-' AS b FROM dispatch_rule_cursors ORDER BY rule_id",
+            "SELECT engineer_id AS id, day AS state, assigned AS version, '-' AS a, '-' AS b FROM engineer_daily_counts ORDER BY engineer_id",
+            "SELECT id, name AS state, position AS version, CAST(enabled AS TEXT) AS a, '-' AS b FROM dispatch_rules ORDER BY id",
         ] {
             let rows = self
                 .state

@@ -8,4 +8,5 @@ mod dispatch;
 mod http;
 mod loaders;
 mod permissions;
+mod rules;
 mod schema;

@@ -332,6 +332,13 @@ impl WorkOrder {
     async fn api_fields(&self) -> Json<Value> {
         Json(service::orders::api_fields(&self.0))
     }
+    /// Why automatic dispatch sent the order where it went, from its latest evaluation.
+    async fn dispatch_trace(&self, ctx: &Context<'_>) -> Result<Option<super::DispatchTrace>> {
+        Ok(service::rules::order_trace(ctx.state(), &self.0)
+            .await
+            .gql()?
+            .map(super::DispatchTrace))
+    }
     /// The downstream engineer's task, once issued (the latest one).
     async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
         Ok(one(&ctx.loaders().tasks, &self.0.id).await?.flatten().map(Task))
@@ -408,6 +415,13 @@ impl DispatchRecord {
             )
             .await?,
         ))
+    }
+    /// The rule that assigned the engineer (automatic assignments); null when deleted since.
+    async fn rule(&self, ctx: &Context<'_>) -> Result<Option<super::DispatchRule>> {
+        match (&self.0.dispatch_rule_id, self.0.assign_way.as_deref()) {
+            (Some(id), Some("AUTOMATIC")) => Ok(one(&ctx.loaders().rules, id).await?.map(super::DispatchRule)),
+            _ => Ok(None),
+        }
     }
     /// `field_downstreamOuterTenantName__c` (Connected Enterprise Name; a copy, non-business).
     async fn connected_enterprise_name(&self) -> &str {
