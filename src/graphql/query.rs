@@ -93,7 +93,7 @@ impl Query {
     async fn explain_dispatch(&self, ctx: &Context<'_>, input: ExplainDispatchInput) -> Result<DispatchTrace> {
         let what = match (input.work_order_id, input.order) {
             (Some(id), None) => orders::Explain::Order(id.0),
-            (None, Some(d)) => orders::Explain::Draft(orders::NewOrder {
+            (None, Some(d)) => orders::Explain::Draft(Box::new(orders::NewOrder {
                 workflow_id: d.workflow_id.map(|i| i.0).unwrap_or_default(),
                 external_ref: None,
                 title: "dry run".into(),
@@ -105,7 +105,7 @@ impl Query {
                 priority: d.priority.into(),
                 required_skills: d.required_skills,
                 custom_fields: d.custom_fields.map(|j| j.0),
-            }),
+            })),
             _ => {
                 return Err(crate::error::Error::bad_input(
                     "input",

@@ -721,7 +721,7 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
 /// What `explainDispatch` evaluates: an existing order, or one not created yet.
 pub enum Explain {
     Order(String),
-    Draft(NewOrder),
+    Draft(Box<NewOrder>),
 }
 
 /// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
@@ -749,7 +749,7 @@ pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) ->
             (rules::facts_of(&order)?, Some(order.id))
         }
         Explain::Draft(input) => {
-            let (input, skills) = checked(input)?;
+            let (input, skills) = checked(*input)?;
             if !input.workflow_id.is_empty() {
                 load_flow(&state.db, caller.tenant_id(), &input.workflow_id)
                     .await?

@@ -810,13 +810,14 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
     });
     let summary = match (&winner, rules.rules.is_empty()) {
         (Some((r, e, s)), _) => format!(
-            "rule '{}' assigned engineer {e}{} after {} rule(s) were tried",
+            "rule '{}' {} engineer {e}{} after {} rule(s) were tried",
             rules
                 .rules
                 .iter()
                 .find(|x| &x.spec.id == r)
                 .map(|x| x.spec.name.as_str())
                 .unwrap_or(r),
+            if dry_run { "would assign" } else { "assigned" },
             s.map(|s| format!(" by {}", s.as_str())).unwrap_or_default(),
             t.reached
         ),

@@ -134,7 +134,10 @@ async fn round_robin_takes_turns_over_several_orders() {
         seq.push(engineer_of(&app, &w, &s(&o["id"])).await);
     }
     let e = &w.engineers;
-    assert_eq!(seq, [&e[0], &e[1], &e[2], &e[0], &e[1], &e[2], &e[0]].map(String::clone));
+    assert_eq!(
+        seq,
+        [&e[0], &e[1], &e[2], &e[0], &e[1], &e[2], &e[0]].map(String::clone)
+    );
     // An engineer who becomes ineligible is skipped, and the turn continues after it.
     app.ok(
         &w.provider.admin_token,
@@ -691,7 +694,9 @@ async fn concurrent_creation_keeps_round_robin_fair() {
             .await;
         assert_eq!(n, 10, "engineer {e}");
         let open = app
-            .scalar(&format!("SELECT CAST(open_tasks AS BIGINT) FROM engineers WHERE id = '{e}'"))
+            .scalar(&format!(
+                "SELECT CAST(open_tasks AS BIGINT) FROM engineers WHERE id = '{e}'"
+            ))
             .await;
         assert_eq!(open, 10);
     }
