@@ -246,31 +246,16 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         dispatch_rule_id: None,
         dispatch_trace: Some(rules::trace_json(&trace)?),
     };
-    let assignment = match &chosen {
-        Some(ch) => {
-            let plan = assignment::plan(attempt.to, AssignKind::Automatic, &flow.nodes, dispatch_index)?;
-            let fields = assignment::dispatch_fields(
-                caller.tenant.activation_version,
-                Method::Automatic,
-                None,
-                &ch.assignee(),
-                now,
-            );
-            apply(&mut order, &fields, &plan);
-            order.dispatch_rule_id = trace.winner.as_ref().map(|w| w.0.clone());
-            Some((plan, fields))
-        }
-        None => {
-            let manual = transition(attempt.to, Command::RouteToManual)?;
-            history.step(
-                manual,
-                "no rule yielded an engineer: waiting for manual assignment".into(),
-                None,
-            );
-            order.state = manual.to.as_str().to_owned();
-            None
-        }
-    };
+    let assignment = settle_auto(
+        &mut order,
+        attempt.to,
+        chosen.as_ref(),
+        &trace,
+        (&flow, dispatch_index),
+        caller.tenant.activation_version,
+        &mut history,
+        now,
+    )?;
     let external_ref = order.external_ref.clone();
     work_order::ActiveModel::from(order.clone())
         .insert(&tx)
@@ -288,6 +273,40 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     store::insert_events(&tx, history.rows).await?;
     tx.commit().await?;
     Ok(order)
+}
+
+/// Settles an automatic dispatch on the in-memory order: assigned by the winning rule, or
+/// routed to manual assignment. Returns what the assignment writes, if anything.
+#[allow(clippy::too_many_arguments)]
+fn settle_auto(
+    order: &mut work_order::Model,
+    from: State,
+    chosen: Option<&Chosen>,
+    trace: &rules::StoredTrace,
+    (flow, dispatch_index): (&Flow, usize),
+    activation_version: Option<i32>,
+    history: &mut History<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<(AssignmentPlan, DispatchFields)>> {
+    match chosen {
+        Some(ch) => {
+            let plan = assignment::plan(from, AssignKind::Automatic, &flow.nodes, dispatch_index)?;
+            let fields = assignment::dispatch_fields(activation_version, Method::Automatic, None, &ch.assignee(), now);
+            apply(order, &fields, &plan);
+            order.dispatch_rule_id = trace.winner.as_ref().map(|w| w.0.clone());
+            Ok(Some((plan, fields)))
+        }
+        None => {
+            let manual = transition(from, Command::RouteToManual)?;
+            history.step(
+                manual,
+                "no rule yielded an engineer: waiting for manual assignment".into(),
+                None,
+            );
+            order.state = manual.to.as_str().to_owned();
+            Ok(None)
+        }
+    }
 }
 
 fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -> String {
@@ -678,33 +697,20 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
     let mut am = changes();
     am.updated_at = Set(now);
     am.dispatch_trace = Set(updated.dispatch_trace.clone());
-    let assignment = match &chosen {
-        Some(ch) => {
-            let plan = assignment::plan(retry.to, AssignKind::Automatic, &flow.nodes, dispatch_index)?;
-            let fields = assignment::dispatch_fields(
-                caller.tenant.activation_version,
-                Method::Automatic,
-                None,
-                &ch.assignee(),
-                now,
-            );
-            with_fields(&mut am, &fields);
-            apply(&mut updated, &fields, &plan);
-            updated.dispatch_rule_id = trace.winner.as_ref().map(|w| w.0.clone());
-            am.dispatch_rule_id = Set(updated.dispatch_rule_id.clone());
-            Some((plan, fields))
-        }
-        None => {
-            let manual = transition(retry.to, Command::RouteToManual)?;
-            history.step(
-                manual,
-                "no rule yielded an engineer: waiting for manual assignment".into(),
-                None,
-            );
-            updated.state = manual.to.as_str().to_owned();
-            None
-        }
-    };
+    let assignment = settle_auto(
+        &mut updated,
+        retry.to,
+        chosen.as_ref(),
+        &trace,
+        (&flow, dispatch_index),
+        caller.tenant.activation_version,
+        &mut history,
+        now,
+    )?;
+    if let Some((_, fields)) = &assignment {
+        with_fields(&mut am, fields);
+        am.dispatch_rule_id = Set(updated.dispatch_rule_id.clone());
+    }
     am.state = Set(updated.state.clone());
     am.current_node = Set(updated.current_node);
     if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {

@@ -18,20 +18,6 @@ pub fn name_of<T: EnumType>(v: T) -> &'static str {
 
 use crate::domain::{self, assignment, work_order, workflow};
 
-macro_rules! mirror {
-    ($(#[$m:meta])* $name:ident <=> $domain:path { $($(#[$vm:meta])* $v:ident),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-        pub enum $name { $($(#[$vm])* $v),* }
-        impl From<$domain> for $name {
-            fn from(d: $domain) -> Self { match d { $(<$domain>::$v => $name::$v),* } }
-        }
-        impl From<$name> for $domain {
-            fn from(g: $name) -> Self { match g { $($name::$v => <$domain>::$v),* } }
-        }
-    };
-}
-
 mirror!(
     /// Where a work order stands in dispatch.
     WorkOrderState <=> work_order::State {

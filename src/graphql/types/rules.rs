@@ -10,20 +10,6 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::one;
 use crate::service::rules::{self, RuleView, TraceView};
 
-macro_rules! mirror {
-    ($(#[$m:meta])* $name:ident <=> $domain:path { $($(#[$vm:meta])* $v:ident),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-        pub enum $name { $($(#[$vm])* $v),* }
-        impl From<$domain> for $name {
-            fn from(x: $domain) -> Self { match x { $(<$domain>::$v => $name::$v),* } }
-        }
-        impl From<$name> for $domain {
-            fn from(x: $name) -> Self { match x { $($name::$v => <$domain>::$v),* } }
-        }
-    };
-}
-
 mirror!(
     /// What a rule condition looks at.
     RuleField <=> d::Field {
