@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::graphql::context::RequestAuth;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, AppSchema};
+use crate::notify::Hub;
 use crate::service::rules::RuleCache;
 use crate::service::tenants::TenantCache;
 use crate::store::{self, Db};
@@ -29,6 +30,7 @@ pub struct AppState {
     pub keys: Keys,
     pub tenants: TenantCache,
     pub rules: RuleCache,
+    pub hub: Hub,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),
             rules: RuleCache::default(),
+            hub: Hub::default(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub const WORK_ORDER: &str = "wo";
 pub const EVENT: &str = "evt";
 pub const TASK: &str = "tsk";
 pub const RULE: &str = "rul";
+pub const NOTIFICATION: &str = "ntf";
 
 /// A new ID; IDs made later sort after IDs made earlier in the same process.
 pub fn new(prefix: &str) -> String {

@@ -7,5 +7,6 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod ids;
+pub mod notify;
 pub mod service;
 pub mod store;

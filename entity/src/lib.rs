@@ -5,6 +5,8 @@ pub mod dispatch_rule_cursor;
 pub mod dispatch_rule_revision;
 pub mod engineer;
 pub mod engineer_daily_count;
+pub mod notification;
+pub mod notification_counter;
 pub mod partner;
 pub mod task;
 pub mod tenant;

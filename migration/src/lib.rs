@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_core;
 mod m20261124_000002_dispatch_rules;
+mod m20261124_000003_notifications;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_core::Migration),
             Box::new(m20261124_000002_dispatch_rules::Migration),
+            Box::new(m20261124_000003_notifications::Migration),
         ]
     }
 }

@@ -3,17 +3,18 @@ pub mod context;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{EmptySubscription, Response, Schema, SchemaBuilder};
+use async_graphql::{Response, Schema, SchemaBuilder};
 
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription).extension(ErrorCodes)
+pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription).extension(ErrorCodes)
 }
 
 /// Gives every error an `extensions.code`: errors raised before resolvers run (syntax, unknown

@@ -1,5 +1,6 @@
 //! Mutation root: each resolver converts its input and asks one service function.
 use async_graphql::{Context, Object, Result};
+use sea_orm::EntityTrait;
 
 use super::context::ContextExt;
 use super::types::*;
@@ -278,5 +279,41 @@ impl Mutation {
         Ok(WorkOrderPayload {
             work_order: WorkOrder(o),
         })
+    }
+
+    /// ENGINEER: accepts its task.
+    async fn accept_task(&self, ctx: &Context<'_>, input: AcceptTaskInput) -> Result<TaskPayload> {
+        let t = orders::accept_task(ctx.state(), ctx.actor()?, &input.task_id)
+            .await
+            .gql()?;
+        Ok(TaskPayload { task: Task(t) })
+    }
+
+    /// ENGINEER: declines its task; the order goes back to dispatch (never to this engineer again).
+    async fn decline_task(&self, ctx: &Context<'_>, input: DeclineTaskInput) -> Result<TaskPayload> {
+        let actor = ctx.actor()?;
+        orders::decline_task(ctx.state(), actor, &input.task_id, input.reason)
+            .await
+            .gql()?;
+        let task = entity::task::Entity::find_by_id(input.task_id.0.clone())
+            .one(&ctx.state().db)
+            .await
+            .map_err(crate::error::Error::from)
+            .gql()?
+            .ok_or_else(|| crate::error::Error::not_found("task", &input.task_id))
+            .gql()?;
+        Ok(TaskPayload { task: Task(task) })
+    }
+
+    /// ENGINEER: acknowledges its notifications up to a cursor.
+    async fn acknowledge_notifications(
+        &self,
+        ctx: &Context<'_>,
+        input: AcknowledgeNotificationsInput,
+    ) -> Result<AcknowledgePayload> {
+        let n = crate::service::notifications::acknowledge(ctx.state(), ctx.actor()?, &input.up_to)
+            .await
+            .gql()?;
+        Ok(AcknowledgePayload { acknowledged: n as i32 })
     }
 }

@@ -119,6 +119,20 @@ impl Query {
         ))
     }
 
+    /// ENGINEER: its task notifications, unacknowledged first (Relay connection).
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default)] unacknowledged_only: bool,
+    ) -> Result<TaskNotificationConnection> {
+        let page = crate::service::notifications::list(ctx.state(), ctx.actor()?, first, after, unacknowledged_only)
+            .await
+            .gql()?;
+        Ok(TaskNotificationConnection(page))
+    }
+
     async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {
         Ok(directory::workflows(ctx.state(), ctx.actor()?)
             .await

@@ -3,6 +3,7 @@ pub mod access;
 pub mod admin;
 pub mod demo;
 pub mod directory;
+pub mod notifications;
 pub mod orders;
 pub mod rules;
 pub mod tenants;

@@ -2,7 +2,9 @@
 //! assignment, reassignment and cancellation. Every write is one transaction.
 use chrono::{DateTime, Utc};
 use entity::{engineer, partner, task, work_order, work_order_event, workflow};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, Set,
+};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
@@ -15,6 +17,7 @@ use crate::domain::{Priority, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::store::begin_write;
+use crate::store::notify::kind as notify_kind;
 use crate::store::orders::{self as store, task_status};
 
 use super::tenants::kind_of;
@@ -73,6 +76,8 @@ struct History<'a> {
     actor: Option<&'a Actor>,
     at: DateTime<Utc>,
     rows: Vec<work_order_event::ActiveModel>,
+    /// Engineers whose notifications this change wrote (woken after commit).
+    wake: Vec<String>,
 }
 
 impl<'a> History<'a> {
@@ -83,6 +88,7 @@ impl<'a> History<'a> {
             actor,
             at,
             rows: Vec::new(),
+            wake: Vec::new(),
         }
     }
 
@@ -105,6 +111,21 @@ impl<'a> History<'a> {
     fn step(&mut self, t: Transition, message: String, data: Option<Value>) {
         self.record(t.command.event_kind(), Some(t.from), Some(t.to), message, data);
     }
+
+    /// Writes a notification for the engineer in this transaction; it is woken after commit.
+    async fn notify<C: ConnectionTrait>(&mut self, tx: &C, engineer_id: &str, kind: &str, task_id: &str) -> Result<()> {
+        crate::store::notify::push(tx, engineer_id, kind, task_id, self.order_id, self.tenant_id, self.at).await?;
+        self.wake.push(engineer_id.to_owned());
+        Ok(())
+    }
+}
+
+/// Writes the history, commits, then wakes the subscribers of what changed.
+async fn commit(state: &AppState, tx: DatabaseTransaction, history: History<'_>) -> Result<()> {
+    store::insert_events(&tx, history.rows).await?;
+    tx.commit().await?;
+    state.hub.publish(history.tenant_id, &history.wake);
+    Ok(())
 }
 
 fn text(field: &str, v: &Option<String>, max: usize) -> Result<Option<String>> {
@@ -270,8 +291,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
         write_assignment(&tx, &order, ch, plan, fields, None, &mut history, now).await?;
     }
-    store::insert_events(&tx, history.rows).await?;
-    tx.commit().await?;
+    commit(state, tx, history).await?;
     Ok(order)
 }
 
@@ -512,6 +532,9 @@ async fn write_assignment<C: ConnectionTrait>(
             format!("task {} of engineer {} revoked", t.id, t.engineer_id),
             Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
         );
+        history
+            .notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)
+            .await?;
     }
     rules::count_today(tx, &chosen.engineer_id).await?;
     let record = api_fields_of(fields);
@@ -520,6 +543,9 @@ async fn write_assignment<C: ConnectionTrait>(
             Command::IssueTask => {
                 let (node_index, node_name) = plan.task_node.clone().unwrap_or_default();
                 let t = issue_task(tx, order, chosen, node_index, &node_name, now).await?;
+                history
+                    .notify(tx, &chosen.engineer_id, notify_kind::TASK_ASSIGNED, &t.id)
+                    .await?;
                 history.step(
                     *step,
                     format!(
@@ -658,8 +684,7 @@ pub async fn assign_engineer(
         now,
     )
     .await?;
-    store::insert_events(&tx, history.rows).await?;
-    tx.commit().await?;
+    commit(state, tx, history).await?;
     Ok(updated)
 }
 
@@ -719,8 +744,7 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
     if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
         write_assignment(&tx, &updated, ch, plan, fields, None, &mut history, now).await?;
     }
-    store::insert_events(&tx, history.rows).await?;
-    tx.commit().await?;
+    commit(state, tx, history).await?;
     Ok(updated)
 }
 
@@ -851,6 +875,9 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
                 format!("task {} of engineer {} cancelled with the order", t.id, t.engineer_id),
                 Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
             );
+            history
+                .notify(&tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)
+                .await?;
         }
         if let Some(e) = &order.field_out_deal_user {
             store::release_engineer(&tx, e).await?;
@@ -864,11 +891,165 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
         },
         reason.as_ref().map(|r| json!({ "reason": r })),
     );
-    store::insert_events(&tx, history.rows).await?;
-    tx.commit().await?;
+    commit(state, tx, history).await?;
     let mut updated = order;
     updated.version += 1;
     updated.state = step.to.as_str().to_owned();
     updated.updated_at = now;
+    Ok(updated)
+}
+
+/// The engineer's own open task and its order, inside a write transaction.
+async fn engineer_task<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    task_id: &str,
+) -> Result<(task::Model, work_order::Model, State)> {
+    let task = task::Entity::find_by_id(task_id.to_owned())
+        .one(conn)
+        .await?
+        .filter(|t| t.engineer_id == caller.actor.subject)
+        .ok_or_else(|| Error::not_found("task", task_id))?;
+    if !task_status::OPEN.contains(&task.status.as_str()) {
+        return Err(Error::Conflict(format!(
+            "task {task_id} is {}: it is no longer open",
+            task.status
+        )));
+    }
+    let order = work_order::Entity::find_by_id(task.work_order_id.clone())
+        .one(conn)
+        .await?
+        .ok_or_else(|| Error::internal("task without order"))?;
+    let state = State::parse(&order.state).ok_or_else(|| Error::internal("stored state unknown"))?;
+    Ok((task, order, state))
+}
+
+/// ENGINEER: accepts its task.
+pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Result<task::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "acceptTask")?;
+    let tx = begin_write(&state.db).await?;
+    let (task, order, _) = engineer_task(&tx, &caller, task_id).await?;
+    if task.status == task_status::ACCEPTED {
+        return Err(Error::Conflict(format!("task {task_id} is already accepted")));
+    }
+    let now = crate::domain::now();
+    let mut am = changes();
+    am.updated_at = Set(now);
+    if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
+        return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+    }
+    store::set_task_status(&tx, &task.id, task_status::ACCEPTED, now).await?;
+    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    history.record(
+        "TASK_ACCEPTED",
+        None,
+        None,
+        format!("task {} accepted by the engineer", task.id),
+        Some(json!({ "taskId": task.id })),
+    );
+    history
+        .notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)
+        .await?;
+    commit(state, tx, history).await?;
+    Ok(task::Model {
+        status: task_status::ACCEPTED.to_owned(),
+        updated_at: now,
+        ..task
+    })
+}
+
+/// ENGINEER: declines its task. The order goes back to manual dispatch, and automatic
+/// dispatch runs again at once, never to an engineer who declined this order.
+pub async fn decline_task(
+    state: &AppState,
+    actor: &Actor,
+    task_id: &str,
+    reason: Option<String>,
+) -> Result<work_order::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "declineTask")?;
+    let reason = text("reason", &reason, 1000)?;
+    let tx = begin_write(&state.db).await?;
+    let (task, order, current) = engineer_task(&tx, &caller, task_id).await?;
+    let decline = transition(current, Command::Decline)?;
+    let now = crate::domain::now();
+    let upstream = Caller {
+        actor: Actor {
+            subject: actor.subject.clone(),
+            tenant: order.tenant_id.clone(),
+            role: crate::domain::Role::Engineer,
+        },
+        tenant: state.tenants.require(&state.db, &order.tenant_id).await?,
+        kind: TenantKind::Upstream,
+    };
+    let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
+    let dispatch_index = flow.require_dispatch_node()?;
+
+    store::set_task_status(&tx, &task.id, task_status::DECLINED, now).await?;
+    store::release_engineer(&tx, &task.engineer_id).await?;
+    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    history.step(
+        decline,
+        match &reason {
+            Some(r) => format!("engineer {} declined task {}: {r}", task.engineer_id, task.id),
+            None => format!("engineer {} declined task {}", task.engineer_id, task.id),
+        },
+        Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
+    );
+    history
+        .notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)
+        .await?;
+
+    // Back at the dispatch node, without the engineer who declined.
+    let retry = transition(decline.to, Command::RetryAutoDispatch)?;
+    history.actor = None;
+    history.step(retry, "automatic dispatch runs again after the decline".into(), None);
+    let facts = rules::facts_of(&order)?;
+    let (trace, chosen) = run_rules(state, &tx, &upstream, &facts, Some(&order.id)).await?;
+    history.record(
+        "AUTO_DISPATCH_ATTEMPTED",
+        None,
+        None,
+        attempt_message(&flow, dispatch_index, &trace),
+        Some(rules::summary_data(&trace)),
+    );
+    let mut updated = work_order::Model {
+        version: order.version + 1,
+        updated_at: now,
+        current_node: dispatch_index as i32,
+        dispatch_trace: Some(rules::trace_json(&trace)?),
+        dispatch_rule_id: None,
+        assign_user: None,
+        assign_way: None,
+        assign_time: None,
+        field_partner: None,
+        field_fwssf: None,
+        field_out_deal_user: None,
+        field_downstream_outer_tenant_name: None,
+        field_downstream_outer_tenant_id: None,
+        ..order.clone()
+    };
+    let assignment = settle_auto(
+        &mut updated,
+        retry.to,
+        chosen.as_ref(),
+        &trace,
+        (&flow, dispatch_index),
+        upstream.tenant.activation_version,
+        &mut history,
+        now,
+    )?;
+    let mut am = work_order::ActiveModel::from(updated.clone()).reset_all();
+    am.id = NotSet;
+    am.version = NotSet;
+    am.created_at = NotSet;
+    if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
+        return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+    }
+    if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
+        write_assignment(&tx, &updated, ch, plan, fields, None, &mut history, now).await?;
+    }
+    commit(state, tx, history).await?;
     Ok(updated)
 }

@@ -1,5 +1,6 @@
 //! Persistence: connections, transactions, and the sea-orm queries the services share.
 pub mod db;
+pub mod notify;
 pub mod orders;
 
 pub use db::{Db, begin_write, count_sql, sql_statements_scope};

@@ -89,6 +89,21 @@ pub async fn close_open_task<C: ConnectionTrait>(
     Ok(open)
 }
 
+pub async fn set_task_status<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    status: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value(status))
+        .col_expr(task::Column::UpdatedAt, Expr::value(at))
+        .filter(task::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_events<C: ConnectionTrait>(conn: &C, events: Vec<work_order_event::ActiveModel>) -> Result<()> {
     if !events.is_empty() {
         work_order_event::Entity::insert_many(events).exec(conn).await?;

@@ -114,6 +114,7 @@ pub enum WorkOrderEventKind {
     EngineerReassigned,
     TaskIssued,
     TaskRevoked,
+    TaskAccepted,
     TaskDeclined,
     AutoDispatchRetried,
     Cancelled,

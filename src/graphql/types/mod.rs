@@ -17,10 +17,12 @@ macro_rules! mirror {
 
 mod enums;
 mod inputs;
+mod notifications;
 mod objects;
 mod rules;
 
 pub use enums::*;
 pub use inputs::*;
+pub use notifications::*;
 pub use objects::*;
 pub use rules::*;

@@ -490,6 +490,12 @@ impl WorkOrderEvent {
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor_id.clone().map(ID)
     }
+    /// The work order it happened to.
+    async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
+        Ok(WorkOrder(
+            must(&ctx.loaders().work_orders, &self.0.work_order_id).await?,
+        ))
+    }
     /// A sentence saying what happened and why.
     async fn message(&self) -> &str {
         &self.0.message

@@ -1,0 +1,36 @@
+//! Subscription root: engineers' task notifications and dispatchers' work-order events.
+use async_graphql::{Context, Result, Subscription as GqlSubscription};
+use futures::{Stream, StreamExt};
+
+use super::context::ContextExt;
+use super::types::{TaskNotification, WorkOrderEvent};
+use crate::error::ResultExt;
+use crate::service::notifications;
+
+pub struct Subscription;
+
+#[GqlSubscription]
+impl Subscription {
+    /// ENGINEER: its task notifications after the cursor `after` (from the beginning when
+    /// omitted), then live ones as they are committed, in order, each once. Resume after a
+    /// disconnect with the `cursor` of the last notification received.
+    async fn task_notifications(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<TaskNotification>> + use<>> {
+        let stream = notifications::task_notifications(ctx.state(), ctx.actor()?, after.as_deref())
+            .await
+            .gql()?;
+        Ok(stream.map(|r| r.map(TaskNotification).gql()))
+    }
+
+    /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: every change of its orders from
+    /// now on (live only), for consoles.
+    async fn work_order_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Result<WorkOrderEvent>> + use<>> {
+        let stream = notifications::work_order_events(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?;
+        Ok(stream.map(|r| r.map(WorkOrderEvent).gql()))
+    }
+}

@@ -1,0 +1,113 @@
+//! The notification hub: in-process wake-ups keyed by engineer and by tenant. The database is
+//! the source of truth; a wake-up only tells a subscriber to read again after its cursor, so a
+//! missed or coalesced wake-up loses nothing.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+type Channels = Arc<Mutex<HashMap<String, watch::Sender<u64>>>>;
+
+#[derive(Clone, Default)]
+pub struct Hub {
+    engineers: Channels,
+    tenants: Channels,
+}
+
+/// A subscriber's wake-up receiver; its channel is removed with its last subscriber.
+pub struct Wake {
+    rx: watch::Receiver<u64>,
+    key: String,
+    channels: Channels,
+}
+
+impl Wake {
+    /// Waits for the next wake-up (returns at once if one came since the last call).
+    pub async fn changed(&mut self) {
+        if self.rx.changed().await.is_err() {
+            // The sender went away (cannot happen while we hold the map entry); wait forever.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        let mut map = self.channels.lock().expect("hub poisoned");
+        if map.get(&self.key).is_some_and(|tx| tx.receiver_count() <= 1) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+fn subscribe(channels: &Channels, key: &str) -> Wake {
+    let mut map = channels.lock().expect("hub poisoned");
+    let tx = map.entry(key.to_owned()).or_insert_with(|| watch::channel(0).0);
+    let mut rx = tx.subscribe();
+    rx.mark_unchanged();
+    Wake {
+        rx,
+        key: key.to_owned(),
+        channels: channels.clone(),
+    }
+}
+
+fn wake(channels: &Channels, key: &str) {
+    if let Some(tx) = channels.lock().expect("hub poisoned").get(key) {
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl Hub {
+    pub fn engineer(&self, id: &str) -> Wake {
+        subscribe(&self.engineers, id)
+    }
+
+    pub fn tenant(&self, id: &str) -> Wake {
+        subscribe(&self.tenants, id)
+    }
+
+    /// After a commit: wake the subscribers of these engineers and of this tenant.
+    pub fn publish(&self, tenant: &str, engineers: &[String]) {
+        wake(&self.tenants, tenant);
+        for e in engineers {
+            wake(&self.engineers, e);
+        }
+    }
+
+    /// Subscribed engineers and tenants (for metrics and tests).
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.engineers.lock().expect("hub poisoned").len(),
+            self.tenants.lock().expect("hub poisoned").len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_coalesce_and_channels_go_with_their_last_subscriber() {
+        let hub = Hub::default();
+        let mut a = hub.engineer("e1");
+        let b = hub.engineer("e1");
+        hub.publish("t", &["e1".into(), "e1".into(), "e2".into()]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.changed())
+            .await
+            .expect("woken");
+        assert_eq!(hub.sizes(), (1, 0));
+        drop(b);
+        assert_eq!(hub.sizes(), (1, 0), "a still listens");
+        drop(a);
+        assert_eq!(hub.sizes(), (0, 0));
+        // A wake-up with no subscriber is a no-op.
+        hub.publish("t", &["e1".into()]);
+        let mut t = hub.tenant("t");
+        hub.publish("t", &[]);
+        tokio::time::timeout(std::time::Duration::from_secs(1), t.changed())
+            .await
+            .expect("tenant woken");
+    }
+}
