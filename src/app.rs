@@ -17,7 +17,7 @@ use crate::config::{DbConfig, ServeConfig};
 use crate::error::{Error, Result};
 use crate::graphql::context::RequestAuth;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, AppSchema, ws};
 use crate::notify::Hub;
 use crate::service::rules::RuleCache;
 use crate::service::tenants::TenantCache;
@@ -70,17 +70,26 @@ struct Http {
     state: AppState,
     schema: AppSchema,
     sql_stats: bool,
+    ws: ws::WsConfig,
 }
 
 pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
+    let ws = ws::WsConfig {
+        init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
+        max_subscriptions: cfg.ws_max_subscriptions,
+        max_message_bytes: cfg.ws_max_message_bytes,
+        ..ws::WsConfig::default()
+    };
     let http = Http {
         schema: schema(state.clone(), cfg),
         state,
         sql_stats: cfg.sql_stats,
+        ws,
     };
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_http).post(graphql_http))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(cfg.max_body_bytes))
@@ -107,6 +116,12 @@ async fn graphiql() -> Html<String> {
             .subscription_endpoint("/graphql/ws")
             .finish(),
     )
+}
+
+async fn graphql_ws(State(http): State<Http>, ws: axum::extract::WebSocketUpgrade) -> Response {
+    ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), ws)
+        .await
+        .into_response()
 }
 
 async fn readyz(State(http): State<Http>) -> Response {
@@ -175,6 +190,10 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
+        // Small messages (notifications, acks) must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "server stopped");
         }

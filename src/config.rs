@@ -84,6 +84,15 @@ pub struct ServeConfig {
     /// Add an `x-sql-statements` header (SQL statements the request ran) to each GraphQL response.
     #[arg(long, env = "DISPATCHD_SQL_STATS")]
     pub sql_stats: bool,
+    /// WebSocket: how long a client has to send `connection_init`, in milliseconds.
+    #[arg(long, env = "DISPATCHD_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+    /// WebSocket: most operations running at once on one connection.
+    #[arg(long, env = "DISPATCHD_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+    /// WebSocket: largest message or frame, in bytes.
+    #[arg(long, env = "DISPATCHD_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
 }
 
 impl Default for ServeConfig {
@@ -95,6 +104,9 @@ impl Default for ServeConfig {
             max_query_depth: 15,
             max_query_complexity: 5000,
             sql_stats: false,
+            ws_init_timeout_ms: 10_000,
+            ws_max_subscriptions: 100,
+            ws_max_message_bytes: 64 * 1024,
         }
     }
 }

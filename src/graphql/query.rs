@@ -125,11 +125,17 @@ impl Query {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-        #[graphql(default)] unacknowledged_only: bool,
+        unacknowledged_only: Option<bool>,
     ) -> Result<TaskNotificationConnection> {
-        let page = crate::service::notifications::list(ctx.state(), ctx.actor()?, first, after, unacknowledged_only)
-            .await
-            .gql()?;
+        let page = crate::service::notifications::list(
+            ctx.state(),
+            ctx.actor()?,
+            first,
+            after,
+            unacknowledged_only.unwrap_or(false),
+        )
+        .await
+        .gql()?;
         Ok(TaskNotificationConnection(page))
     }
 

@@ -415,3 +415,90 @@ impl World {
         o
     }
 }
+
+/// A WebSocket client speaking graphql-transport-ws (or the legacy protocol).
+pub struct Ws {
+    pub inner: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl TestApp {
+    pub async fn ws_with(&self, protocol: Option<&str>) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/graphql/ws", self.addr).into_client_request().unwrap();
+        if let Some(p) = protocol {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+        }
+        let (inner, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+            .await
+            .expect("websocket connects");
+        Ws { inner }
+    }
+
+    /// Connected and acknowledged with `token`.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut ws = self.ws_with(Some("graphql-transport-ws")).await;
+        ws.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}))
+            .await;
+        assert_eq!(ws.recv().await["type"], "connection_ack");
+        ws
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        use futures::SinkExt;
+        self.inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: tokio_tungstenite::tungstenite::Message) {
+        use futures::SinkExt;
+        let _ = self.inner.send(m).await;
+    }
+
+    /// The next message within `wait`, or None.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(wait, self.inner.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "ping" || v["type"] == "ka" {
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return Some(json!({"type": "__closed", "code": f.map(|f| u16::from(f.code)).unwrap_or(0)}));
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return Some(json!({"type": "__closed", "code": 0})),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(15))
+            .await
+            .expect("a message within 15 s")
+    }
+
+    /// The close code the server ends the connection with.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            let m = self.recv().await;
+            if m["type"] == "__closed" {
+                return m["code"].as_u64().unwrap() as u16;
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, vars: Value) {
+        self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": vars}}))
+            .await;
+    }
+}

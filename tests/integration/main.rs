@@ -10,3 +10,4 @@ mod loaders;
 mod permissions;
 mod rules;
 mod schema;
+mod ws;
