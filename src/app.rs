@@ -26,7 +26,10 @@ use crate::store::{self, Db};
 /// Everything a request needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// Reads, and writes outside transactions.
     pub db: Db,
+    /// Write transactions (`store::begin_write`).
+    pub writer: Db,
     pub keys: Keys,
     pub tenants: TenantCache,
     pub rules: RuleCache,
@@ -36,14 +39,16 @@ pub struct AppState {
 impl AppState {
     /// Connects, migrates, and loads the token secret (the flag's, or the one kept in the database).
     pub async fn open(db_cfg: &DbConfig, jwt_secret: Option<&str>) -> Result<AppState> {
-        let db = store::db::connect(db_cfg).await?;
-        store::db::migrate(&db).await?;
+        let pools = store::db::connect(db_cfg).await?;
+        let db = pools.read;
+        store::db::migrate(&pools.write).await?;
         let secret = match jwt_secret {
             Some(s) if !s.is_empty() => s.to_owned(),
             _ => store::db::jwt_secret(&db).await?,
         };
         Ok(AppState {
             db,
+            writer: pools.write,
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),
             rules: RuleCache::default(),

@@ -1,6 +1,6 @@
 //! Setting up a tenant: workflows, service providers (partners, legacy accounts), engineers, users.
 use entity::{account, engineer, partner, tenant, user, workflow};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -43,7 +43,7 @@ pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow
         nodes: Set(serde_json::to_value(&nodes).map_err(Error::internal)?),
         created_at: Set(crate::domain::now()),
     };
-    Ok(model.insert(&state.db).await?)
+    Ok(model.insert(&state.writer).await?)
 }
 
 pub struct ConnectProvider {
@@ -88,7 +88,7 @@ pub async fn connect_service_provider(
         None => downstream.name.clone(),
     };
     let now = crate::domain::now();
-    let tx = state.db.begin().await?;
+    let tx = crate::store::begin_write(&state.writer).await?;
     let legacy_account_id = if keeps_legacy_accounts(caller.tenant.activation_version) {
         let acc = account::ActiveModel {
             id: Set(ids::new(ids::ACCOUNT)),
@@ -151,7 +151,7 @@ pub async fn update_partner(state: &AppState, actor: &Actor, input: PartnerChang
     if let Some(a) = input.allocated {
         am.allocated = Set(a);
     }
-    Ok(am.update(&state.db).await?)
+    Ok(am.update(&state.writer).await?)
 }
 
 pub struct EngineerSpec {
@@ -206,7 +206,7 @@ pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -
         open_tasks: Set(0),
         created_at: Set(crate::domain::now()),
     };
-    Ok(model.insert(&state.db).await?)
+    Ok(model.insert(&state.writer).await?)
 }
 
 pub async fn update_engineer(
@@ -239,7 +239,7 @@ pub async fn update_engineer(
     if let Some(a) = spec.active {
         am.active = Set(a);
     }
-    Ok(am.update(&state.db).await?)
+    Ok(am.update(&state.writer).await?)
 }
 
 pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
@@ -253,7 +253,7 @@ pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -
         }
         _ => {}
     }
-    insert_user(&state.db, caller.tenant_id(), name, role).await
+    insert_user(&state.writer, caller.tenant_id(), name, role).await
 }
 
 pub async fn insert_user<C: sea_orm::ConnectionTrait>(

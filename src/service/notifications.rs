@@ -214,7 +214,7 @@ pub async fn acknowledge(state: &AppState, actor: &Actor, up_to: &str) -> Result
         .filter(notification::Column::EngineerId.eq(actor.subject.as_str()))
         .filter(notification::Column::Seq.lte(up_to))
         .filter(notification::Column::AcknowledgedAt.is_null())
-        .exec(&state.db)
+        .exec(&state.writer)
         .await?;
     Ok(res.rows_affected)
 }

@@ -216,7 +216,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     let flow = load_flow(&state.db, caller.tenant_id(), &input.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
 
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
     let id = ids::new(ids::WORK_ORDER);
     let mut history = History::new(&id, caller.tenant_id(), Some(actor), now);
@@ -612,7 +612,7 @@ pub async fn assign_engineer(
     };
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher(op)?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
     let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
@@ -697,7 +697,7 @@ pub struct RetryInput {
 pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher("retryAutoDispatch")?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
     let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
@@ -855,7 +855,7 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher("cancelWorkOrder")?;
     let reason = text("reason", &input.reason, 1000)?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
     let step = transition(current, Command::Cancel)?;
     let now = crate::domain::now();
@@ -928,7 +928,7 @@ async fn engineer_task<C: ConnectionTrait>(
 pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "acceptTask")?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let (task, order, _) = engineer_task(&tx, &caller, task_id).await?;
     if task.status == task_status::ACCEPTED {
         return Err(Error::Conflict(format!("task {task_id} is already accepted")));
@@ -970,7 +970,7 @@ pub async fn decline_task(
     let caller = Caller::load(state, actor).await?;
     caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "declineTask")?;
     let reason = text("reason", &reason, 1000)?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let (task, order, current) = engineer_task(&tx, &caller, task_id).await?;
     let decline = transition(current, Command::Decline)?;
     let now = crate::domain::now();

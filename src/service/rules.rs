@@ -219,7 +219,7 @@ pub async fn create(
     caller.require_admin(TenantKind::Upstream, "createDispatchRule")?;
     let name = check_name(name)?;
     check_conditions(&conditions).map_err(bad)?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let target = check_target(&tx, &caller, target).await?;
     let existing = tenant_rules(&tx, caller.tenant_id()).await?;
     if existing.len() >= MAX_RULES {
@@ -275,7 +275,7 @@ pub async fn create(
 pub async fn update(state: &AppState, actor: &Actor, id: &str, change: RuleChange) -> Result<dispatch_rule::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_admin(TenantKind::Upstream, "updateDispatchRule")?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let rule = load_rule(&tx, &caller, id).await?;
     let mut am: dispatch_rule::ActiveModel = rule.into();
     if let Some(n) = change.name {
@@ -302,7 +302,7 @@ pub async fn update(state: &AppState, actor: &Actor, id: &str, change: RuleChang
 pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
     caller.require_admin(TenantKind::Upstream, "deleteDispatchRule")?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     load_rule(&tx, &caller, id).await?;
     dispatch_rule::Entity::delete_by_id(id.to_owned()).exec(&tx).await?;
     dispatch_rule_cursor::Entity::delete_by_id(id.to_owned())
@@ -317,7 +317,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
 pub async fn reorder(state: &AppState, actor: &Actor, order: Vec<String>) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_admin(TenantKind::Upstream, "reorderDispatchRules")?;
-    let tx = begin_write(&state.db).await?;
+    let tx = begin_write(&state.writer).await?;
     let existing = tenant_rules(&tx, caller.tenant_id()).await?;
     let mut want: Vec<&str> = order.iter().map(String::as_str).collect();
     want.sort_unstable();

@@ -36,10 +36,28 @@ pub fn count_sql() {
     let _ = SQL_COUNT.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
 }
 
-/// Opens the pool for `cfg.database_url`, tuned for its backend.
-pub async fn connect(cfg: &DbConfig) -> Result<Db> {
+/// The pools of one database: `read` for everything, `write` for write transactions. On SQLite
+/// the write pool has one connection: writers wait their turn for it without holding a
+/// connection (so readers never starve behind writers sleeping on the file lock). On
+/// PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Pools {
+    pub read: Db,
+    pub write: Db,
+}
+
+fn counted(mut db: Db) -> Db {
+    db.set_metric_callback(|i| {
+        tracing::trace!(target: "dispatchd::sql", elapsed_us = i.elapsed.as_micros() as u64, failed = i.failed, "{}", i.statement.sql);
+        count_sql();
+    });
+    db
+}
+
+/// Opens the pools for `cfg.database_url`, tuned for its backend.
+pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
     let url = cfg.database_url.as_str();
-    let mut db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut opts = PgConnectOptions::from_str(url).map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
         if cfg.db_statement_timeout_ms > 0 {
             opts = opts.options([("statement_timeout", cfg.db_statement_timeout_ms.to_string())]);
@@ -50,7 +68,11 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db> {
             .connect_with(opts)
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
-        SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        let db = counted(SqlxPostgresConnector::from_sqlx_postgres_pool(pool));
+        Ok(Pools {
+            read: db.clone(),
+            write: db,
+        })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?
@@ -60,23 +82,28 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db> {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(cfg.sqlite_busy_timeout_ms));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(cfg.db_pool_size.max(1))
-            .acquire_timeout(cfg.acquire_timeout())
-            .connect_with(opts)
+        let open = |size: u32, wait: Duration| {
+            SqlitePoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(wait)
+                .connect_with(opts.clone())
+        };
+        let read = open(cfg.db_pool_size.max(1), cfg.acquire_timeout())
             .await
             .map_err(|e| Error::internal(format!("cannot open SQLite database: {e}")))?;
-        SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        // Writers queue for the one write connection as long as they would wait for the lock.
+        let write = open(1, Duration::from_millis(cfg.sqlite_busy_timeout_ms))
+            .await
+            .map_err(|e| Error::internal(format!("cannot open SQLite database: {e}")))?;
+        Ok(Pools {
+            read: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(read)),
+            write: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(write)),
+        })
     } else {
-        return Err(Error::internal(format!(
+        Err(Error::internal(format!(
             "DATABASE_URL must start with sqlite: or postgres:// (got '{url}')"
-        )));
-    };
-    db.set_metric_callback(|i| {
-        tracing::trace!(target: "dispatchd::sql", elapsed_us = i.elapsed.as_micros() as u64, failed = i.failed, "{}", i.statement.sql);
-        count_sql();
-    });
-    Ok(db)
+        )))
+    }
 }
 
 pub async fn migrate(db: &Db) -> Result<()> {
