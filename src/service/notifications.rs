@@ -18,9 +18,23 @@ use super::Caller;
 
 /// How many stored notifications one read returns.
 const BATCH: u64 = 256;
-/// A stream re-reads at least this often even without a wake-up (a safety net; wake-ups from
-/// other instances arrive through the database listener).
+/// A stream re-reads at least about this often even without a wake-up (a safety net). Each
+/// stream draws its own interval around it, so thousands of subscribers do not read at once.
 pub const CATCH_UP: Duration = Duration::from_secs(30);
+
+fn catch_up() -> Duration {
+    use rand::Rng;
+    CATCH_UP.mul_f64(rand::thread_rng().gen_range(0.75..1.25))
+}
+
+/// After a failed read (pool exhausted, database restarting) a stream waits and reads again;
+/// it never ends on a transient error, and its cursor makes the retry lose nothing.
+async fn back_off(e: &Error, attempt: &mut u32) {
+    tracing::warn!(error = %e, attempt = *attempt, "subscription read failed; retrying");
+    let ms = 100u64.saturating_mul(1 << (*attempt).min(6));
+    *attempt += 1;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
 /// Work-order events are read again this far back, to catch transactions that committed after
 /// a later one (their timestamps are taken before commit).
 const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
@@ -109,23 +123,26 @@ pub async fn task_notifications(
     let engineer = actor.subject.clone();
     let wake = state.hub.engineer(&engineer);
     let state = state.clone();
-    let batches = stream::unfold(Some((state, engineer, cursor, wake)), |st| async move {
-        let (state, engineer, mut cursor, mut wake) = st?;
-        loop {
-            match read_after(&state, &engineer, cursor).await {
-                Ok(batch) if !batch.is_empty() => {
-                    cursor = batch.last().map(|d| d.notification.seq).unwrap_or(cursor);
-                    let items: Vec<Result<Delivered>> = batch.into_iter().map(Ok).collect();
-                    return Some((items, Some((state, engineer, cursor, wake))));
+    let batches = stream::unfold(
+        (state, engineer, cursor, wake),
+        |(state, engineer, mut cursor, mut wake)| async move {
+            let mut failures = 0;
+            loop {
+                match read_after(&state, &engineer, cursor).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        cursor = batch.last().map(|d| d.notification.seq).unwrap_or(cursor);
+                        let items: Vec<Result<Delivered>> = batch.into_iter().map(Ok).collect();
+                        return Some((items, (state, engineer, cursor, wake)));
+                    }
+                    Ok(_) => {
+                        failures = 0;
+                        let _ = tokio::time::timeout(catch_up(), wake.changed()).await;
+                    }
+                    Err(e) => back_off(&e, &mut failures).await,
                 }
-                Ok(_) => {
-                    let _ = tokio::time::timeout(CATCH_UP, wake.changed()).await;
-                }
-                // The stream ends with the error; the client resumes from its last cursor.
-                Err(e) => return Some((vec![Err(e)], None)),
             }
-        }
-    });
+        },
+    );
     Ok(batches.flat_map(stream::iter))
 }
 
@@ -235,40 +252,44 @@ pub async fn work_order_events(
     let state = state.clone();
     let start: DateTime<Utc> = crate::domain::now();
     let seen: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let batches = stream::unfold(Some((state, tenant, start, seen, wake)), move |st| async move {
-        let (state, tenant, mut mark, mut seen, mut wake) = st?;
-        loop {
-            let rows = work_order_event::Entity::find()
-                .filter(
-                    Condition::all()
-                        .add(work_order_event::Column::TenantId.eq(tenant.as_str()))
-                        .add(work_order_event::Column::At.gte(mark - EVENT_WINDOW)),
-                )
-                .order_by_asc(work_order_event::Column::At)
-                .order_by_asc(work_order_event::Column::Id)
-                .all(&state.db)
-                .await;
-            match rows {
-                Err(e) => return Some((vec![Err(Error::from(e))], None)),
-                Ok(rows) => {
-                    // Live only: nothing stamped before the subscription began.
-                    let fresh: Vec<work_order_event::Model> = rows
-                        .into_iter()
-                        .filter(|r| r.at >= start && !seen.contains_key(&r.id))
-                        .collect();
-                    if !fresh.is_empty() {
-                        for r in &fresh {
-                            seen.insert(r.id.clone(), r.at);
-                            mark = mark.max(r.at);
+    let batches = stream::unfold(
+        (state, tenant, start, seen, wake),
+        move |(state, tenant, mut mark, mut seen, mut wake)| async move {
+            let mut failures = 0;
+            loop {
+                let rows = work_order_event::Entity::find()
+                    .filter(
+                        Condition::all()
+                            .add(work_order_event::Column::TenantId.eq(tenant.as_str()))
+                            .add(work_order_event::Column::At.gte(mark - EVENT_WINDOW)),
+                    )
+                    .order_by_asc(work_order_event::Column::At)
+                    .order_by_asc(work_order_event::Column::Id)
+                    .all(&state.db)
+                    .await;
+                match rows {
+                    Err(e) => back_off(&Error::from(e), &mut failures).await,
+                    Ok(rows) => {
+                        // Live only: nothing stamped before the subscription began.
+                        let fresh: Vec<work_order_event::Model> = rows
+                            .into_iter()
+                            .filter(|r| r.at >= start && !seen.contains_key(&r.id))
+                            .collect();
+                        if !fresh.is_empty() {
+                            for r in &fresh {
+                                seen.insert(r.id.clone(), r.at);
+                                mark = mark.max(r.at);
+                            }
+                            seen.retain(|_, at| *at >= mark - EVENT_WINDOW);
+                            let items: Vec<Result<work_order_event::Model>> = fresh.into_iter().map(Ok).collect();
+                            return Some((items, (state, tenant, mark, seen, wake)));
                         }
-                        seen.retain(|_, at| *at >= mark - EVENT_WINDOW);
-                        let items = fresh.into_iter().map(Ok).collect();
-                        return Some((items, Some((state, tenant, mark, seen, wake))));
+                        failures = 0;
+                        let _ = tokio::time::timeout(catch_up(), wake.changed()).await;
                     }
-                    let _ = tokio::time::timeout(CATCH_UP, wake.changed()).await;
                 }
             }
-        }
-    });
+        },
+    );
     Ok(batches.flat_map(stream::iter))
 }
