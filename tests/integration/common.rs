@@ -393,6 +393,14 @@ impl World {
         (other, token)
     }
 
+    /// Changes an engineer of the provider (as its admin), e.g. `json!({"capacity": 100})`.
+    pub async fn set_engineer(&self, app: &TestApp, engineer: &str, changes: Value) {
+        let mut i = changes;
+        i["engineerId"] = json!(engineer);
+        let q = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
+        app.ok(&self.provider.admin_token, q, json!({ "i": i })).await;
+    }
+
     pub async fn order(&self, app: &TestApp) -> String {
         self.order_in(app, &self.workflow).await
     }

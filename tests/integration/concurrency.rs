@@ -58,13 +58,7 @@ async fn twenty_concurrent_assignments_have_one_winner() {
 async fn concurrent_assignments_of_different_orders_respect_capacity() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
-    let upd = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
-    app.ok(
-        &w.provider.admin_token,
-        upd,
-        json!({"i": {"engineerId": w.engineers[0], "capacity": 3}}),
-    )
-    .await;
+    w.set_engineer(&app, &w.engineers[0], json!({"capacity": 3})).await;
     let mut orders = Vec::new();
     for _ in 0..8 {
         orders.push(w.order(&app).await);

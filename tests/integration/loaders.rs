@@ -14,14 +14,8 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 870).await;
     // 55 assigned orders, spread over the engineers (capacity allows 5 each: raise it).
-    let upd = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
     for e in &w.engineers {
-        app.ok(
-            &w.provider.admin_token,
-            upd,
-            json!({"i": {"engineerId": e, "capacity": 100}}),
-        )
-        .await;
+        w.set_engineer(&app, e, json!({"capacity": 100})).await;
     }
     for n in 0..55 {
         w.assigned_order(&app, n % 3).await;

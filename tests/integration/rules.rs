@@ -652,14 +652,8 @@ async fn malformed_rules_are_refused_naming_the_field_and_nothing_is_saved() {
 async fn concurrent_creation_keeps_round_robin_fair() {
     let app = std::sync::Arc::new(TestApp::spawn().await);
     let w = World::new(&app, 900).await;
-    let upd = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
     for e in &w.engineers {
-        app.ok(
-            &w.provider.admin_token,
-            upd,
-            json!({"i": {"engineerId": e, "capacity": 100}}),
-        )
-        .await;
+        w.set_engineer(&app, e, json!({"capacity": 100})).await;
     }
     rule(
         &app,

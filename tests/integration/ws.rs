@@ -297,13 +297,7 @@ async fn every_close_code() {
 async fn a_lagging_subscriber_loses_nothing() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
-    let upd = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
-    app.ok(
-        &w.provider.admin_token,
-        upd,
-        json!({"i": {"engineerId": w.engineers[0], "capacity": 500}}),
-    )
-    .await;
+    w.set_engineer(&app, &w.engineers[0], json!({"capacity": 500})).await;
     let mut ws = app.ws(&w.engineer_tokens[0]).await;
     ws.subscribe("l", NOTES, json!({})).await;
     // Assignments keep coming while the client does not read.
@@ -445,13 +439,7 @@ async fn notifications_list_accept_and_acknowledge() {
 async fn concurrent_notifications_number_without_gaps() {
     let app = std::sync::Arc::new(TestApp::spawn().await);
     let w = World::new(&app, 900).await;
-    let upd = "mutation($i:UpdateEngineerInput!){ updateEngineer(input:$i){ engineer { id } } }";
-    app.ok(
-        &w.provider.admin_token,
-        upd,
-        json!({"i": {"engineerId": w.engineers[0], "capacity": 500}}),
-    )
-    .await;
+    w.set_engineer(&app, &w.engineers[0], json!({"capacity": 500})).await;
     let mut orders = Vec::new();
     for _ in 0..25 {
         orders.push(w.order(&app).await);
