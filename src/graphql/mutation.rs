@@ -1,6 +1,5 @@
 //! Mutation root: each resolver converts its input and asks one service function.
 use async_graphql::{Context, Object, Result};
-use sea_orm::EntityTrait;
 
 use super::context::ContextExt;
 use super::types::*;
@@ -291,18 +290,10 @@ impl Mutation {
 
     /// ENGINEER: declines its task; the order goes back to dispatch (never to this engineer again).
     async fn decline_task(&self, ctx: &Context<'_>, input: DeclineTaskInput) -> Result<TaskPayload> {
-        let actor = ctx.actor()?;
-        orders::decline_task(ctx.state(), actor, &input.task_id, input.reason)
+        let t = orders::decline_task(ctx.state(), ctx.actor()?, &input.task_id, input.reason)
             .await
             .gql()?;
-        let task = entity::task::Entity::find_by_id(input.task_id.0.clone())
-            .one(&ctx.state().db)
-            .await
-            .map_err(crate::error::Error::from)
-            .gql()?
-            .ok_or_else(|| crate::error::Error::not_found("task", &input.task_id))
-            .gql()?;
-        Ok(TaskPayload { task: Task(task) })
+        Ok(TaskPayload { task: Task(t) })
     }
 
     /// ENGINEER: acknowledges its notifications up to a cursor.

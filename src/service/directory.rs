@@ -320,7 +320,3 @@ pub async fn me(state: &AppState, actor: &Actor) -> Result<Me> {
     }
     Ok(Me { caller, user, engineer })
 }
-
-pub async fn tenant_of(state: &AppState, id: &str) -> Result<Arc<tenant::Model>> {
-    state.tenants.require(&state.db, id).await
-}

@@ -959,14 +959,14 @@ pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Resu
     })
 }
 
-/// ENGINEER: declines its task. The order goes back to manual dispatch, and automatic
-/// dispatch runs again at once, never to an engineer who declined this order.
+/// ENGINEER: declines its task (returned as declined). The order goes back to manual dispatch,
+/// and automatic dispatch runs again at once, never to an engineer who declined this order.
 pub async fn decline_task(
     state: &AppState,
     actor: &Actor,
     task_id: &str,
     reason: Option<String>,
-) -> Result<work_order::Model> {
+) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "declineTask")?;
     let reason = text("reason", &reason, 1000)?;
@@ -1051,5 +1051,9 @@ pub async fn decline_task(
         write_assignment(&tx, &updated, ch, plan, fields, None, &mut history, now).await?;
     }
     commit(state, tx, history).await?;
-    Ok(updated)
+    Ok(task::Model {
+        status: task_status::DECLINED.to_owned(),
+        updated_at: now,
+        ..task
+    })
 }
