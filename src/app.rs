@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::auth::Keys;
 use crate::config::{DbConfig, ServeConfig};
@@ -34,6 +36,8 @@ pub struct AppState {
     pub tenants: TenantCache,
     pub rules: RuleCache,
     pub hub: Hub,
+    /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
+    pub listen_pool: Option<sea_orm::sqlx::PgPool>,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
             tenants: TenantCache::default(),
             rules: RuleCache::default(),
             hub: Hub::default(),
+            listen_pool: pools.listen,
         })
     }
 }
@@ -76,9 +81,16 @@ struct Http {
     schema: AppSchema,
     sql_stats: bool,
     ws: ws::WsConfig,
+    /// Turns true when shutdown begins. Each WebSocket connection holds a receiver: when the
+    /// sender has none left, every WebSocket has been closed.
+    draining: Arc<watch::Sender<bool>>,
 }
 
 pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
+    router_draining(state, cfg, Arc::new(watch::channel(false).0))
+}
+
+fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<watch::Sender<bool>>) -> Router {
     let ws = ws::WsConfig {
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
         max_subscriptions: cfg.ws_max_subscriptions,
@@ -90,6 +102,7 @@ pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
         state,
         sql_stats: cfg.sql_stats,
         ws,
+        draining,
     };
     Router::new()
         .route("/", get(graphiql))
@@ -124,16 +137,29 @@ async fn graphiql() -> Html<String> {
 }
 
 async fn graphql_ws(State(http): State<Http>, ws: axum::extract::WebSocketUpgrade) -> Response {
-    ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), ws)
+    let draining = http.draining.subscribe();
+    ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), draining, ws)
         .await
         .into_response()
 }
 
+/// How long `/readyz` waits for the database before it answers 503.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// 200 when the database answers and every migration is applied; 503 while it does not, and
+/// once shutdown has begun (so that a load balancer stops sending new work here).
 async fn readyz(State(http): State<Http>) -> Response {
-    match store::db::ready(&http.state.db).await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
+    if *http.draining.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match tokio::time::timeout(READY_TIMEOUT, store::db::ready(&http.state.db)).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer in time");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
@@ -181,27 +207,93 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// Ends when the server has stopped (after a graceful shutdown, or its deadline).
     pub handle: tokio::task::JoinHandle<()>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
-/// Binds and serves in the background.
+impl Server {
+    /// Begins a graceful shutdown, as SIGTERM or Ctrl-C does.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Binds and serves in the background, with the background work of an instance: the
+/// cross-instance wake-up listener (PostgreSQL) and the recovery sweeps. On SIGTERM (or
+/// `Server::shutdown`) it stops accepting, lets in-flight requests finish, closes every
+/// WebSocket with a close frame (1001), and stops when all is done or the deadline passes.
 pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(Error::internal)?;
-    let app = router(state.clone(), cfg);
-    let handle = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        // Small messages (notifications, acks) must not wait for Nagle's algorithm.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            tracing::error!(error = %e, "server stopped");
+    let stop = Arc::new(watch::channel(false).0);
+    let draining = Arc::new(watch::channel(false).0);
+    let app = router_draining(state.clone(), cfg, draining.clone());
+    if let Some(pool) = state.listen_pool.clone() {
+        tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
+    }
+    tokio::spawn(crate::service::recovery::run(state.clone(), cfg.recovery(), stop.subscribe()));
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            terminated().await;
+            tracing::info!("shutdown requested");
+            let _ = stop.send(true);
         }
     });
-    Ok(Server { addr, state, handle })
+    let deadline = Duration::from_millis(cfg.shutdown_deadline_ms);
+    let handle = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            // Small messages (notifications, acks) must not wait for Nagle's algorithm.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let mut stopping = stop.subscribe();
+            let signal = {
+                let (mut stopping, draining) = (stop.subscribe(), draining.clone());
+                async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                    let _ = draining.send(true);
+                }
+            };
+            let drained = async {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                    tracing::error!(error = %e, "server stopped");
+                }
+                draining.closed().await;
+            };
+            tokio::select! {
+                _ = drained => tracing::info!("stopped: requests finished, WebSockets closed"),
+                _ = async {
+                    let _ = stopping.wait_for(|s| *s).await;
+                    tokio::time::sleep(deadline).await;
+                } => tracing::warn!(deadline_ms = deadline.as_millis() as u64, "shutdown deadline passed: stopping with work in flight"),
+            }
+        }
+    });
+    Ok(Server {
+        addr,
+        state,
+        handle,
+        stop,
+    })
 }

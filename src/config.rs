@@ -93,6 +93,18 @@ pub struct ServeConfig {
     /// WebSocket: largest message or frame, in bytes.
     #[arg(long, env = "DISPATCHD_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
+
+    /// After SIGTERM: how long in-flight requests and WebSocket closes may take.
+    #[arg(long, env = "DISPATCHD_SHUTDOWN_DEADLINE_MS", default_value_t = 10_000)]
+    pub shutdown_deadline_ms: u64,
+
+    /// Time between recovery sweeps (interrupted dispatches rolled forward).
+    #[arg(long, env = "DISPATCHD_RECOVERY_INTERVAL_MS", default_value_t = 15_000)]
+    pub recovery_interval_ms: u64,
+
+    /// How long an order must rest in CREATED or AUTO_DISPATCH_ATTEMPTED to count as interrupted.
+    #[arg(long, env = "DISPATCHD_RECOVERY_GRACE_MS", default_value_t = 5_000)]
+    pub recovery_grace_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -107,6 +119,18 @@ impl Default for ServeConfig {
             ws_init_timeout_ms: 10_000,
             ws_max_subscriptions: 100,
             ws_max_message_bytes: 64 * 1024,
+            shutdown_deadline_ms: 10_000,
+            recovery_interval_ms: 15_000,
+            recovery_grace_ms: 5_000,
+        }
+    }
+}
+
+impl ServeConfig {
+    pub fn recovery(&self) -> crate::service::recovery::RecoveryConfig {
+        crate::service::recovery::RecoveryConfig {
+            interval: std::time::Duration::from_millis(self.recovery_interval_ms.max(100)),
+            grace: std::time::Duration::from_millis(self.recovery_grace_ms),
         }
     }
 }

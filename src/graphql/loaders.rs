@@ -152,6 +152,22 @@ impl Loaders {
             rules: by_id(db),
         }
     }
+
+    /// For a subscription, which lives long: batching without caching, so each event sees
+    /// the rows as they are when it is resolved.
+    pub fn uncached(db: &Db) -> Self {
+        let l = Self::new(db);
+        l.users.enable_all_cache(false);
+        l.accounts.enable_all_cache(false);
+        l.partners.enable_all_cache(false);
+        l.engineers.enable_all_cache(false);
+        l.workflows.enable_all_cache(false);
+        l.work_orders.enable_all_cache(false);
+        l.events.enable_all_cache(false);
+        l.tasks.enable_all_cache(false);
+        l.rules.enable_all_cache(false);
+        l
+    }
 }
 
 /// What a page of work orders asks for below each order (from the query's look-ahead).

@@ -1,17 +1,18 @@
 //! GraphQL over WebSocket at `/graphql/ws`: the `graphql-transport-ws` protocol as its
 //! PROTOCOL.md specifies (close codes, ping/pong, init timeout, duplicate ids), and the legacy
 //! `graphql-ws` (subscriptions-transport-ws) protocol. One task per connection drives every
-//! operation of that connection; the token travels in the `connection_init` payload.
-use std::collections::HashSet;
+//! operation of that connection (no task or channel per operation: an idle subscription costs
+//! only its stream's state); the token travels in the `connection_init` payload.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_graphql::{Request, Response, Variables};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
+use futures::stream::{AbortHandle, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::sync::watch;
 
 use super::AppSchema;
 use super::context::RequestAuth;
@@ -51,16 +52,24 @@ pub mod close {
     pub const DUPLICATE_SUBSCRIBER: u16 = 4409;
     pub const TOO_MANY_INIT: u16 = 4429;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    pub const GOING_AWAY: u16 = 1001;
 }
 
-pub async fn upgrade(state: AppState, schema: AppSchema, cfg: WsConfig, ws: WebSocketUpgrade) -> impl IntoResponse {
+/// `draining` turns true when the server shuts down: the connection then closes with 1001.
+pub async fn upgrade(
+    state: AppState,
+    schema: AppSchema,
+    cfg: WsConfig,
+    draining: watch::Receiver<bool>,
+    ws: WebSocketUpgrade,
+) -> impl IntoResponse {
     ws.protocols([TRANSPORT_WS, LEGACY_WS])
         .max_message_size(cfg.max_message_bytes)
         .max_frame_size(cfg.max_message_bytes)
         // Small buffers: an idle connection should cost little memory.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| Connection::new(state, schema, cfg, socket).run())
+        .on_upgrade(move |socket| Connection::new(state, schema, cfg, draining, socket).run())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,13 +86,14 @@ struct Connection {
     schema: AppSchema,
     cfg: WsConfig,
     socket: WebSocket,
+    draining: watch::Receiver<bool>,
     protocol: Option<Protocol>,
     actor: Option<Actor>,
     init_seen: bool,
-    active: HashSet<String>,
-    aborts: std::collections::HashMap<String, AbortHandle>,
-    events_tx: mpsc::Sender<Event>,
-    events: mpsc::Receiver<Event>,
+    /// The running operations by id, each with the handle that ends its stream.
+    active: HashMap<String, AbortHandle>,
+    /// Every running operation's responses, polled by the connection's own task.
+    streams: SelectAll<BoxStream<'static, Event>>,
 }
 
 enum Flow {
@@ -92,27 +102,23 @@ enum Flow {
 }
 
 impl Connection {
-    fn new(state: AppState, schema: AppSchema, cfg: WsConfig, socket: WebSocket) -> Self {
+    fn new(state: AppState, schema: AppSchema, cfg: WsConfig, draining: watch::Receiver<bool>, socket: WebSocket) -> Self {
         let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
             Some(TRANSPORT_WS) => Some(Protocol::Transport),
             Some(LEGACY_WS) => Some(Protocol::Legacy),
             _ => None,
         };
-        // Each operation runs in its own task and hands its responses to the connection over
-        // this channel (bounded: a client that does not read slows its operations down).
-        let (events_tx, events) = mpsc::channel(16);
         Connection {
             state,
             schema,
             cfg,
             socket,
+            draining,
             protocol,
             actor: None,
             init_seen: false,
-            active: HashSet::new(),
-            aborts: Default::default(),
-            events_tx,
-            events,
+            active: HashMap::new(),
+            streams: SelectAll::new(),
         }
     }
 
@@ -144,7 +150,11 @@ impl Connection {
                     }
                     Some(Ok(msg)) => self.on_message(protocol, msg).await,
                 },
-                Some((id, resp)) = self.events.recv() => self.on_event(protocol, id, resp).await,
+                // A client that does not read holds this loop in `send`: its operations wait.
+                Some((id, resp)) = self.streams.next(), if !self.streams.is_empty() => {
+                    self.on_event(protocol, id, resp).await
+                }
+                _ = self.draining.wait_for(|d| *d) => Flow::Close(close::GOING_AWAY, "Server shutting down".into()),
                 _ = &mut init_deadline, if self.actor.is_none() => {
                     Flow::Close(close::INIT_TIMEOUT, "Connection initialisation timeout".into())
                 }
@@ -164,9 +174,7 @@ impl Connection {
     }
 
     async fn close(&mut self, code: u16, reason: &str) {
-        for (_, h) in self.aborts.drain() {
-            h.abort();
-        }
+        self.stop_all();
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from(reason),
@@ -209,10 +217,7 @@ impl Connection {
                 let Some(id) = v.get("id").and_then(Value::as_str) else {
                     return Flow::Close(close::INVALID_MESSAGE, "Invalid message: complete without id".into());
                 };
-                self.active.remove(id);
-                if let Some(h) = self.aborts.remove(id) {
-                    h.abort();
-                }
+                self.stop(id);
                 Flow::Continue
             }
             (Protocol::Legacy, "connection_terminate") => Flow::Close(1000, "Normal Closure".into()),
@@ -257,7 +262,7 @@ impl Connection {
         let Some(actor) = self.actor.clone() else {
             return Flow::Close(close::UNAUTHORIZED, "Unauthorized".into());
         };
-        if self.active.contains(id) {
+        if self.active.contains_key(id) {
             return Flow::Close(
                 close::DUPLICATE_SUBSCRIBER,
                 format!("Subscriber for {id} already exists"),
@@ -280,34 +285,24 @@ impl Connection {
         if let Some(op) = payload.get("operationName").and_then(Value::as_str) {
             req = req.operation_name(op);
         }
-        let req = req.data(RequestAuth(Ok(actor))).data(Loaders::new(&self.state.db));
-        let mut responses = self.schema.execute_stream(req);
-        let tx = self.events_tx.clone();
-        let id_owned = id.to_owned();
-        let task = tokio::spawn({
-            let id = id_owned.clone();
-            async move {
-                while let Some(r) = responses.next().await {
-                    if tx.send((id.clone(), Some(r))).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.send((id, None)).await;
-            }
-        });
-        self.active.insert(id_owned.clone());
-        self.aborts.insert(id_owned, task.abort_handle());
+        // A stream lives as long as its subscription: its loaders batch but do not cache, so
+        // each event is resolved against the rows as they are then.
+        let req = req.data(RequestAuth(Ok(actor))).data(Loaders::uncached(&self.state.db));
+        let responses = self.schema.execute_stream(req).map(Some).chain(futures::stream::once(async { None }));
+        let (responses, handle) = futures::stream::abortable(responses);
+        let id = id.to_owned();
+        self.active.insert(id.clone(), handle);
+        self.streams.push(responses.map(move |r| (id.clone(), r)).boxed());
         Flow::Continue
     }
 
     async fn on_event(&mut self, protocol: Protocol, id: String, resp: Option<Response>) -> Flow {
-        if !self.active.contains(&id) {
+        if !self.active.contains_key(&id) {
             return Flow::Continue; // completed by the client: nothing more is sent for it
         }
         match resp {
             None => {
                 self.active.remove(&id);
-                self.aborts.remove(&id);
                 self.send(json!({"type": "complete", "id": id})).await
             }
             Some(mut resp) => {
@@ -317,10 +312,7 @@ impl Connection {
                 // Errors with no data (validation, authentication, refused subscriptions): the
                 // operation ends with an error message and no complete.
                 if !resp.errors.is_empty() && matches!(resp.data, async_graphql::Value::Null) {
-                    self.active.remove(&id);
-                    if let Some(h) = self.aborts.remove(&id) {
-                        h.abort();
-                    }
+                    self.stop(&id);
                     return self.send(error_message(protocol, &id, body["errors"].clone())).await;
                 }
                 let kind = if protocol == Protocol::Transport {
@@ -334,10 +326,16 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    /// However the connection ends, its operations end with it.
-    fn drop(&mut self) {
-        for (_, h) in self.aborts.drain() {
+impl Connection {
+    /// Ends one operation: its stream stops at its next poll and nothing more is sent for it.
+    fn stop(&mut self, id: &str) {
+        if let Some(h) = self.active.remove(id) {
+            h.abort();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for (_, h) in self.active.drain() {
             h.abort();
         }
     }

@@ -6,12 +6,26 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+pub mod pg;
+
 type Channels = Arc<Mutex<HashMap<String, watch::Sender<u64>>>>;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     engineers: Channels,
     tenants: Channels,
+    /// This process's name in cross-instance wake-ups (`pg`), so it skips its own.
+    instance: Arc<str>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            engineers: Channels::default(),
+            tenants: Channels::default(),
+            instance: uuid::Uuid::new_v4().simple().to_string().into(),
+        }
+    }
 }
 
 /// A subscriber's wake-up receiver; its channel is removed with its last subscriber.
@@ -73,6 +87,20 @@ impl Hub {
         for e in engineers {
             wake(&self.engineers, e);
         }
+    }
+
+    /// Wakes every subscriber: each reads again after its cursor (after the cross-instance
+    /// listener reconnects, when wake-ups may have been missed).
+    pub fn wake_all(&self) {
+        for channels in [&self.engineers, &self.tenants] {
+            for tx in channels.lock().expect("hub poisoned").values() {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Subscribed engineers and tenants (for metrics and tests).

@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 
 use super::tenants::kind_of;
 
+/// The subject of the server's own actions (never a user id: ids carry a type prefix).
+pub const SYSTEM: &str = "system";
+
 /// An authenticated caller with its tenant loaded.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -27,6 +30,20 @@ impl Caller {
             .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
         Ok(Caller {
             actor: actor.clone(),
+            kind: kind_of(&tenant),
+            tenant,
+        })
+    }
+
+    /// The server acting on its own for a tenant (recovery): no user, no token.
+    pub async fn system(state: &AppState, tenant_id: &str) -> Result<Caller> {
+        let tenant = state.tenants.require(&state.db, tenant_id).await?;
+        Ok(Caller {
+            actor: Actor {
+                subject: SYSTEM.to_owned(),
+                tenant: tenant_id.to_owned(),
+                role: Role::Admin,
+            },
             kind: kind_of(&tenant),
             tenant,
         })

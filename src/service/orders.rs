@@ -123,6 +123,8 @@ impl<'a> History<'a> {
 /// Writes the history, commits, then wakes the subscribers of what changed.
 async fn commit(state: &AppState, tx: DatabaseTransaction, history: History<'_>) -> Result<()> {
     store::insert_events(&tx, history.rows).await?;
+    // Other instances' subscribers are woken by PostgreSQL at commit.
+    crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
     tx.commit().await?;
     state.hub.publish(history.tenant_id, &history.wake);
     Ok(())
@@ -699,15 +701,35 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
     caller.require_dispatcher("retryAutoDispatch")?;
     let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
-    let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
-    let dispatch_index = flow.require_dispatch_node()?;
     let retry = transition(current, Command::RetryAutoDispatch)?;
-    let facts = rules::facts_of(&order)?;
-    let (trace, chosen) = run_rules(state, &tx, &caller, &facts, Some(&order.id)).await?;
     let now = crate::domain::now();
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     history.step(retry, "automatic dispatch run again".into(), None);
     history.actor = None;
+    let updated = dispatch_stored(state, &tx, &caller, &order, retry.to, &mut history).await?;
+    let Some(updated) = updated else {
+        return Err(stale(&order, input.expected_version));
+    };
+    commit(state, tx, history).await?;
+    Ok(updated)
+}
+
+/// Runs the rules for a stored order now in `at` (AUTO_DISPATCH_ATTEMPTED) and settles it:
+/// assigned by the winning rule, or waiting for manual assignment. `None` when the order
+/// changed since it was read (the conditional update matched nothing).
+async fn dispatch_stored(
+    state: &AppState,
+    tx: &DatabaseTransaction,
+    caller: &Caller,
+    order: &work_order::Model,
+    at: State,
+    history: &mut History<'_>,
+) -> Result<Option<work_order::Model>> {
+    let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
+    let dispatch_index = flow.require_dispatch_node()?;
+    let facts = rules::facts_of(order)?;
+    let (trace, chosen) = run_rules(state, tx, caller, &facts, Some(&order.id)).await?;
+    let now = history.at;
     history.record(
         "AUTO_DISPATCH_ATTEMPTED",
         None,
@@ -724,12 +746,12 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
     am.dispatch_trace = Set(updated.dispatch_trace.clone());
     let assignment = settle_auto(
         &mut updated,
-        retry.to,
+        at,
         chosen.as_ref(),
         &trace,
         (&flow, dispatch_index),
         caller.tenant.activation_version,
-        &mut history,
+        history,
         now,
     )?;
     if let Some((_, fields)) = &assignment {
@@ -738,14 +760,64 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
     }
     am.state = Set(updated.state.clone());
     am.current_node = Set(updated.current_node);
-    if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
-        return Err(stale(&order, input.expected_version));
+    if !store::update_if_current(tx, &order.id, order.version, &order.state, am).await? {
+        return Ok(None);
     }
     if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
-        write_assignment(&tx, &updated, ch, plan, fields, None, &mut history, now).await?;
+        write_assignment(tx, &updated, ch, plan, fields, None, history, now).await?;
+    }
+    Ok(Some(updated))
+}
+
+/// States an order passes through only inside one write transaction; found at rest, they
+/// mean a dispatch was interrupted (a crash, or a writer older than this one).
+pub const INTERRUPTED: [State; 2] = [State::Created, State::AutoDispatchAttempted];
+
+/// Rolls one interrupted order forward (recovery): runs automatic dispatch for it as on
+/// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
+/// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
+pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{LockBehavior, LockType};
+    let tx = begin_write(&state.writer).await?;
+    let mut q = work_order::Entity::find_by_id(order_id.to_owned())
+        .filter(work_order::Column::State.is_in(INTERRUPTED.map(State::as_str)))
+        .filter(work_order::Column::UpdatedAt.lt(before));
+    if tx.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let Some(order) = q.one(&tx).await? else {
+        return Ok(false);
+    };
+    let current = State::parse(&order.state).ok_or_else(|| Error::internal("stored state unknown"))?;
+    let caller = Caller::system(state, &order.tenant_id).await?;
+    let now = crate::domain::now();
+    let mut history = History::new(&order.id, &order.tenant_id, None, now);
+    let at = if current == State::Created {
+        let attempt = transition(current, Command::AttemptAutoDispatch)?;
+        history.record(
+            "RECOVERED",
+            None,
+            None,
+            "dispatch was interrupted before it settled: automatic dispatch runs again".into(),
+            None,
+        );
+        attempt.to
+    } else {
+        history.record(
+            "RECOVERED",
+            None,
+            None,
+            "automatic dispatch was interrupted before it settled: it runs again".into(),
+            None,
+        );
+        current
+    };
+    if dispatch_stored(state, &tx, &caller, &order, at, &mut history).await?.is_none() {
+        return Ok(false);
     }
     commit(state, tx, history).await?;
-    Ok(updated)
+    Ok(true)
 }
 
 /// What `explainDispatch` evaluates: an existing order, or one not created yet.

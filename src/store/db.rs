@@ -44,6 +44,9 @@ pub fn count_sql() {
 pub struct Pools {
     pub read: Db,
     pub write: Db,
+    /// PostgreSQL only: the pool of the cross-instance wake-up listener (one connection, opened
+    /// lazily, so the server starts and serves even while it cannot listen).
+    pub listen: Option<sea_orm::sqlx::PgPool>,
 }
 
 fn counted(mut db: Db) -> Db {
@@ -62,16 +65,22 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
         if cfg.db_statement_timeout_ms > 0 {
             opts = opts.options([("statement_timeout", cfg.db_statement_timeout_ms.to_string())]);
         }
+        opts = opts.application_name("dispatchd");
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_pool_size.max(1))
             .acquire_timeout(cfg.acquire_timeout())
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
+        let listen = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(cfg.acquire_timeout())
+            .connect_lazy_with(opts.application_name("dispatchd-listener"));
         let db = counted(SqlxPostgresConnector::from_sqlx_postgres_pool(pool));
         Ok(Pools {
             read: db.clone(),
             write: db,
+            listen: Some(listen),
         })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
@@ -98,6 +107,7 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
         Ok(Pools {
             read: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(read)),
             write: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(write)),
+            listen: None,
         })
     } else {
         Err(Error::internal(format!(

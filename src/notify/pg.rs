@@ -1,0 +1,111 @@
+//! Wake-ups across instances on PostgreSQL: every write transaction that wrote notifications or
+//! events also sends `pg_notify` (delivered by PostgreSQL at commit, and only if it commits);
+//! each instance listens and wakes its own subscribers. The database stays the source: a lost
+//! wake-up costs only delay, because every subscriber re-reads after its cursor when woken, on
+//! reconnection of the listener, and on its periodic catch-up.
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::{PgListener, PgPool};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::Hub;
+use crate::error::Result;
+
+/// The channel of every instance on one database.
+pub const CHANNEL: &str = "dispatchd_wake";
+
+/// What a wake-up says: which instance sent it (it has woken its own subscribers already),
+/// the tenant whose orders changed, and the engineers with new notifications.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct WakeUp {
+    #[serde(rename = "i")]
+    pub instance: String,
+    #[serde(rename = "t")]
+    pub tenant: String,
+    #[serde(rename = "e", default)]
+    pub engineers: Vec<String>,
+}
+
+/// Inside a write transaction on PostgreSQL: queue the wake-up for commit. No-op on SQLite
+/// (one instance: the hub is woken after commit directly).
+pub async fn notify_in<C: ConnectionTrait>(tx: &C, hub: &Hub, tenant: &str, engineers: &[String]) -> Result<()> {
+    if tx.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let payload = serde_json::to_string(&WakeUp {
+        instance: hub.instance().to_owned(),
+        tenant: tenant.to_owned(),
+        engineers: engineers.to_vec(),
+    })
+    .map_err(crate::error::Error::internal)?;
+    tx.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), payload.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Listens for the other instances' wake-ups until `stop` turns true, reconnecting by itself.
+/// After every (re)connection all local subscribers are woken: whatever was sent while the
+/// listener was away is then read from the database.
+pub async fn listen(pool: PgPool, hub: Hub, mut stop: watch::Receiver<bool>) {
+    let mut attempt: u32 = 0;
+    loop {
+        let mut connected = false;
+        tokio::select! {
+            r = session(&pool, &hub, &mut connected) => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "wake-up listener lost its connection; reconnecting");
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        attempt = if connected { 0 } else { attempt + 1 };
+        let ms = 100u64.saturating_mul(1 << attempt.min(5));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One listening connection, until it fails.
+async fn session(pool: &PgPool, hub: &Hub, connected: &mut bool) -> std::result::Result<(), sea_orm::sqlx::Error> {
+    let mut l = PgListener::connect_with(pool).await?;
+    l.listen(CHANNEL).await?;
+    *connected = true;
+    tracing::info!("listening for other instances' wake-ups");
+    hub.wake_all();
+    loop {
+        match l.try_recv().await? {
+            Some(n) => match serde_json::from_str::<WakeUp>(n.payload()) {
+                Ok(w) if w.instance != hub.instance() => hub.publish(&w.tenant, &w.engineers),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable wake-up ignored"),
+            },
+            // Lost and re-established: what was sent meanwhile is caught up by reading.
+            None => hub.wake_all(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_ups_round_trip_in_short_form() {
+        let w = WakeUp {
+            instance: "a".into(),
+            tenant: "tnt_1".into(),
+            engineers: vec!["eng_1".into()],
+        };
+        let s = serde_json::to_string(&w).unwrap();
+        assert_eq!(s, r#"{"i":"a","t":"tnt_1","e":["eng_1"]}"#);
+        assert_eq!(serde_json::from_str::<WakeUp>(&s).unwrap(), w);
+    }
+}

@@ -1,0 +1,71 @@
+//! Recovery: on start and periodically, every instance rolls forward orders whose dispatch was
+//! interrupted (found at rest in CREATED or AUTO_DISPATCH_ATTEMPTED past a grace period). Each
+//! order is claimed in its own write transaction with a row lock the other instances skip, so
+//! however many instances sweep at once, an order is recovered once.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::work_order;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::watch;
+
+use super::orders::{self, INTERRUPTED};
+use crate::app::AppState;
+use crate::domain::work_order::State;
+use crate::error::Result;
+
+/// How many interrupted orders one sweep looks at (the next sweep takes the rest).
+const SWEEP_BATCH: u64 = 200;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryConfig {
+    /// Time between sweeps.
+    pub interval: Duration,
+    /// An order must have been at rest this long before it counts as interrupted (longer than
+    /// any write transaction may take, so a dispatch in progress is never taken over).
+    pub grace: Duration,
+}
+
+/// One sweep: the interrupted orders last changed before `now - grace`, each rolled forward
+/// unless another instance took it. Returns how many this call recovered.
+pub async fn sweep(state: &AppState, grace: Duration) -> Result<usize> {
+    let before: DateTime<Utc> =
+        crate::domain::now() - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::seconds(30));
+    let ids: Vec<String> = work_order::Entity::find()
+        .select_only()
+        .column(work_order::Column::Id)
+        .filter(work_order::Column::State.is_in(INTERRUPTED.map(State::as_str)))
+        .filter(work_order::Column::UpdatedAt.lt(before))
+        .order_by_asc(work_order::Column::UpdatedAt)
+        .limit(SWEEP_BATCH)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut recovered = 0;
+    for id in ids {
+        match orders::roll_forward(state, &id, before).await {
+            Ok(true) => {
+                recovered += 1;
+                tracing::warn!(work_order = %id, "interrupted dispatch recovered");
+            }
+            Ok(false) => {}
+            // One order that cannot be dispatched (its workflow lost the dispatch node, say)
+            // must not stop the others; it is logged and tried again next sweep.
+            Err(e) => tracing::error!(work_order = %id, error = %e, "cannot recover an interrupted dispatch"),
+        }
+    }
+    Ok(recovered)
+}
+
+/// Sweeps at once, then every `interval`, until `stop` turns true.
+pub async fn run(state: AppState, cfg: RecoveryConfig, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = sweep(&state, cfg.grace).await {
+            tracing::warn!(error = %e, "recovery sweep failed; trying again later");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
