@@ -250,7 +250,11 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
     if let Some(pool) = state.listen_pool.clone() {
         tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
     }
-    tokio::spawn(crate::service::recovery::run(state.clone(), cfg.recovery(), stop.subscribe()));
+    tokio::spawn(crate::service::recovery::run(
+        state.clone(),
+        cfg.recovery(),
+        stop.subscribe(),
+    ));
     tokio::spawn({
         let stop = stop.clone();
         async move {

@@ -18,6 +18,10 @@ pub enum Error {
     InvalidTransition(#[from] TransitionError),
     #[error("{0}")]
     Conflict(String),
+    /// The database undid the transaction to settle a race (deadlock, serialization
+    /// failure): nothing was written, and trying again is safe. `CONFLICT` for clients.
+    #[error("the change raced with another one and was undone: try again")]
+    Raced,
     #[error("{0}")]
     NoDispatchNode(String),
     #[error("internal error")]
@@ -49,10 +53,27 @@ impl Error {
             Error::BadInput { .. } => "BAD_USER_INPUT",
             Error::NotFound(_) => "NOT_FOUND",
             Error::InvalidTransition(_) => "INVALID_TRANSITION",
-            Error::Conflict(_) => "CONFLICT",
+            Error::Conflict(_) | Error::Raced => "CONFLICT",
             Error::NoDispatchNode(_) => "NO_DISPATCH_NODE",
             Error::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+/// PostgreSQL's deadlock and serialization failures: the transaction was rolled back and can
+/// simply be tried again.
+fn is_transient_conflict(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let runtime = match e {
+        DbErr::Query(r) | DbErr::Exec(r) | DbErr::Conn(r) => r,
+        _ => return false,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(se) => se
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "40P01" || c == "40001"),
+        _ => false,
     }
 }
 
@@ -64,6 +85,10 @@ impl From<DbErr> for Error {
             }
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 Error::bad_input("input", "refers to a record that does not exist")
+            }
+            _ if is_transient_conflict(&e) => {
+                tracing::warn!(error = %e, "transaction lost a race in the database");
+                Error::Raced
             }
             _ => Error::Internal(Box::new(e)),
         }

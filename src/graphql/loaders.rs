@@ -1,7 +1,7 @@
 //! DataLoaders, one set per request: every lookup by ID is batched into one statement per type.
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::ErrorExtensions;
 use async_graphql::Lookahead;
@@ -103,70 +103,91 @@ impl Loader<String> for TaskByOrder {
 
 type Cached<L> = DataLoader<L, HashMapCache>;
 
+/// The loaders of one request, each created on first use (a subscription that resolves only
+/// a few types keeps only those).
 pub struct Loaders {
-    pub users: Cached<ById<user::Entity>>,
-    pub accounts: Cached<ById<account::Entity>>,
-    pub partners: Cached<ById<partner::Entity>>,
-    pub engineers: Cached<ById<engineer::Entity>>,
-    pub workflows: Cached<ById<workflow::Entity>>,
-    pub work_orders: Cached<ById<work_order::Entity>>,
-    pub events: Cached<EventsByOrder>,
-    pub tasks: Cached<TaskByOrder>,
-    pub rules: Cached<ById<dispatch_rule::Entity>>,
+    db: Db,
+    cache: bool,
+    users: OnceLock<Cached<ById<user::Entity>>>,
+    accounts: OnceLock<Cached<ById<account::Entity>>>,
+    partners: OnceLock<Cached<ById<partner::Entity>>>,
+    engineers: OnceLock<Cached<ById<engineer::Entity>>>,
+    workflows: OnceLock<Cached<ById<workflow::Entity>>>,
+    work_orders: OnceLock<Cached<ById<work_order::Entity>>>,
+    events: OnceLock<Cached<EventsByOrder>>,
+    tasks: OnceLock<Cached<TaskByOrder>>,
+    rules: OnceLock<Cached<ById<dispatch_rule::Entity>>>,
 }
 
-fn loader<L: Loader<String>>(l: L) -> Cached<L> {
+fn loader<L: Loader<String>>(l: L, cache: bool) -> Cached<L> {
     // Batches run in spawned tasks: carry the request's SQL statement counter into them.
-    DataLoader::with_cache(
+    let d = DataLoader::with_cache(
         l,
         |fut| match current_sql_counter() {
             Some(c) => tokio::spawn(sql_statements_scope(c, fut)),
             None => tokio::spawn(fut),
         },
         HashMapCache::default(),
-    )
+    );
+    d.enable_all_cache(cache);
+    d
 }
 
-fn by_id<E>(db: &Db) -> Cached<ById<E>>
-where
-    E: EntityTrait,
-    E::Model: Identified + Clone + Send + Sync + 'static,
-{
-    loader(ById {
+fn by_id<E>(db: &Db) -> ById<E> {
+    ById {
         db: db.clone(),
         _entity: PhantomData,
-    })
+    }
+}
+
+macro_rules! accessors {
+    ($($name:ident: $l:ty = $make:expr;)*) => {
+        impl Loaders {
+            $(pub fn $name(&self) -> &Cached<$l> {
+                self.$name.get_or_init(|| loader($make(&self.db), self.cache))
+            })*
+        }
+    };
+}
+
+accessors! {
+    users: ById<user::Entity> = by_id;
+    accounts: ById<account::Entity> = by_id;
+    partners: ById<partner::Entity> = by_id;
+    engineers: ById<engineer::Entity> = by_id;
+    workflows: ById<workflow::Entity> = by_id;
+    work_orders: ById<work_order::Entity> = by_id;
+    events: EventsByOrder = |db: &Db| EventsByOrder(db.clone());
+    tasks: TaskByOrder = |db: &Db| TaskByOrder(db.clone());
+    rules: ById<dispatch_rule::Entity> = by_id;
 }
 
 impl Loaders {
-    pub fn new(db: &Db) -> Self {
+    fn with(db: &Db, cache: bool) -> Self {
         Loaders {
-            users: by_id(db),
-            accounts: by_id(db),
-            partners: by_id(db),
-            engineers: by_id(db),
-            workflows: by_id(db),
-            work_orders: by_id(db),
-            events: loader(EventsByOrder(db.clone())),
-            tasks: loader(TaskByOrder(db.clone())),
-            rules: by_id(db),
+            db: db.clone(),
+            cache,
+            users: OnceLock::new(),
+            accounts: OnceLock::new(),
+            partners: OnceLock::new(),
+            engineers: OnceLock::new(),
+            workflows: OnceLock::new(),
+            work_orders: OnceLock::new(),
+            events: OnceLock::new(),
+            tasks: OnceLock::new(),
+            rules: OnceLock::new(),
         }
+    }
+
+    /// For one query or mutation: rows are cached for the request.
+    pub fn new(db: &Db) -> Self {
+        Self::with(db, true)
     }
 
     /// For a subscription, which lives long: batching without caching, so each event sees
     /// the rows as they are when it is resolved.
     pub fn uncached(db: &Db) -> Self {
-        let l = Self::new(db);
-        l.users.enable_all_cache(false);
-        l.accounts.enable_all_cache(false);
-        l.partners.enable_all_cache(false);
-        l.engineers.enable_all_cache(false);
-        l.workflows.enable_all_cache(false);
-        l.work_orders.enable_all_cache(false);
-        l.events.enable_all_cache(false);
-        l.tasks.enable_all_cache(false);
-        l.rules.enable_all_cache(false);
-        l
+        Self::with(db, false)
     }
 }
 
@@ -234,42 +255,42 @@ impl Loaders {
         let ids =
             |f: fn(&work_order::Model) -> Option<&String>| orders.iter().filter_map(f).cloned().collect::<Vec<_>>();
         if sel.task {
-            self.work_orders
+            self.work_orders()
                 .feed_many(orders.iter().map(|o| (o.id.clone(), o.clone())))
                 .await;
         }
         let (workflows, tasks, users, partners, events) = futures::join!(
             async {
                 if sel.workflow {
-                    prime(&self.workflows, ids(|o| Some(&o.workflow_id))).await.map(drop)
+                    prime(self.workflows(), ids(|o| Some(&o.workflow_id))).await.map(drop)
                 } else {
                     Ok(())
                 }
             },
             async {
                 if sel.task {
-                    prime(&self.tasks, ids(|o| Some(&o.id))).await
+                    prime(self.tasks(), ids(|o| Some(&o.id))).await
                 } else {
                     Ok(HashMap::new())
                 }
             },
             async {
                 if sel.dispatcher {
-                    prime(&self.users, ids(|o| o.assign_user.as_ref())).await.map(drop)
+                    prime(self.users(), ids(|o| o.assign_user.as_ref())).await.map(drop)
                 } else {
                     Ok(())
                 }
             },
             async {
                 if sel.partner || sel.legacy_account {
-                    prime(&self.partners, ids(|o| o.field_partner.as_ref())).await
+                    prime(self.partners(), ids(|o| o.field_partner.as_ref())).await
                 } else {
                     Ok(HashMap::new())
                 }
             },
             async {
                 if sel.history {
-                    prime(&self.events, ids(|o| Some(&o.id))).await.map(drop)
+                    prime(self.events(), ids(|o| Some(&o.id))).await.map(drop)
                 } else {
                     Ok(())
                 }
@@ -286,14 +307,14 @@ impl Loaders {
         let (e, a) = futures::join!(
             async {
                 if sel.engineer {
-                    prime(&self.engineers, engineers).await.map(drop)
+                    prime(self.engineers(), engineers).await.map(drop)
                 } else {
                     Ok(())
                 }
             },
             async {
                 if sel.legacy_account {
-                    prime(&self.accounts, accounts).await.map(drop)
+                    prime(self.accounts(), accounts).await.map(drop)
                 } else {
                     Ok(())
                 }

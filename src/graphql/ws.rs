@@ -67,8 +67,8 @@ pub async fn upgrade(
         .max_message_size(cfg.max_message_bytes)
         .max_frame_size(cfg.max_message_bytes)
         // Small buffers: an idle connection should cost little memory.
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(2 * 1024)
         .on_upgrade(move |socket| Connection::new(state, schema, cfg, draining, socket).run())
 }
 
@@ -102,7 +102,13 @@ enum Flow {
 }
 
 impl Connection {
-    fn new(state: AppState, schema: AppSchema, cfg: WsConfig, draining: watch::Receiver<bool>, socket: WebSocket) -> Self {
+    fn new(
+        state: AppState,
+        schema: AppSchema,
+        cfg: WsConfig,
+        draining: watch::Receiver<bool>,
+        socket: WebSocket,
+    ) -> Self {
         let protocol = match socket.protocol().and_then(|p| p.to_str().ok()) {
             Some(TRANSPORT_WS) => Some(Protocol::Transport),
             Some(LEGACY_WS) => Some(Protocol::Legacy),
@@ -154,7 +160,7 @@ impl Connection {
                 Some((id, resp)) = self.streams.next(), if !self.streams.is_empty() => {
                     self.on_event(protocol, id, resp).await
                 }
-                _ = self.draining.wait_for(|d| *d) => Flow::Close(close::GOING_AWAY, "Server shutting down".into()),
+                () = draining(&mut self.draining) => Flow::Close(close::GOING_AWAY, "Server shutting down".into()),
                 _ = &mut init_deadline, if self.actor.is_none() => {
                     Flow::Close(close::INIT_TIMEOUT, "Connection initialisation timeout".into())
                 }
@@ -288,7 +294,11 @@ impl Connection {
         // A stream lives as long as its subscription: its loaders batch but do not cache, so
         // each event is resolved against the rows as they are then.
         let req = req.data(RequestAuth(Ok(actor))).data(Loaders::uncached(&self.state.db));
-        let responses = self.schema.execute_stream(req).map(Some).chain(futures::stream::once(async { None }));
+        let responses = self
+            .schema
+            .execute_stream(req)
+            .map(Some)
+            .chain(futures::stream::once(async { None }));
         let (responses, handle) = futures::stream::abortable(responses);
         let id = id.to_owned();
         self.active.insert(id.clone(), handle);
@@ -339,6 +349,11 @@ impl Connection {
             h.abort();
         }
     }
+}
+
+/// Resolves once the server shuts down.
+async fn draining(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|d| *d).await;
 }
 
 fn error_message(protocol: Protocol, id: &str, errors: Value) -> Value {

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::{engineer, partner, task, work_order, work_order_event, workflow};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QuerySelect,
+    Set,
 };
 use serde_json::{Value, json};
 
@@ -777,7 +778,6 @@ pub const INTERRUPTED: [State; 2] = [State::Created, State::AutoDispatchAttempte
 /// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
 /// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
 pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
-    use sea_orm::QuerySelect;
     use sea_orm::sea_query::{LockBehavior, LockType};
     let tx = begin_write(&state.writer).await?;
     let mut q = work_order::Entity::find_by_id(order_id.to_owned())
@@ -813,7 +813,10 @@ pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc
         );
         current
     };
-    if dispatch_stored(state, &tx, &caller, &order, at, &mut history).await?.is_none() {
+    if dispatch_stored(state, &tx, &caller, &order, at, &mut history)
+        .await?
+        .is_none()
+    {
         return Ok(false);
     }
     commit(state, tx, history).await?;
@@ -939,6 +942,11 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
     }
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     if current.has_engineer() {
+        // The engineer's row before its notification counter, as every dispatch takes them
+        // (claim, then notify), so a cancellation and a dispatch never wait on each other.
+        if let Some(e) = &order.field_out_deal_user {
+            store::release_engineer(&tx, e).await?;
+        }
         if let Some(t) = store::close_open_task(&tx, &order.id, task_status::CANCELLED, now).await? {
             history.record(
                 "TASK_REVOKED",
@@ -950,9 +958,6 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
             history
                 .notify(&tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)
                 .await?;
-        }
-        if let Some(e) = &order.field_out_deal_user {
-            store::release_engineer(&tx, e).await?;
         }
     }
     history.step(
@@ -977,18 +982,30 @@ async fn engineer_task<C: ConnectionTrait>(
     caller: &Caller,
     task_id: &str,
 ) -> Result<(task::Model, work_order::Model, State)> {
-    let task = task::Entity::find_by_id(task_id.to_owned())
-        .one(conn)
-        .await?
-        .filter(|t| t.engineer_id == caller.actor.subject)
-        .ok_or_else(|| Error::not_found("task", task_id))?;
+    let find_task = || async {
+        task::Entity::find_by_id(task_id.to_owned())
+            .one(conn)
+            .await?
+            .filter(|t| t.engineer_id == caller.actor.subject)
+            .ok_or_else(|| Error::not_found("task", task_id))
+    };
+    let task = find_task().await?;
+    let mut q = work_order::Entity::find_by_id(task.work_order_id.clone());
+    // PostgreSQL: the order is locked first, as every other writer of an existing order
+    // locks it first (its conditional update), so two writers never wait on each other.
+    let task = if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+        find_task().await?
+    } else {
+        task
+    };
     if !task_status::OPEN.contains(&task.status.as_str()) {
         return Err(Error::Conflict(format!(
             "task {task_id} is {}: it is no longer open",
             task.status
         )));
     }
-    let order = work_order::Entity::find_by_id(task.work_order_id.clone())
+    let order = q
         .one(conn)
         .await?
         .ok_or_else(|| Error::internal("task without order"))?;
@@ -1039,6 +1056,19 @@ pub async fn decline_task(
     task_id: &str,
     reason: Option<String>,
 ) -> Result<task::Model> {
+    // A decline writes two engineers (the decliner's release, the rules' pick) in an order
+    // that cannot follow their IDs; when PostgreSQL breaks a deadlock it undoes the whole
+    // transaction, which is then simply run again.
+    let mut attempt = 0;
+    loop {
+        match decline_once(state, actor, task_id, reason.clone()).await {
+            Err(Error::Raced) if attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "declineTask")?;
     let reason = text("reason", &reason, 1000)?;
@@ -1059,7 +1089,6 @@ pub async fn decline_task(
     let dispatch_index = flow.require_dispatch_node()?;
 
     store::set_task_status(&tx, &task.id, task_status::DECLINED, now).await?;
-    store::release_engineer(&tx, &task.engineer_id).await?;
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
     history.step(
         decline,
@@ -1069,16 +1098,19 @@ pub async fn decline_task(
         },
         Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
     );
+
+    // Back at the dispatch node, without the engineer who declined (its task is DECLINED
+    // already). The rules lock their cursors before any engineer or notification counter is
+    // written, in the same order as on creation, so concurrent dispatches never deadlock.
+    let retry = transition(decline.to, Command::RetryAutoDispatch)?;
+    let facts = rules::facts_of(&order)?;
+    let (trace, chosen) = run_rules(state, &tx, &upstream, &facts, Some(&order.id)).await?;
+    store::release_engineer(&tx, &task.engineer_id).await?;
     history
         .notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)
         .await?;
-
-    // Back at the dispatch node, without the engineer who declined.
-    let retry = transition(decline.to, Command::RetryAutoDispatch)?;
     history.actor = None;
     history.step(retry, "automatic dispatch runs again after the decline".into(), None);
-    let facts = rules::facts_of(&order)?;
-    let (trace, chosen) = run_rules(state, &tx, &upstream, &facts, Some(&order.id)).await?;
     history.record(
         "AUTO_DISPATCH_ATTEMPTED",
         None,

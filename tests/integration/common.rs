@@ -429,26 +429,49 @@ pub struct Ws {
     pub inner: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
+/// A WebSocket to the server at `addr` (host:port) offering `protocol`.
+pub async fn ws_connect(addr: &str, protocol: Option<&str>) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+    if let Some(p) = protocol {
+        req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    let (inner, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .expect("websocket connects");
+    Ws { inner }
+}
+
+/// A graphql-transport-ws connection to `addr`, acknowledged with `token`.
+pub async fn ws_acked(addr: &str, token: &str) -> Ws {
+    let mut ws = ws_connect(addr, Some("graphql-transport-ws")).await;
+    ws.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}))
+        .await;
+    assert_eq!(ws.recv().await["type"], "connection_ack");
+    ws
+}
+
+/// POSTs a GraphQL request to the server at `addr`; returns the JSON body.
+pub async fn gql_at(http: &reqwest::Client, addr: &str, token: &str, query: &str, vars: Value) -> Value {
+    http.post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": vars }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 impl TestApp {
     pub async fn ws_with(&self, protocol: Option<&str>) -> Ws {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://{}/graphql/ws", self.addr).into_client_request().unwrap();
-        if let Some(p) = protocol {
-            req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse().unwrap());
-        }
-        let (inner, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
-            .await
-            .expect("websocket connects");
-        Ws { inner }
+        ws_connect(&self.addr.to_string(), protocol).await
     }
 
     /// Connected and acknowledged with `token`.
     pub async fn ws(&self, token: &str) -> Ws {
-        let mut ws = self.ws_with(Some("graphql-transport-ws")).await;
-        ws.send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}))
-            .await;
-        assert_eq!(ws.recv().await["type"], "connection_ack");
-        ws
+        ws_acked(&self.addr.to_string(), token).await
     }
 }
 

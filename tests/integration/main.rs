@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod dispatch;
 mod http;
+mod instances;
 mod loaders;
 mod permissions;
 mod rules;

@@ -156,7 +156,7 @@ impl Partner {
     /// The legacy Account kept for upstream tenants activated before v880.
     async fn legacy_account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
         match &self.0.legacy_account_id {
-            Some(id) => Ok(one(&ctx.loaders().accounts, id).await?.map(Account)),
+            Some(id) => Ok(one(ctx.loaders().accounts(), id).await?.map(Account)),
             None => Ok(None),
         }
     }
@@ -311,11 +311,11 @@ impl WorkOrder {
         self.0.custom_fields.clone().map(Json)
     }
     async fn workflow(&self, ctx: &Context<'_>) -> Result<Workflow> {
-        Ok(Workflow(must(&ctx.loaders().workflows, &self.0.workflow_id).await?))
+        Ok(Workflow(must(ctx.loaders().workflows(), &self.0.workflow_id).await?))
     }
     /// The workflow node the order stands at.
     async fn current_node(&self, ctx: &Context<'_>) -> Result<Option<WorkflowNode>> {
-        let w = Workflow(must(&ctx.loaders().workflows, &self.0.workflow_id).await?);
+        let w = Workflow(must(ctx.loaders().workflows(), &self.0.workflow_id).await?);
         let i = self.0.current_node as usize;
         Ok(w.domain_nodes().get(i).map(|n| WorkflowNode::new(i, n)))
     }
@@ -341,11 +341,11 @@ impl WorkOrder {
     }
     /// The downstream engineer's task, once issued (the latest one).
     async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
-        Ok(one(&ctx.loaders().tasks, &self.0.id).await?.flatten().map(Task))
+        Ok(one(ctx.loaders().tasks(), &self.0.id).await?.flatten().map(Task))
     }
     /// Every step of the order, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<WorkOrderEvent>> {
-        Ok(one(&ctx.loaders().events, &self.0.id)
+        Ok(one(ctx.loaders().events(), &self.0.id)
             .await?
             .unwrap_or_default()
             .into_iter()
@@ -368,7 +368,7 @@ impl DispatchRecord {
     /// `assign_user` (Dispatcher): the dispatcher for manual assignments; null for automatic ones.
     async fn dispatcher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         match &self.0.assign_user {
-            Some(id) => Ok(one(&ctx.loaders().users, id).await?.map(User)),
+            Some(id) => Ok(one(ctx.loaders().users(), id).await?.map(User)),
             None => Ok(None),
         }
     }
@@ -387,7 +387,7 @@ impl DispatchRecord {
     async fn partner(&self, ctx: &Context<'_>) -> Result<Partner> {
         Ok(Partner(
             must(
-                &ctx.loaders().partners,
+                ctx.loaders().partners(),
                 self.0.field_partner.as_deref().unwrap_or_default(),
             )
             .await?,
@@ -400,17 +400,17 @@ impl DispatchRecord {
         // Wait for the partner batch first (shared with `partner`), so this lookup lands in the
         // same accounts batch as `partner.legacyAccount` instead of a second one.
         one(
-            &ctx.loaders().partners,
+            ctx.loaders().partners(),
             self.0.field_partner.as_deref().unwrap_or_default(),
         )
         .await?;
-        Ok(one(&ctx.loaders().accounts, id).await?.map(Account))
+        Ok(one(ctx.loaders().accounts(), id).await?.map(Account))
     }
     /// `field_outDealUser__c` (Service Provider Engineer, External User).
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
         Ok(Engineer(
             must(
-                &ctx.loaders().engineers,
+                ctx.loaders().engineers(),
                 self.0.field_out_deal_user.as_deref().unwrap_or_default(),
             )
             .await?,
@@ -419,7 +419,7 @@ impl DispatchRecord {
     /// The rule that assigned the engineer (automatic assignments); null when deleted since.
     async fn rule(&self, ctx: &Context<'_>) -> Result<Option<super::DispatchRule>> {
         match (&self.0.dispatch_rule_id, self.0.assign_way.as_deref()) {
-            (Some(id), Some("AUTOMATIC")) => Ok(one(&ctx.loaders().rules, id).await?.map(super::DispatchRule)),
+            (Some(id), Some("AUTOMATIC")) => Ok(one(ctx.loaders().rules(), id).await?.map(super::DispatchRule)),
             _ => Ok(None),
         }
     }
@@ -450,11 +450,11 @@ impl Task {
     }
     async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
         Ok(WorkOrder(
-            must(&ctx.loaders().work_orders, &self.0.work_order_id).await?,
+            must(ctx.loaders().work_orders(), &self.0.work_order_id).await?,
         ))
     }
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
-        Ok(Engineer(must(&ctx.loaders().engineers, &self.0.engineer_id).await?))
+        Ok(Engineer(must(ctx.loaders().engineers(), &self.0.engineer_id).await?))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -493,7 +493,7 @@ impl WorkOrderEvent {
     /// The work order it happened to.
     async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
         Ok(WorkOrder(
-            must(&ctx.loaders().work_orders, &self.0.work_order_id).await?,
+            must(ctx.loaders().work_orders(), &self.0.work_order_id).await?,
         ))
     }
     /// A sentence saying what happened and why.

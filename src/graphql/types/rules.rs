@@ -159,7 +159,7 @@ pub struct RuleTarget(d::Target);
 impl RuleTarget {
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match &self.0 {
-            d::Target::Engineer { engineer_id } => Ok(one(&ctx.loaders().engineers, engineer_id).await?.map(Engineer)),
+            d::Target::Engineer { engineer_id } => Ok(one(ctx.loaders().engineers(), engineer_id).await?.map(Engineer)),
             d::Target::Partners { .. } => Ok(None),
         }
     }
@@ -167,7 +167,7 @@ impl RuleTarget {
         let mut out = Vec::new();
         if let d::Target::Partners { partner_ids, .. } = &self.0 {
             for p in partner_ids {
-                if let Some(p) = one(&ctx.loaders().partners, p).await? {
+                if let Some(p) = one(ctx.loaders().partners(), p).await? {
                     out.push(Partner(p));
                 }
             }
@@ -263,7 +263,7 @@ impl EngineerExclusion {
         ID(self.engineer_id.clone())
     }
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
-        Ok(one(&ctx.loaders().engineers, &self.engineer_id).await?.map(Engineer))
+        Ok(one(ctx.loaders().engineers(), &self.engineer_id).await?.map(Engineer))
     }
     async fn reasons(&self) -> Vec<ExclusionReason> {
         reasons(self.reasons)
@@ -281,7 +281,7 @@ impl PartnerExclusion {
         ID(self.partner_id.clone())
     }
     async fn partner(&self, ctx: &Context<'_>) -> Result<Option<Partner>> {
-        Ok(one(&ctx.loaders().partners, &self.partner_id).await?.map(Partner))
+        Ok(one(ctx.loaders().partners(), &self.partner_id).await?.map(Partner))
     }
     async fn reasons(&self) -> Vec<ExclusionReason> {
         reasons(self.reasons)
@@ -348,7 +348,7 @@ impl RuleEvaluation {
     }
     async fn picked_engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match self.0.pool.as_ref().and_then(|p| p.picked.as_ref()) {
-            Some(id) => Ok(one(&ctx.loaders().engineers, id).await?.map(Engineer)),
+            Some(id) => Ok(one(ctx.loaders().engineers(), id).await?.map(Engineer)),
             None => Ok(None),
         }
     }
@@ -395,7 +395,7 @@ impl DispatchTrace {
     /// The engineer picked.
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match &self.0.winner {
-            Some((_, e, _)) => Ok(one(&ctx.loaders().engineers, e).await?.map(Engineer)),
+            Some((_, e, _)) => Ok(one(ctx.loaders().engineers(), e).await?.map(Engineer)),
             None => Ok(None),
         }
     }
