@@ -188,10 +188,14 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
     )
     .await["data"]["createWorkOrder"]["workOrder"]["id"]);
     let mut calls = Vec::new();
-    for i in 0..50 {
+    for i in 0..50usize {
         let (http, addr, token) = (
             http.clone(),
-            if i % 2 == 0 { a.addr.clone() } else { b.addr.clone() },
+            if i.is_multiple_of(2) {
+                a.addr.clone()
+            } else {
+                b.addr.clone()
+            },
             w.dispatcher_token.clone(),
         );
         let vars = json!({"o": race, "e": w.engineers[i % 3], "v": 1});
@@ -213,10 +217,14 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
     round_robin(&app, &w).await;
     let before = open_tasks_by_engineer(&app).await;
     let mut calls = Vec::new();
-    for i in 0..30 {
+    for i in 0..30usize {
         let (http, addr, token) = (
             http.clone(),
-            if i % 2 == 0 { a.addr.clone() } else { b.addr.clone() },
+            if i.is_multiple_of(2) {
+                a.addr.clone()
+            } else {
+                b.addr.clone()
+            },
             w.dispatcher_token.clone(),
         );
         let vars = order_input(&w, "CN-31-04");
@@ -357,7 +365,7 @@ async fn work(addr: String, w: Arc<WorldTokens>, worker: usize, stop: Arc<Atomic
             }
         };
         // Every other order matches no rule and waits for a dispatcher.
-        let region = if i % 2 == 0 { "CN-31-04" } else { "CN-11-01" };
+        let region = if i.is_multiple_of(2) { "CN-31-04" } else { "CN-11-01" };
         let input =
             json!({"i": {"workflowId": w.workflow, "title": "Load", "region": region, "requiredSkills": ["hvac"]}});
         let Some(created) = q(CREATE_ORDER, w.dispatcher.clone(), input).await else {
