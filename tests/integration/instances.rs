@@ -134,6 +134,28 @@ async fn open_tasks_by_engineer(app: &TestApp) -> HashMap<String, usize> {
     out
 }
 
+/// `n` requests at once, spread in turn over the servers at `addrs`; their handles.
+fn concurrently(
+    http: &reqwest::Client,
+    addrs: &[&str],
+    token: &str,
+    query: &'static str,
+    n: usize,
+    vars: impl Fn(usize) -> Value,
+) -> Vec<tokio::task::JoinHandle<Value>> {
+    (0..n)
+        .map(|i| {
+            let (http, addr, token, vars) = (
+                http.clone(),
+                addrs[i % addrs.len()].to_owned(),
+                token.to_owned(),
+                vars(i),
+            );
+            tokio::spawn(async move { gql_at(&http, &addr, &token, query, vars).await })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn two_instances_share_wake_ups_races_and_round_robin() {
     if !postgres_or_skip("two_instances_share_wake_ups_races_and_round_robin") {
@@ -187,22 +209,15 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
         order_input(&w, "CN-31-04"),
     )
     .await["data"]["createWorkOrder"]["workOrder"]["id"]);
-    let mut calls = Vec::new();
-    for i in 0..50usize {
-        let (http, addr, token) = (
-            http.clone(),
-            if i.is_multiple_of(2) {
-                a.addr.clone()
-            } else {
-                b.addr.clone()
-            },
-            w.dispatcher_token.clone(),
-        );
-        let vars = json!({"o": race, "e": w.engineers[i % 3], "v": 1});
-        calls.push(tokio::spawn(
-            async move { gql_at(&http, &addr, &token, ASSIGN, vars).await },
-        ));
-    }
+    let addrs = [a.addr.as_str(), b.addr.as_str()];
+    let calls = concurrently(
+        &http,
+        &addrs,
+        &w.dispatcher_token,
+        ASSIGN,
+        50,
+        |i| json!({"o": race, "e": w.engineers[i % 3], "v": 1}),
+    );
     let mut winners = 0;
     for c in calls {
         let body = c.await.unwrap();
@@ -216,22 +231,9 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
     // Round-robin over 3 engineers, 30 orders created concurrently through both: 10 each.
     round_robin(&app, &w).await;
     let before = open_tasks_by_engineer(&app).await;
-    let mut calls = Vec::new();
-    for i in 0..30usize {
-        let (http, addr, token) = (
-            http.clone(),
-            if i.is_multiple_of(2) {
-                a.addr.clone()
-            } else {
-                b.addr.clone()
-            },
-            w.dispatcher_token.clone(),
-        );
-        let vars = order_input(&w, "CN-31-04");
-        calls.push(tokio::spawn(async move {
-            gql_at(&http, &addr, &token, CREATE_ORDER, vars).await
-        }));
-    }
+    let calls = concurrently(&http, &addrs, &w.dispatcher_token, CREATE_ORDER, 30, |_| {
+        order_input(&w, "CN-31-04")
+    });
     for c in calls {
         let body = c.await.unwrap();
         assert!(body.get("errors").is_none(), "{body}");
