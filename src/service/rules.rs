@@ -153,8 +153,9 @@ async fn tenant_rules<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<Vec<
         .await?)
 }
 
-/// Writes the tenant's rules as they now stand as the next revision.
-async fn write_revision<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<i64> {
+/// Writes the tenant's rules as they now stand as the next revision (also used to seed rules
+/// inserted in bulk, e.g. by the load benchmark).
+pub async fn write_revision<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<i64> {
     let specs = tenant_rules(conn, tenant)
         .await?
         .iter()

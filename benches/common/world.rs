@@ -1,0 +1,463 @@
+//! The seeded world: one upstream tenant (activated before v880, so partners keep legacy
+//! accounts), its partners (one downstream tenant each), their engineers, the dispatch rules
+//! and the existing orders, written in bulk through the library (entities, plus the services
+//! for what has bookkeeping: tenants, partners, the rules' revision).
+use chrono::{Duration, Utc};
+use dispatchd::app::AppState;
+use dispatchd::auth::{Actor, Keys};
+use dispatchd::config::DbConfig;
+use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy, Target};
+use dispatchd::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
+use dispatchd::domain::{Role, TenantKind};
+use dispatchd::service::{admin, rules, tenants};
+use entity::{dispatch_rule, dispatch_rule_cursor, engineer, task, work_order};
+use sea_orm::{EntityTrait, Set, TransactionTrait};
+use serde_json::json;
+
+pub const SECRET: &str = "bench-secret";
+pub const PROVINCES: usize = 30;
+pub const SERVICE_TYPES: [&str; 4] = ["Repair", "Install", "Maintenance", "Inspection"];
+const SKILLS: [&str; 5] = ["hvac", "plumbing", "electrical", "gas", "appliance"];
+const PRIORITIES: [&str; 4] = ["LOW", "NORMAL", "HIGH", "URGENT"];
+/// Each partner works in this many neighbouring provinces.
+const PARTNER_PROVINCES: usize = 3;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub partners: usize,
+    pub engineers_per_partner: usize,
+    pub rules: usize,
+    /// Existing orders in all, `waiting` of them in AWAITING_MANUAL (version 1), the rest
+    /// dispatched earlier (with an open task) or cancelled.
+    pub orders: usize,
+    pub waiting: usize,
+}
+
+impl Scale {
+    pub const FULL: Scale = Scale {
+        partners: 200,
+        engineers_per_partner: 50,
+        rules: 1000,
+        orders: 100_000,
+        waiting: 45_000,
+    };
+    pub const QUICK: Scale = Scale {
+        partners: 20,
+        engineers_per_partner: 50,
+        rules: 1000,
+        orders: 10_000,
+        waiting: 6_000,
+    };
+
+    pub fn engineers(&self) -> usize {
+        self.partners * self.engineers_per_partner
+    }
+}
+
+/// Deterministic pseudo-random numbers: the same world every run.
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+pub struct Engineer {
+    pub id: String,
+    pub token: String,
+    pub province: usize,
+    /// Active, of an active and allocated partner: may be assigned by hand.
+    pub assignable: bool,
+}
+
+pub struct World {
+    pub url: String,
+    pub scale: Scale,
+    pub dispatcher_token: String,
+    pub workflow_id: String,
+    pub engineers: Vec<Engineer>,
+    /// Orders waiting for manual assignment, at version 1.
+    pub waiting: Vec<String>,
+}
+
+impl World {
+    pub fn assignable(&self) -> Vec<&Engineer> {
+        self.engineers.iter().filter(|e| e.assignable).collect()
+    }
+}
+
+fn cond(field: Field, operator: Operator, values: Vec<String>) -> Condition {
+    Condition {
+        field,
+        key: None,
+        operator,
+        values,
+    }
+}
+
+fn actor(subject: &str, tenant: &str, role: Role) -> Actor {
+    Actor {
+        subject: subject.to_owned(),
+        tenant: tenant.to_owned(),
+        role,
+    }
+}
+
+pub fn province_code(p: usize) -> String {
+    format!("CN-{:02}", p + 11)
+}
+
+/// Partner `p` of `n` covers 3 neighbouring provinces, from its base province on; its
+/// engineers are spread over them. Every province is covered whatever `n`.
+fn partner_province(p: usize, n: usize, k: usize) -> usize {
+    let base = if n < PROVINCES { p * PROVINCES / n } else { p };
+    (base + k) % PROVINCES
+}
+
+pub async fn seed(url: &str, scale: Scale) -> World {
+    let state = AppState::open(&DbConfig::new(url), Some(SECRET))
+        .await
+        .expect("open database");
+    let db = &state.db;
+    let keys = Keys::new(SECRET.as_bytes());
+    let ttl = Duration::hours(6);
+    let mut rng = Lcg(42);
+    let now = Utc::now();
+
+    let up = tenants::create(
+        db,
+        tenants::NewTenant {
+            kind: TenantKind::Upstream,
+            name: "Bench Enterprise".into(),
+            outer_tenant_id: None,
+            activation_version: Some(870),
+        },
+    )
+    .await
+    .expect("upstream tenant");
+    let admin_user = admin::insert_user(db, &up.id, "Admin", Role::Admin).await.unwrap();
+    let dispatcher = admin::insert_user(db, &up.id, "Dispatcher", Role::Dispatcher)
+        .await
+        .unwrap();
+    let as_admin = actor(&admin_user.id, &up.id, Role::Admin);
+    let wf = admin::create_workflow(
+        &state,
+        &as_admin,
+        admin::NewWorkflow {
+            name: "Repair".into(),
+            kind: WorkflowKind::Interconnection,
+            nodes: vec![
+                Node {
+                    name: "Dispatch".into(),
+                    kind: NodeKind::DispatchToEngineer,
+                    performer: Performer::Upstream,
+                },
+                Node {
+                    name: "Service".into(),
+                    kind: NodeKind::AcceptAndService,
+                    performer: Performer::DownstreamEngineer,
+                },
+            ],
+        },
+    )
+    .await
+    .expect("workflow");
+
+    // Partners: a few inactive or not allocated, as in life.
+    struct P {
+        id: String,
+        tenant: String,
+        outer: String,
+        name: String,
+        legacy: Option<String>,
+        assignable: bool,
+    }
+    let mut partners = Vec::with_capacity(scale.partners);
+    for p in 0..scale.partners {
+        let outer = format!("OT-{p:04}");
+        let down = tenants::create(
+            db,
+            tenants::NewTenant {
+                kind: TenantKind::Downstream,
+                name: format!("Provider {p:03}"),
+                outer_tenant_id: Some(outer.clone()),
+                activation_version: None,
+            },
+        )
+        .await
+        .expect("downstream tenant");
+        let (active, allocated) = (p % 41 != 40, p % 37 != 36);
+        let partner = admin::connect_service_provider(
+            &state,
+            &as_admin,
+            admin::ConnectProvider {
+                downstream_tenant_id: Some(down.id.clone()),
+                outer_tenant_id: None,
+                name: None,
+                active,
+                allocated,
+            },
+        )
+        .await
+        .expect("partner");
+        partners.push(P {
+            id: partner.id,
+            tenant: down.id,
+            outer,
+            name: down.name,
+            legacy: partner.legacy_account_id,
+            assignable: active && allocated,
+        });
+    }
+
+    // Engineers.
+    let mut engineers = Vec::with_capacity(scale.engineers());
+    let mut rows = Vec::with_capacity(scale.engineers());
+    let mut of_partner = Vec::with_capacity(scale.engineers());
+    for (pi, p) in partners.iter().enumerate() {
+        for e in 0..scale.engineers_per_partner {
+            let id = dispatchd::ids::new(dispatchd::ids::ENGINEER);
+            let province = partner_province(pi, scale.partners, e % PARTNER_PROVINCES);
+            let active = rng.below(20) != 0;
+            let mut skills: Vec<&str> = SKILLS.iter().copied().filter(|_| rng.below(2) == 0).collect();
+            if skills.is_empty() {
+                skills.push(SKILLS[e % SKILLS.len()]);
+            }
+            rows.push(engineer::ActiveModel {
+                id: Set(id.clone()),
+                tenant_id: Set(p.tenant.clone()),
+                name: Set(format!("Engineer {pi:03}-{e:02}")),
+                active: Set(active),
+                skills: Set(json!(skills)),
+                regions: Set(json!([province_code(province)])),
+                capacity: Set(60),
+                open_tasks: Set(0),
+                created_at: Set(now - Duration::days(400)),
+            });
+            let token = keys.mint(&actor(&id, &p.tenant, Role::Engineer), ttl);
+            engineers.push(Engineer {
+                id,
+                token,
+                province,
+                assignable: active && p.assignable,
+            });
+            of_partner.push(pi);
+        }
+    }
+
+    // Rules: for each (province, service type), tiers of rules in priority order, narrower
+    // tiers (higher priority, a skill) first; each names 3 partners working in the province.
+    let mut rule_rows = Vec::with_capacity(scale.rules);
+    let mut cursor_rows = Vec::with_capacity(scale.rules);
+    let combos = PROVINCES * SERVICE_TYPES.len();
+    let covering: Vec<Vec<usize>> = (0..PROVINCES)
+        .map(|pr| {
+            (0..scale.partners)
+                .filter(|p| (0..PARTNER_PROVINCES).any(|k| partner_province(*p, scale.partners, k) == pr))
+                .collect()
+        })
+        .collect();
+    for r in 0..scale.rules {
+        let (province, st, tier) = (r % PROVINCES, (r / PROVINCES) % SERVICE_TYPES.len(), r / combos);
+        let mut conditions = vec![
+            cond(Field::Region, Operator::Prefix, vec![province_code(province)]),
+            cond(Field::ServiceType, Operator::In, vec![SERVICE_TYPES[st].into()]),
+        ];
+        // The first tiers take urgent, then high, then normal orders; later ones any priority.
+        let min_priority = PRIORITIES[PRIORITIES.len() - 1 - tier.min(PRIORITIES.len() - 1)];
+        if min_priority != "LOW" {
+            conditions.push(cond(Field::Priority, Operator::AtLeast, vec![min_priority.into()]));
+        }
+        if tier % 3 == 1 {
+            conditions.push(cond(
+                Field::RequiredSkills,
+                Operator::Contains,
+                vec![SKILLS[tier % SKILLS.len()].into()],
+            ));
+        }
+        let cover = &covering[province];
+        let partner_ids: Vec<String> = (0..3)
+            .map(|k| partners[cover[(tier * 3 + k) % cover.len()]].id.clone())
+            .collect();
+        let strategy = [Strategy::RoundRobin, Strategy::LeastLoaded, Strategy::FewestToday][r % 3];
+        let id = dispatchd::ids::new(dispatchd::ids::RULE);
+        rule_rows.push(dispatch_rule::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(up.id.clone()),
+            name: Set(format!("{} {} tier {tier}", province_code(province), SERVICE_TYPES[st])),
+            position: Set(r as i32),
+            enabled: Set(r % 97 != 96),
+            conditions: Set(serde_json::to_value(&conditions).unwrap()),
+            target: Set(serde_json::to_value(Target::Partners { partner_ids, strategy }).unwrap()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        cursor_rows.push(dispatch_rule_cursor::ActiveModel {
+            rule_id: Set(id),
+            tenant_id: Set(up.id.clone()),
+            last_engineer_id: Set(None),
+        });
+    }
+    if !rule_rows.is_empty() {
+        let tx = db.begin().await.unwrap();
+        for chunk in rule_rows.chunks(500) {
+            dispatch_rule::Entity::insert_many(chunk.to_vec())
+                .exec(&tx)
+                .await
+                .unwrap();
+        }
+        for chunk in cursor_rows.chunks(500) {
+            dispatch_rule_cursor::Entity::insert_many(chunk.to_vec())
+                .exec(&tx)
+                .await
+                .unwrap();
+        }
+        rules::write_revision(&tx, &up.id).await.expect("rule revision");
+        tx.commit().await.unwrap();
+    }
+
+    // Orders: the waiting ones, then history (dispatched, with an open task; some cancelled).
+    let mut open_tasks = vec![0i32; engineers.len()];
+    let mut waiting = Vec::with_capacity(scale.waiting);
+    let mut order_rows = Vec::with_capacity(scale.orders);
+    let mut task_rows = Vec::new();
+    let by_province: Vec<Vec<usize>> = (0..PROVINCES)
+        .map(|pr| {
+            (0..engineers.len())
+                .filter(|&i| engineers[i].province == pr && engineers[i].assignable)
+                .collect()
+        })
+        .collect();
+    for i in 0..scale.orders {
+        let id = dispatchd::ids::new(dispatchd::ids::WORK_ORDER);
+        let province = rng.below(PROVINCES);
+        let created = now - Duration::seconds((scale.orders - i) as i64 * 50);
+        let mut row = work_order::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(up.id.clone()),
+            workflow_id: Set(wf.id.clone()),
+            external_ref: Set(Some(format!("ERP-{i:07}"))),
+            title: Set(format!("{} at site {i}", SERVICE_TYPES[i % 4])),
+            description: Set(Some("Unit reports fault code E4; customer available mornings.".into())),
+            customer: Set(Some(format!("Customer {}", i % 997))),
+            state: Set("AWAITING_MANUAL".into()),
+            current_node: Set(0),
+            version: Set(1),
+            region: Set(format!("{}-{:02}", province_code(province), rng.below(20) + 1)),
+            product: Set(Some(["Split AC", "Boiler", "Heat pump"][i % 3].into())),
+            service_type: Set(Some(SERVICE_TYPES[rng.below(4)].into())),
+            priority: Set(PRIORITIES[rng.below(4)].into()),
+            required_skills: Set(json!([SKILLS[rng.below(5)]])),
+            custom_fields: Set(None),
+            assign_user: Set(None),
+            assign_way: Set(None),
+            assign_time: Set(None),
+            field_partner: Set(None),
+            field_fwssf: Set(None),
+            field_out_deal_user: Set(None),
+            field_downstream_outer_tenant_name: Set(None),
+            field_downstream_outer_tenant_id: Set(None),
+            created_at: Set(created),
+            updated_at: Set(created),
+            dispatch_rule_id: Set(None),
+            dispatch_trace: Set(None),
+        };
+        let history = i < scale.orders - scale.waiting;
+        let candidates = &by_province[province];
+        if !history {
+            waiting.push(id);
+        } else if i % 20 == 0 || candidates.is_empty() {
+            row.state = Set("CANCELLED".into());
+            row.version = Set(2);
+        } else {
+            let ei = candidates[rng.below(candidates.len())];
+            let p = &partners[of_partner[ei]];
+            let at = created + Duration::seconds(30);
+            let manual = i % 3 == 0;
+            row.state = Set("DOWNSTREAM_TASK".into());
+            row.current_node = Set(1);
+            row.version = Set(2);
+            row.assign_user = Set(manual.then(|| dispatcher.id.clone()));
+            row.assign_way = Set(Some(if manual { "MANUAL" } else { "AUTOMATIC" }.into()));
+            row.assign_time = Set(Some(at));
+            row.field_partner = Set(Some(p.id.clone()));
+            row.field_fwssf = Set(p.legacy.clone());
+            row.field_out_deal_user = Set(Some(engineers[ei].id.clone()));
+            row.field_downstream_outer_tenant_name = Set(Some(p.name.clone()));
+            row.field_downstream_outer_tenant_id = Set(Some(p.outer.clone()));
+            row.updated_at = Set(at);
+            open_tasks[ei] += 1;
+            task_rows.push(task::ActiveModel {
+                id: Set(dispatchd::ids::new(dispatchd::ids::TASK)),
+                work_order_id: Set(id),
+                tenant_id: Set(up.id.clone()),
+                engineer_id: Set(engineers[ei].id.clone()),
+                downstream_tenant_id: Set(p.tenant.clone()),
+                node_index: Set(1),
+                node_name: Set("Service".into()),
+                status: Set(if i % 2 == 0 { "ACCEPTED" } else { "ASSIGNED" }.into()),
+                created_at: Set(at),
+                updated_at: Set(at),
+            });
+        }
+        order_rows.push(row);
+    }
+    for (row, n) in rows.iter_mut().zip(&open_tasks) {
+        row.open_tasks = Set(*n);
+    }
+    let tx = db.begin().await.unwrap();
+    for chunk in rows.chunks(500) {
+        engineer::Entity::insert_many(chunk.to_vec()).exec(&tx).await.unwrap();
+    }
+    for chunk in order_rows.chunks(500) {
+        work_order::Entity::insert_many(chunk.to_vec()).exec(&tx).await.unwrap();
+    }
+    for chunk in task_rows.chunks(500) {
+        task::Entity::insert_many(chunk.to_vec()).exec(&tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    if url.starts_with("postgres") {
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let dispatcher_token = keys.mint(&actor(&dispatcher.id, &up.id, Role::Dispatcher), ttl);
+    db.clone().close().await.ok();
+    World {
+        url: url.to_owned(),
+        scale,
+        dispatcher_token,
+        workflow_id: wf.id,
+        engineers,
+        waiting,
+    }
+}
+
+/// A `createWorkOrder` input like a partner integration's: mostly kinds of work the rules
+/// cover, some they do not (those wait for a dispatcher).
+pub fn new_order_input(rng: &mut Lcg, workflow_id: &str, external_ref: &str) -> serde_json::Value {
+    let province = rng.below(PROVINCES);
+    let service_type = if rng.below(20) == 0 {
+        "Removal"
+    } else {
+        SERVICE_TYPES[rng.below(SERVICE_TYPES.len())]
+    };
+    let product = ["Split AC", "Boiler", "Heat pump"][rng.below(3)];
+    json!({
+        "workflowId": workflow_id,
+        "externalRef": external_ref,
+        "title": format!("{service_type} request {external_ref}"),
+        "customer": format!("Customer {}", rng.below(5000)),
+        "region": format!("{}-{:02}", province_code(province), rng.below(20) + 1),
+        "product": product,
+        "serviceType": service_type,
+        "priority": PRIORITIES[rng.below(PRIORITIES.len())],
+        "requiredSkills": [SKILLS[rng.below(SKILLS.len())]],
+    })
+}
