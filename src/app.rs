@@ -35,6 +35,8 @@ pub struct AppState {
     pub keys: Keys,
     pub tenants: TenantCache,
     pub rules: RuleCache,
+    /// Workflows by ID: a workflow never changes once created.
+    pub workflows: crate::service::orders::FlowCache,
     pub hub: Hub,
     /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
@@ -56,6 +58,7 @@ impl AppState {
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),
             rules: RuleCache::default(),
+            workflows: Default::default(),
             hub: Hub::default(),
             listen_pool: pools.listen,
         })

@@ -1,5 +1,8 @@
 //! Work orders: creation (into the workflow, through automatic dispatch to manual), manual
 //! assignment, reassignment and cancellation. Every write is one transaction.
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::{engineer, partner, task, work_order, work_order_event, workflow};
 use sea_orm::{
@@ -79,6 +82,8 @@ struct History<'a> {
     rows: Vec<work_order_event::ActiveModel>,
     /// Engineers whose notifications this change wrote (woken after commit).
     wake: Vec<String>,
+    /// The change's unconditional writes, sent together before the commit.
+    batch: crate::store::Batch,
 }
 
 impl<'a> History<'a> {
@@ -90,6 +95,7 @@ impl<'a> History<'a> {
             at,
             rows: Vec::new(),
             wake: Vec::new(),
+            batch: crate::store::Batch::default(),
         }
     }
 
@@ -113,17 +119,31 @@ impl<'a> History<'a> {
         self.record(t.command.event_kind(), Some(t.from), Some(t.to), message, data);
     }
 
-    /// Writes a notification for the engineer in this transaction; it is woken after commit.
-    async fn notify<C: ConnectionTrait>(&mut self, tx: &C, engineer_id: &str, kind: &str, task_id: &str) -> Result<()> {
-        crate::store::notify::push(tx, engineer_id, kind, task_id, self.order_id, self.tenant_id, self.at).await?;
+    /// Queues a notification for the engineer in this transaction; it is woken after commit.
+    fn notify<C: ConnectionTrait>(&mut self, tx: &C, engineer_id: &str, kind: &str, task_id: &str) -> Result<()> {
+        crate::store::notify::push(
+            &mut self.batch,
+            tx,
+            engineer_id,
+            kind,
+            task_id,
+            self.order_id,
+            self.tenant_id,
+            self.at,
+        )?;
         self.wake.push(engineer_id.to_owned());
         Ok(())
     }
 }
 
 /// Writes the history, commits, then wakes the subscribers of what changed.
-async fn commit(state: &AppState, tx: DatabaseTransaction, history: History<'_>) -> Result<()> {
-    store::insert_events(&tx, history.rows).await?;
+async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
+    if !history.rows.is_empty() {
+        history
+            .batch
+            .add_query(&tx, &work_order_event::Entity::insert_many(history.rows));
+    }
+    history.batch.run(&tx).await?;
     // Other instances' subscribers are woken by PostgreSQL at commit.
     crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
     tx.commit().await?;
@@ -185,6 +205,32 @@ pub async fn load_flow<C: ConnectionTrait>(conn: &C, tenant_id: &str, workflow_i
     Flow::from_model(model)
 }
 
+/// Workflows already read, by ID. A workflow is never changed or deleted once created, so an
+/// entry never goes stale; the tenant is checked on every lookup.
+#[derive(Clone, Default)]
+pub struct FlowCache(Arc<std::sync::RwLock<HashMap<String, Arc<Flow>>>>);
+
+impl FlowCache {
+    pub async fn get(&self, db: &crate::store::Db, tenant_id: &str, workflow_id: &str) -> Result<Arc<Flow>> {
+        let hit = self.0.read().expect("flow cache poisoned").get(workflow_id).cloned();
+        let flow = match hit {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(load_flow(db, tenant_id, workflow_id).await?);
+                self.0
+                    .write()
+                    .expect("flow cache poisoned")
+                    .insert(workflow_id.to_owned(), f.clone());
+                f
+            }
+        };
+        if flow.model.tenant_id != tenant_id {
+            return Err(Error::not_found("workflow", workflow_id));
+        }
+        Ok(flow)
+    }
+}
+
 fn facts_of_input(input: &NewOrder, skills: &[String]) -> OrderFacts {
     OrderFacts {
         region: input.region.clone(),
@@ -216,7 +262,10 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
     caller.require_dispatcher("createWorkOrder")?;
     let (input, skills) = checked(input)?;
     let facts = facts_of_input(&input, &skills);
-    let flow = load_flow(&state.db, caller.tenant_id(), &input.workflow_id).await?;
+    let flow = state
+        .workflows
+        .get(&state.db, caller.tenant_id(), &input.workflow_id)
+        .await?;
     let dispatch_index = flow.require_dispatch_node()?;
 
     let tx = begin_write(&state.writer).await?;
@@ -231,7 +280,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         None,
     );
     // The order arrives at the dispatch node: automatic rules run first.
-    let (trace, chosen) = run_rules(state, &tx, &caller, &facts, None).await?;
+    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &caller, &facts, None).await?;
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.actor = None;
     history.step(
@@ -280,21 +329,21 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         &mut history,
         now,
     )?;
-    let external_ref = order.external_ref.clone();
-    work_order::ActiveModel::from(order.clone())
-        .insert(&tx)
-        .await
-        .map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict(format!(
-                "externalRef '{}' is already used by another work order of this tenant",
-                external_ref.as_deref().unwrap_or_default()
-            )),
-            other => other,
-        })?;
+    history.batch.add_query(
+        &tx,
+        &work_order::Entity::insert(work_order::ActiveModel::from(order.clone())),
+    );
     if let (Some(ch), Some((plan, fields))) = (&chosen, &assignment) {
         write_assignment(&tx, &order, ch, plan, fields, None, &mut history, now).await?;
     }
-    commit(state, tx, history).await?;
+    // Every other row of the batch has a new random key: a unique violation is the reference.
+    commit(state, tx, history).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!(
+            "externalRef '{}' is already used by another work order of this tenant",
+            order.external_ref.as_deref().unwrap_or_default()
+        )),
+        other => other,
+    })?;
     Ok(order)
 }
 
@@ -355,6 +404,7 @@ fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -
 async fn run_rules<C: ConnectionTrait>(
     state: &AppState,
     tx: &C,
+    batch: &mut crate::store::Batch,
     caller: &Caller,
     facts: &OrderFacts,
     order_id: Option<&str>,
@@ -368,8 +418,8 @@ async fn run_rules<C: ConnectionTrait>(
             return Ok((trace, None));
         };
         let e = &cands.engineers[ei];
-        if store::claim_engineer(tx, &e.id).await? {
-            rules::record_pick(tx, &set.rules[ri].spec.id, &e.id).await?;
+        if store::claim_engineer(tx, &e.id, caller.tenant_id()).await? {
+            rules::record_pick(batch, tx, &set.rules[ri].spec.id, &e.id);
             let p = cands
                 .partner_of(&e.tenant_id)
                 .ok_or_else(|| Error::internal("winner without partner"))?;
@@ -535,20 +585,16 @@ async fn write_assignment<C: ConnectionTrait>(
             format!("task {} of engineer {} revoked", t.id, t.engineer_id),
             Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
         );
-        history
-            .notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)
-            .await?;
+        history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
     }
-    rules::count_today(tx, &chosen.engineer_id).await?;
+    rules::count_today(&mut history.batch, tx, &chosen.engineer_id);
     let record = api_fields_of(fields);
     for step in &plan.steps {
         match step.command {
             Command::IssueTask => {
                 let (node_index, node_name) = plan.task_node.clone().unwrap_or_default();
-                let t = issue_task(tx, order, chosen, node_index, &node_name, now).await?;
-                history
-                    .notify(tx, &chosen.engineer_id, notify_kind::TASK_ASSIGNED, &t.id)
-                    .await?;
+                let t = issue_task(&mut history.batch, tx, order, chosen, node_index, &node_name, now);
+                history.notify(tx, &chosen.engineer_id, notify_kind::TASK_ASSIGNED, &t.id)?;
                 history.step(
                     *step,
                     format!(
@@ -615,12 +661,18 @@ pub async fn assign_engineer(
     };
     let caller = Caller::load(state, actor).await?;
     caller.require_dispatcher(op)?;
-    let tx = begin_write(&state.writer).await?;
-    let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
-    let flow = load_flow(&tx, caller.tenant_id(), &order.workflow_id).await?;
+    // Everything is read and checked before the write transaction: the order's update is
+    // conditional on the version read (the one the caller expects), and the engineer's claim
+    // checks again that it and its partner may still take the task. The single SQLite writer
+    // holds the database only for the writes.
+    let (order, current) = load_current(&state.db, &caller, &input.work_order_id, input.expected_version).await?;
+    let flow = state
+        .workflows
+        .get(&state.db, caller.tenant_id(), &order.workflow_id)
+        .await?;
     let dispatch_index = flow.require_dispatch_node()?;
     let plan = assignment::plan(current, kind, &flow.nodes, dispatch_index)?;
-    let (chosen, capacity) = assignable(state, &tx, &caller, &input.engineer_id).await?;
+    let (chosen, capacity) = assignable(state, &state.db, &caller, &input.engineer_id).await?;
     let previous = order.field_out_deal_user.clone().filter(|_| current.has_engineer());
     if previous.as_deref() == Some(input.engineer_id.as_str()) {
         return Err(Error::bad_input(
@@ -630,11 +682,12 @@ pub async fn assign_engineer(
     }
     // Every dispatcher recorded in assign_user is a real user of this tenant.
     let dispatcher = entity::user::Entity::find_by_id(actor.subject.clone())
-        .one(&tx)
+        .one(&state.db)
         .await?
         .filter(|u| u.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::Unauthenticated("the token's subject is not a user of its tenant".into()))?;
 
+    let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
     let fields = assignment::dispatch_fields(
         caller.tenant.activation_version,
@@ -661,7 +714,9 @@ pub async fn assign_engineer(
     for (engineer_id, claim) in counters {
         if !claim {
             store::release_engineer(&tx, engineer_id).await?;
-        } else if !store::claim_engineer(&tx, engineer_id).await? {
+        } else if !store::claim_engineer(&tx, engineer_id, caller.tenant_id()).await? {
+            // Deactivated since it was read: say so; otherwise it is full.
+            assignable(state, &tx, &caller, engineer_id).await?;
             return Err(Error::bad_input(
                 "engineerId",
                 format!(
@@ -729,7 +784,7 @@ async fn dispatch_stored(
     let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
     let facts = rules::facts_of(order)?;
-    let (trace, chosen) = run_rules(state, tx, caller, &facts, Some(&order.id)).await?;
+    let (trace, chosen) = run_rules(state, tx, &mut history.batch, caller, &facts, Some(&order.id)).await?;
     let now = history.at;
     history.record(
         "AUTO_DISPATCH_ATTEMPTED",
@@ -897,27 +952,30 @@ pub fn api_fields(o: &work_order::Model) -> Value {
     )
 }
 
-async fn issue_task<C: ConnectionTrait>(
+/// Queues the task of the engineer assigned to the order's node.
+fn issue_task<C: ConnectionTrait>(
+    batch: &mut crate::store::Batch,
     conn: &C,
     order: &work_order::Model,
     chosen: &Chosen,
     node_index: usize,
     node_name: &str,
     now: DateTime<Utc>,
-) -> Result<task::Model> {
-    let t = task::ActiveModel {
-        id: Set(ids::new(ids::TASK)),
-        work_order_id: Set(order.id.clone()),
-        tenant_id: Set(order.tenant_id.clone()),
-        engineer_id: Set(chosen.engineer_id.clone()),
-        downstream_tenant_id: Set(chosen.engineer_tenant.clone()),
-        node_index: Set(node_index as i32),
-        node_name: Set(node_name.to_owned()),
-        status: Set(task_status::ASSIGNED.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
+) -> task::Model {
+    let t = task::Model {
+        id: ids::new(ids::TASK),
+        work_order_id: order.id.clone(),
+        tenant_id: order.tenant_id.clone(),
+        engineer_id: chosen.engineer_id.clone(),
+        downstream_tenant_id: chosen.engineer_tenant.clone(),
+        node_index: node_index as i32,
+        node_name: node_name.to_owned(),
+        status: task_status::ASSIGNED.to_owned(),
+        created_at: now,
+        updated_at: now,
     };
-    Ok(t.insert(conn).await?)
+    batch.add_query(conn, &task::Entity::insert(task::ActiveModel::from(t.clone())));
+    t
 }
 
 pub struct CancelInput {
@@ -955,9 +1013,7 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
                 format!("task {} of engineer {} cancelled with the order", t.id, t.engineer_id),
                 Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
             );
-            history
-                .notify(&tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)
-                .await?;
+            history.notify(&tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
         }
     }
     history.step(
@@ -1037,9 +1093,7 @@ pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Resu
         format!("task {} accepted by the engineer", task.id),
         Some(json!({ "taskId": task.id })),
     );
-    history
-        .notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)
-        .await?;
+    history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     commit(state, tx, history).await?;
     Ok(task::Model {
         status: task_status::ACCEPTED.to_owned(),
@@ -1104,11 +1158,9 @@ async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Op
     // written, in the same order as on creation, so concurrent dispatches never deadlock.
     let retry = transition(decline.to, Command::RetryAutoDispatch)?;
     let facts = rules::facts_of(&order)?;
-    let (trace, chosen) = run_rules(state, &tx, &upstream, &facts, Some(&order.id)).await?;
+    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &upstream, &facts, Some(&order.id)).await?;
     store::release_engineer(&tx, &task.engineer_id).await?;
-    history
-        .notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)
-        .await?;
+    history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     history.actor = None;
     history.step(retry, "automatic dispatch runs again after the decline".into(), None);
     history.record(

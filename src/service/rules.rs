@@ -26,6 +26,7 @@ use crate::domain::dispatch::{
 use crate::domain::{Role, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
+use crate::store::Batch;
 use crate::store::begin_write;
 use crate::store::orders::task_status;
 
@@ -546,18 +547,18 @@ pub async fn candidates<C: ConnectionTrait>(
 }
 
 /// Records a pick: the rule's round-robin cursor and the engineer's count for today.
-pub async fn record_pick<C: ConnectionTrait>(conn: &C, rule_id: &str, engineer_id: &str) -> Result<()> {
-    dispatch_rule_cursor::Entity::update_many()
-        .col_expr(dispatch_rule_cursor::Column::LastEngineerId, Expr::value(engineer_id))
-        .filter(dispatch_rule_cursor::Column::RuleId.eq(rule_id))
-        .exec(conn)
-        .await?;
-    Ok(())
+pub fn record_pick<C: ConnectionTrait>(batch: &mut Batch, conn: &C, rule_id: &str, engineer_id: &str) {
+    batch.add_query(
+        conn,
+        &dispatch_rule_cursor::Entity::update_many()
+            .col_expr(dispatch_rule_cursor::Column::LastEngineerId, Expr::value(engineer_id))
+            .filter(dispatch_rule_cursor::Column::RuleId.eq(rule_id)),
+    );
 }
 
 /// Counts one more order assigned to the engineer today (automatic or manual).
-pub async fn count_today<C: ConnectionTrait>(conn: &C, engineer_id: &str) -> Result<()> {
-    engineer_daily_count::Entity::insert(engineer_daily_count::ActiveModel {
+pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, engineer_id: &str) {
+    let upsert = engineer_daily_count::Entity::insert(engineer_daily_count::ActiveModel {
         engineer_id: Set(engineer_id.to_owned()),
         day: Set(today()),
         assigned: Set(1),
@@ -572,10 +573,8 @@ pub async fn count_today<C: ConnectionTrait>(conn: &C, engineer_id: &str) -> Res
             Expr::col((engineer_daily_count::Entity, engineer_daily_count::Column::Assigned)).add(1),
         )
         .to_owned(),
-    )
-    .exec(conn)
-    .await?;
-    Ok(())
+    );
+    batch.add_query(conn, &upsert);
 }
 
 // ---------------------------------------------------------------------------------------------

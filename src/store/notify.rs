@@ -1,10 +1,12 @@
 //! The notification outbox: rows written in the state change's transaction.
 use entity::{notification, notification_counter};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids;
+
+use super::Batch;
 
 pub mod kind {
     pub const TASK_ASSIGNED: &str = "TASK_ASSIGNED";
@@ -12,10 +14,13 @@ pub mod kind {
     pub const TASK_UPDATED: &str = "TASK_UPDATED";
 }
 
-/// Appends a notification for `engineer_id` with the next number of its sequence. The counter
-/// row stays write-locked until commit, so a later number cannot become visible before an
-/// earlier one, and a rolled-back transaction takes its number back with it.
-pub async fn push<C: ConnectionTrait>(
+/// Queues a notification for `engineer_id` with the next number of its sequence: the counter
+/// is bumped, then the notification takes the counter's value, both in the transaction's
+/// batch. The counter row stays write-locked until commit, so a later number cannot become
+/// visible before an earlier one, and a rolled-back transaction takes its number back with it.
+#[allow(clippy::too_many_arguments)]
+pub fn push<C: ConnectionTrait>(
+    batch: &mut Batch,
     conn: &C,
     engineer_id: &str,
     kind: &str,
@@ -23,8 +28,8 @@ pub async fn push<C: ConnectionTrait>(
     work_order_id: &str,
     tenant_id: &str,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<i64> {
-    let counter = notification_counter::Entity::insert(notification_counter::ActiveModel {
+) -> Result<()> {
+    let bump = notification_counter::Entity::insert(notification_counter::ActiveModel {
         engineer_id: Set(engineer_id.to_owned()),
         last_seq: Set(1),
     })
@@ -35,21 +40,36 @@ pub async fn push<C: ConnectionTrait>(
                 Expr::col((notification_counter::Entity, notification_counter::Column::LastSeq)).add(1),
             )
             .to_owned(),
-    )
-    .exec_with_returning(conn)
-    .await?;
-    notification::ActiveModel {
-        id: Set(ids::new(ids::NOTIFICATION)),
-        engineer_id: Set(engineer_id.to_owned()),
-        seq: Set(counter.last_seq),
-        kind: Set(kind.to_owned()),
-        task_id: Set(task_id.to_owned()),
-        work_order_id: Set(work_order_id.to_owned()),
-        tenant_id: Set(tenant_id.to_owned()),
-        created_at: Set(at),
-        acknowledged_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
-    Ok(counter.last_seq)
+    );
+    batch.add_query(conn, &bump);
+    use notification::Column as N;
+    let row = Query::select()
+        .expr(Expr::val(ids::new(ids::NOTIFICATION)))
+        .expr(Expr::val(engineer_id))
+        .column(notification_counter::Column::LastSeq)
+        .expr(Expr::val(kind))
+        .expr(Expr::val(task_id))
+        .expr(Expr::val(work_order_id))
+        .expr(Expr::val(tenant_id))
+        .expr(Expr::val(at))
+        .from(notification_counter::Entity)
+        .and_where(Expr::col(notification_counter::Column::EngineerId).eq(engineer_id))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(notification::Entity)
+        .columns([
+            N::Id,
+            N::EngineerId,
+            N::Seq,
+            N::Kind,
+            N::TaskId,
+            N::WorkOrderId,
+            N::TenantId,
+            N::CreatedAt,
+        ])
+        .select_from(row)
+        .map_err(Error::internal)?
+        .to_owned();
+    batch.add(conn, &insert);
+    Ok(())
 }

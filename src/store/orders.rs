@@ -1,6 +1,6 @@
 //! Work-order persistence: conditional (optimistic) updates, engineer load counters, tasks, events.
-use entity::{engineer, task, work_order, work_order_event};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use entity::{engineer, partner, task, work_order};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::error::Result;
@@ -38,8 +38,21 @@ pub async fn update_if_current<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
-/// Counts one more open assignment for an active engineer under capacity; false otherwise.
-pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool> {
+/// Counts one more open assignment for an active engineer under capacity, of a provider that
+/// is an active and allocated partner of `upstream`; false otherwise. Checked in the one
+/// statement that claims, so what was read before the transaction cannot be stale.
+pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str, upstream: &str) -> Result<bool> {
+    let partnered = Query::select()
+        .expr(Expr::val(1))
+        .from(partner::Entity)
+        .and_where(Expr::col((partner::Entity, partner::Column::UpstreamTenantId)).eq(upstream))
+        .and_where(
+            Expr::col((partner::Entity, partner::Column::DownstreamTenantId))
+                .equals((engineer::Entity, engineer::Column::TenantId)),
+        )
+        .and_where(Expr::col((partner::Entity, partner::Column::Active)).eq(true))
+        .and_where(Expr::col((partner::Entity, partner::Column::Allocated)).eq(true))
+        .to_owned();
     let res = engineer::Entity::update_many()
         .col_expr(
             engineer::Column::OpenTasks,
@@ -48,6 +61,7 @@ pub async fn claim_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bo
         .filter(engineer::Column::Id.eq(id))
         .filter(engineer::Column::Active.eq(true))
         .filter(Expr::col(engineer::Column::OpenTasks).lt(Expr::col(engineer::Column::Capacity)))
+        .filter(Expr::exists(partnered))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -101,12 +115,5 @@ pub async fn set_task_status<C: ConnectionTrait>(
         .filter(task::Column::Id.eq(id))
         .exec(conn)
         .await?;
-    Ok(())
-}
-
-pub async fn insert_events<C: ConnectionTrait>(conn: &C, events: Vec<work_order_event::ActiveModel>) -> Result<()> {
-    if !events.is_empty() {
-        work_order_event::Entity::insert_many(events).exec(conn).await?;
-    }
     Ok(())
 }
