@@ -91,11 +91,13 @@ impl Fanout {
     }
 }
 
-/// One received notification: latency in ms from its transaction to receipt.
+/// One received notification: when its transaction ran, and the latency in ms to receipt.
+type Receipt = (chrono::DateTime<Utc>, f64);
+
 async fn subscribe(
     addr: String,
     token: String,
-    tx: mpsc::UnboundedSender<f64>,
+    tx: mpsc::UnboundedSender<Receipt>,
     ready: mpsc::Sender<()>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
@@ -137,7 +139,7 @@ async fn subscribe(
                 let at = chrono::DateTime::parse_from_rfc3339(n["createdAt"].as_str().unwrap_or_default())
                     .map(|t| t.with_timezone(&Utc));
                 if let Ok(at) = at {
-                    let _ = tx.send((Utc::now() - at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                    let _ = tx.send((at, (Utc::now() - at).num_microseconds().unwrap_or(0) as f64 / 1000.0));
                 }
             }
             _ => {}
@@ -151,7 +153,7 @@ pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[S
     let addr = server.addr.clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = server.rss_kib();
-    let (tx, mut rx) = mpsc::unbounded_channel::<f64>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Receipt>();
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(subscribers.max(1));
     let t = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(256));
@@ -189,6 +191,9 @@ pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[S
     let q = "mutation($o:ID!,$e:ID!){ assignEngineer(input:{workOrderId:$o, engineerId:$e, expectedVersion:1}){ workOrder { id } } }";
     let http = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    // Subscribing replays what an engineer has not seen yet (earlier scenarios' tasks): only
+    // notifications of this scenario's assignments count.
+    let since = Utc::now();
     let t = Instant::now();
     let mut requests = Vec::with_capacity(orders.len());
     for (i, order) in orders.iter().enumerate() {
@@ -222,7 +227,9 @@ pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[S
     let mut latencies = Vec::with_capacity(orders.len());
     let deadline = Instant::now() + Duration::from_secs(30);
     while latencies.len() < ok && Instant::now() < deadline {
-        if let Ok(Some(ms)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+        if let Ok(Some((at, ms))) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await
+            && at >= since
+        {
             latencies.push(ms);
         }
     }

@@ -401,6 +401,11 @@ fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -
 /// Runs the tenant's rules inside the caller's transaction. The winner is claimed (its open
 /// task counted against its capacity) and recorded on the rule; if another transaction filled
 /// the engineer up meanwhile, the rules run again without it.
+///
+/// The rules are tried in order and the first that yields an engineer wins, so only the
+/// engineers of the rules up to the winner matter: they are loaded for the first rule whose
+/// conditions hold, then for more of them only when none of those yields one. The decision
+/// and its trace are the same as with every candidate loaded.
 async fn run_rules<C: ConnectionTrait>(
     state: &AppState,
     tx: &C,
@@ -410,9 +415,23 @@ async fn run_rules<C: ConnectionTrait>(
     order_id: Option<&str>,
 ) -> Result<(rules::StoredTrace, Option<Chosen>)> {
     let set = state.rules.current(tx, caller.tenant_id()).await?;
-    let mut cands = rules::candidates(tx, caller.tenant_id(), &set, facts, order_id, true).await?;
+    let live = rules::live_rules(&set, facts);
+    let mut loaded = live.len().min(1);
+    let load = |n: usize| rules::candidates(tx, caller.tenant_id(), &set, facts, order_id, true, Some(n));
+    let mut cands = load(loaded).await?;
+    // Engineers found full by a failed claim (kept full when more candidates are loaded).
+    let mut full: Vec<String> = Vec::new();
     loop {
         let decision = evaluate(&set, facts, &cands);
+        let decided = loaded == live.len() || decision.winner.is_some_and(|(ri, _)| ri <= live[loaded - 1]);
+        if !decided {
+            loaded = (loaded * 4).min(live.len());
+            cands = load(loaded).await?;
+            for e in cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
+                e.open_tasks = e.capacity;
+            }
+            continue;
+        }
         let trace = rules::store_trace(&set, facts, &cands, &decision);
         let Some((ri, ei)) = decision.winner else {
             return Ok((trace, None));
@@ -437,6 +456,7 @@ async fn run_rules<C: ConnectionTrait>(
         }
         // Full since the snapshot was read: evaluate again as it now stands.
         cands.engineers[ei].open_tasks = cands.engineers[ei].capacity;
+        full.push(cands.engineers[ei].id.clone());
     }
 }
 
@@ -919,7 +939,16 @@ pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) ->
         }
     };
     let set = state.rules.current(&state.db, caller.tenant_id()).await?;
-    let cands = rules::candidates(&state.db, caller.tenant_id(), &set, &facts, order_id.as_deref(), false).await?;
+    let cands = rules::candidates(
+        &state.db,
+        caller.tenant_id(),
+        &set,
+        &facts,
+        order_id.as_deref(),
+        false,
+        None,
+    )
+    .await?;
     let decision = evaluate(&set, &facts, &cands);
     let trace = rules::store_trace(&set, &facts, &cands, &decision);
     Ok(rules::render(&trace, &set, true))

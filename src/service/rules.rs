@@ -424,9 +424,18 @@ pub fn today() -> String {
     crate::domain::now().format("%Y-%m-%d").to_string()
 }
 
+/// The positions of the rules whose conditions hold for the order (they need candidates).
+pub fn live_rules(rules: &RuleSet, facts: &OrderFacts) -> Vec<usize> {
+    (0..rules.rules.len())
+        .filter(|&i| rules.rules[i].spec.enabled && first_failing(&rules.rules[i], facts).is_none())
+        .collect()
+}
+
 /// Loads what the rules whose conditions hold may pick from. With `lock`, the cursors of those
 /// rules are locked first (PostgreSQL `FOR UPDATE`, in ID order), so that concurrent dispatches
-/// through one rule take turns and each reads the loads the previous one wrote.
+/// through one rule take turns and each reads the loads the previous one wrote. With
+/// `first_live`, only the engineers the first that many of those rules target are loaded (the
+/// cursors of all of them still are, so they are locked once, in order).
 pub async fn candidates<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
@@ -434,6 +443,7 @@ pub async fn candidates<C: ConnectionTrait>(
     facts: &OrderFacts,
     order_id: Option<&str>,
     lock: bool,
+    first_live: Option<usize>,
 ) -> Result<Candidates> {
     let live: Vec<&RuleSpec> = rules
         .rules
@@ -478,7 +488,7 @@ pub async fn candidates<C: ConnectionTrait>(
         .collect();
     let mut tenants: HashSet<String> = HashSet::new();
     let mut named: HashSet<String> = HashSet::new();
-    for r in &live {
+    for r in live.iter().take(first_live.unwrap_or(usize::MAX)) {
         match &r.target {
             Target::Engineer { engineer_id } => {
                 named.insert(engineer_id.clone());
