@@ -35,9 +35,10 @@ impl Caller {
         })
     }
 
-    /// The server acting on its own for a tenant (recovery): no user, no token.
-    pub async fn system(state: &AppState, tenant_id: &str) -> Result<Caller> {
-        let tenant = state.tenants.require(&state.db, tenant_id).await?;
+    /// The server acting on its own for a tenant (recovery): no user, no token. The tenant is
+    /// read on `conn` (the caller's transaction).
+    pub async fn system<C: sea_orm::ConnectionTrait>(state: &AppState, conn: &C, tenant_id: &str) -> Result<Caller> {
+        let tenant = state.tenants.require(conn, tenant_id).await?;
         Ok(Caller {
             actor: Actor {
                 subject: SYSTEM.to_owned(),

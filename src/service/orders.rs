@@ -442,7 +442,7 @@ async fn run_rules<C: ConnectionTrait>(
             let p = cands
                 .partner_of(&e.tenant_id)
                 .ok_or_else(|| Error::internal("winner without partner"))?;
-            let downstream = state.tenants.require(&state.db, &e.tenant_id).await?;
+            let downstream = state.tenants.require(tx, &e.tenant_id).await?;
             let chosen = Chosen {
                 engineer_id: e.id.clone(),
                 engineer_name: e.name.clone(),
@@ -552,7 +552,7 @@ async fn assignable<C: ConnectionTrait>(
             format!("engineer '{}' is inactive", engineer.name),
         ));
     }
-    let downstream = state.tenants.require(&state.db, &engineer.tenant_id).await?;
+    let downstream = state.tenants.require(conn, &engineer.tenant_id).await?;
     if kind_of(&downstream) != TenantKind::Downstream {
         return Err(not_found());
     }
@@ -865,7 +865,7 @@ pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc
         return Ok(false);
     };
     let current = State::parse(&order.state).ok_or_else(|| Error::internal("stored state unknown"))?;
-    let caller = Caller::system(state, &order.tenant_id).await?;
+    let caller = Caller::system(state, &tx, &order.tenant_id).await?;
     let now = crate::domain::now();
     let mut history = History::new(&order.id, &order.tenant_id, None, now);
     let at = if current == State::Created {
@@ -1165,7 +1165,7 @@ async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Op
             tenant: order.tenant_id.clone(),
             role: crate::domain::Role::Engineer,
         },
-        tenant: state.tenants.require(&state.db, &order.tenant_id).await?,
+        tenant: state.tenants.require(&tx, &order.tenant_id).await?,
         kind: TenantKind::Upstream,
     };
     let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;

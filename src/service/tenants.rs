@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use entity::tenant;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 
 use crate::domain::{TenantKind, validate};
 use crate::error::{Error, Result};
@@ -16,8 +16,10 @@ pub struct TenantCache {
 }
 
 impl TenantCache {
-    /// The tenant, from memory when seen before; `None` when it does not exist.
-    pub async fn get(&self, db: &Db, id: &str) -> Result<Option<Arc<tenant::Model>>> {
+    /// The tenant, from memory when seen before; `None` when it does not exist. Inside a
+    /// transaction, pass the transaction: a second pooled connection taken while one is held
+    /// can wait for ever when every connection is held the same way.
+    pub async fn get<C: ConnectionTrait>(&self, db: &C, id: &str) -> Result<Option<Arc<tenant::Model>>> {
         if let Some(t) = self.inner.read().expect("tenant cache poisoned").get(id) {
             return Ok(Some(t.clone()));
         }
@@ -32,7 +34,7 @@ impl TenantCache {
         Ok(Some(t))
     }
 
-    pub async fn require(&self, db: &Db, id: &str) -> Result<Arc<tenant::Model>> {
+    pub async fn require<C: ConnectionTrait>(&self, db: &C, id: &str) -> Result<Arc<tenant::Model>> {
         self.get(db, id).await?.ok_or_else(|| Error::not_found("tenant", id))
     }
 }
