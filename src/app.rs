@@ -32,6 +32,8 @@ pub struct AppState {
     pub db: Db,
     /// Write transactions (`store::begin_write`).
     pub writer: Db,
+    /// Where the busiest write transactions run (SQLite: a thread of their own).
+    pub lane: store::WriteLane,
     pub keys: Keys,
     pub tenants: TenantCache,
     pub rules: RuleCache,
@@ -54,6 +56,11 @@ impl AppState {
         };
         Ok(AppState {
             db,
+            lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+                store::WriteLane::spawn()?
+            } else {
+                store::WriteLane::default()
+            },
             writer: pools.write,
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),

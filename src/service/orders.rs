@@ -267,7 +267,36 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         .get(&state.db, caller.tenant_id(), &input.workflow_id)
         .await?;
     let dispatch_index = flow.require_dispatch_node()?;
+    // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
+    let prepared = rules::prepare(&state.rules, &state.db, caller.tenant_id(), &facts, None, false).await?;
+    let work = create_in_tx(
+        state.clone(),
+        actor.clone(),
+        caller,
+        input,
+        skills,
+        facts,
+        prepared,
+        flow,
+        dispatch_index,
+    );
+    state.lane.run(work).await
+}
 
+/// The transaction of `create_work_order`: the order, its dispatch, their history.
+#[allow(clippy::too_many_arguments)]
+async fn create_in_tx(
+    state: AppState,
+    actor: Actor,
+    caller: Caller,
+    input: NewOrder,
+    skills: Vec<String>,
+    facts: OrderFacts,
+    prepared: rules::Prepared,
+    flow: Arc<Flow>,
+    dispatch_index: usize,
+) -> Result<work_order::Model> {
+    let (state, actor) = (&state, &actor);
     let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
     let id = ids::new(ids::WORK_ORDER);
@@ -280,7 +309,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
         None,
     );
     // The order arrives at the dispatch node: automatic rules run first.
-    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &caller, &facts, None).await?;
+    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &caller, &facts, None, Some(prepared)).await?;
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.actor = None;
     history.step(
@@ -406,6 +435,10 @@ fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -
 /// engineers of the rules up to the winner matter: they are loaded for the first rule whose
 /// conditions hold, then for more of them only when none of those yields one. The decision
 /// and its trace are the same as with every candidate loaded.
+///
+/// `prepared` is a snapshot read before the transaction (`rules::prepare`): what dispatches
+/// change is read again in the transaction (`rules::refresh`), so the decision is the one the
+/// transaction would make on its own reads.
 async fn run_rules<C: ConnectionTrait>(
     state: &AppState,
     tx: &C,
@@ -413,31 +446,31 @@ async fn run_rules<C: ConnectionTrait>(
     caller: &Caller,
     facts: &OrderFacts,
     order_id: Option<&str>,
+    prepared: Option<rules::Prepared>,
 ) -> Result<(rules::StoredTrace, Option<Chosen>)> {
-    let set = state.rules.current(tx, caller.tenant_id()).await?;
-    let live = rules::live_rules(&set, facts);
-    let mut loaded = live.len().min(1);
-    let load = |n: usize| rules::candidates(tx, caller.tenant_id(), &set, facts, order_id, true, Some(n));
-    let mut cands = load(loaded).await?;
+    let tenant = caller.tenant_id();
+    let mut p = match prepared {
+        Some(mut p) => match rules::refresh(tx, tenant, &mut p).await? {
+            true => p,
+            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+        },
+        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+    };
     // Engineers found full by a failed claim (kept full when more candidates are loaded).
     let mut full: Vec<String> = Vec::new();
     loop {
-        let decision = evaluate(&set, facts, &cands);
-        let decided = loaded == live.len() || decision.winner.is_some_and(|(ri, _)| ri <= live[loaded - 1]);
-        if !decided {
-            loaded = (loaded * 4).min(live.len());
-            cands = load(loaded).await?;
-            for e in cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
-                e.open_tasks = e.capacity;
-            }
+        let decision = evaluate(&p.set, facts, &p.cands);
+        if !p.decides(&decision) {
+            p.grow(tx, tenant, facts, order_id, true, &full).await?;
             continue;
         }
-        let trace = rules::store_trace(&set, facts, &cands, &decision);
+        let (set, cands) = (&p.set, &mut p.cands);
+        let trace = rules::store_trace(set, facts, cands, &decision);
         let Some((ri, ei)) = decision.winner else {
             return Ok((trace, None));
         };
         let e = &cands.engineers[ei];
-        if store::claim_engineer(tx, &e.id, caller.tenant_id()).await? {
+        if store::claim_engineer(tx, &e.id, tenant).await? {
             rules::record_pick(batch, tx, &set.rules[ri].spec.id, &e.id);
             let p = cands
                 .partner_of(&e.tenant_id)
@@ -454,7 +487,7 @@ async fn run_rules<C: ConnectionTrait>(
             };
             return Ok((trace, Some(chosen)));
         }
-        // Full since the snapshot was read: evaluate again as it now stands.
+        // Full (or no longer assignable) since it was read: evaluate again without it.
         cands.engineers[ei].open_tasks = cands.engineers[ei].capacity;
         full.push(cands.engineers[ei].id.clone());
     }
@@ -706,13 +739,53 @@ pub async fn assign_engineer(
         .await?
         .filter(|u| u.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::Unauthenticated("the token's subject is not a user of its tenant".into()))?;
+    let checked = CheckedAssignment {
+        order,
+        plan,
+        chosen,
+        capacity,
+        previous,
+        dispatcher_id: dispatcher.id,
+        expected_version: input.expected_version,
+    };
+    let work = assign_in_tx(state.clone(), actor.clone(), caller, checked);
+    state.lane.run(work).await
+}
 
+/// What `assign_engineer` read and checked before its transaction.
+struct CheckedAssignment {
+    order: work_order::Model,
+    plan: AssignmentPlan,
+    chosen: Chosen,
+    capacity: i32,
+    previous: Option<String>,
+    dispatcher_id: String,
+    expected_version: i32,
+}
+
+/// The transaction of `assign_engineer`: the conditional update, the claims, the task.
+async fn assign_in_tx(
+    state: AppState,
+    actor: Actor,
+    caller: Caller,
+    checked: CheckedAssignment,
+) -> Result<work_order::Model> {
+    let (state, actor, caller) = (&state, &actor, &caller);
+    let CheckedAssignment {
+        order,
+        plan,
+        chosen,
+        capacity,
+        previous,
+        dispatcher_id,
+        expected_version,
+    } = checked;
     let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
     let fields = assignment::dispatch_fields(
         caller.tenant.activation_version,
         Method::Manual,
-        Some(&dispatcher.id),
+        Some(&dispatcher_id),
         &chosen.assignee(),
         now,
     );
@@ -722,7 +795,7 @@ pub async fn assign_engineer(
     am.current_node = Set(plan.current_node as i32);
     am.updated_at = Set(now);
     if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
-        return Err(stale(&order, input.expected_version));
+        return Err(stale(&order, expected_version));
     }
     // Counters are touched in ID order so that two reassignments crossing the same two
     // engineers cannot deadlock on PostgreSQL.
@@ -804,7 +877,7 @@ async fn dispatch_stored(
     let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
     let facts = rules::facts_of(order)?;
-    let (trace, chosen) = run_rules(state, tx, &mut history.batch, caller, &facts, Some(&order.id)).await?;
+    let (trace, chosen) = run_rules(state, tx, &mut history.batch, caller, &facts, Some(&order.id), None).await?;
     let now = history.at;
     history.record(
         "AUTO_DISPATCH_ATTEMPTED",
@@ -1187,7 +1260,7 @@ async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Op
     // written, in the same order as on creation, so concurrent dispatches never deadlock.
     let retry = transition(decline.to, Command::RetryAutoDispatch)?;
     let facts = rules::facts_of(&order)?;
-    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &upstream, &facts, Some(&order.id)).await?;
+    let (trace, chosen) = run_rules(state, &tx, &mut history.batch, &upstream, &facts, Some(&order.id), None).await?;
     store::release_engineer(&tx, &task.engineer_id).await?;
     history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     history.actor = None;

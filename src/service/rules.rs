@@ -454,20 +454,7 @@ pub async fn candidates<C: ConnectionTrait>(
     if live.is_empty() {
         return Ok(Candidates::default());
     }
-    let mut rule_ids: Vec<String> = live.iter().map(|r| r.id.clone()).collect();
-    rule_ids.sort();
-    let mut cursor_query = dispatch_rule_cursor::Entity::find()
-        .filter(dispatch_rule_cursor::Column::RuleId.is_in(rule_ids))
-        .order_by_asc(dispatch_rule_cursor::Column::RuleId);
-    if lock && conn.get_database_backend() == DatabaseBackend::Postgres {
-        cursor_query = cursor_query.lock_exclusive();
-    }
-    let cursors: HashMap<String, String> = cursor_query
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.last_engineer_id.map(|e| (c.rule_id, e)))
-        .collect();
+    let cursors = cursors_of(conn, &live, lock).await?;
 
     let partners: Vec<PartnerInfo> = partner::Entity::find()
         .filter(partner::Column::UpstreamTenantId.eq(tenant))
@@ -554,6 +541,142 @@ pub async fn candidates<C: ConnectionTrait>(
         })
         .collect();
     Ok(Candidates::new(partners, engineers, cursors, declined))
+}
+
+/// The round-robin cursors of the given rules; with `lock`, locked (PostgreSQL `FOR UPDATE`, in
+/// ID order).
+async fn cursors_of<C: ConnectionTrait>(conn: &C, live: &[&RuleSpec], lock: bool) -> Result<HashMap<String, String>> {
+    let mut rule_ids: Vec<String> = live.iter().map(|r| r.id.clone()).collect();
+    rule_ids.sort();
+    let mut cursor_query = dispatch_rule_cursor::Entity::find()
+        .filter(dispatch_rule_cursor::Column::RuleId.is_in(rule_ids))
+        .order_by_asc(dispatch_rule_cursor::Column::RuleId);
+    if lock && conn.get_database_backend() == DatabaseBackend::Postgres {
+        cursor_query = cursor_query.lock_exclusive();
+    }
+    Ok(cursor_query
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.last_engineer_id.map(|e| (c.rule_id, e)))
+        .collect())
+}
+
+/// The rules and candidates an order's dispatch decides on: read before its transaction, then
+/// refreshed inside it ([`refresh`]).
+pub struct Prepared {
+    pub set: Arc<RuleSet>,
+    /// The positions of the rules whose conditions hold.
+    pub live: Vec<usize>,
+    /// Candidates are loaded for the first `loaded` of `live`.
+    pub loaded: usize,
+    pub cands: Candidates,
+}
+
+impl Prepared {
+    /// Whether the loaded candidates settle the decision: every live rule is loaded, or one
+    /// of the loaded ones yields an engineer (no rule after it can matter).
+    pub fn decides(&self, d: &Decision) -> bool {
+        self.loaded == self.live.len() || d.winner.is_some_and(|(ri, _)| ri <= self.live[self.loaded - 1])
+    }
+
+    /// Loads the candidates of four times as many live rules (engineers in `full` stay full).
+    pub async fn grow<C: ConnectionTrait>(
+        &mut self,
+        conn: &C,
+        tenant: &str,
+        facts: &OrderFacts,
+        order_id: Option<&str>,
+        lock: bool,
+        full: &[String],
+    ) -> Result<()> {
+        self.loaded = (self.loaded * 4).min(self.live.len());
+        self.cands = candidates(conn, tenant, &self.set, facts, order_id, lock, Some(self.loaded)).await?;
+        for e in self.cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
+            e.open_tasks = e.capacity;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the tenant's rules and the candidates of the first rules whose conditions hold, as
+/// many as the decision on this snapshot needs. `lock` as for [`candidates`].
+pub async fn prepare<C: ConnectionTrait>(
+    cache: &RuleCache,
+    conn: &C,
+    tenant: &str,
+    facts: &OrderFacts,
+    order_id: Option<&str>,
+    lock: bool,
+) -> Result<Prepared> {
+    let set = cache.current(conn, tenant).await?;
+    let live = live_rules(&set, facts);
+    let loaded = live.len().min(1);
+    let cands = candidates(conn, tenant, &set, facts, order_id, lock, Some(loaded)).await?;
+    let mut p = Prepared {
+        set,
+        live,
+        loaded,
+        cands,
+    };
+    while !p.decides(&crate::domain::dispatch::evaluate(&p.set, facts, &p.cands)) {
+        p.grow(conn, tenant, facts, order_id, lock, &[]).await?;
+    }
+    Ok(p)
+}
+
+/// Brings a snapshot read before the transaction up to date inside it: false when the rules
+/// changed meanwhile (prepare again). Otherwise the cursors are read again (locked on
+/// PostgreSQL, as [`candidates`] does) and the loaded engineers' state, capacity, open tasks
+/// and count for today, in one statement: what other dispatches change. What the directory
+/// changes (skills, regions, partners) is as read before; the claim of the winner checks
+/// again that it is active, under capacity and of an active, allocated partner.
+pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared) -> Result<bool> {
+    if latest_revision(conn, tenant).await?.unwrap_or(0) != p.set.revision {
+        return Ok(false);
+    }
+    let live: Vec<&RuleSpec> = p.live.iter().map(|&i| &p.set.rules[i].spec).collect();
+    let cursors = if live.is_empty() {
+        HashMap::new()
+    } else {
+        cursors_of(conn, &live, true).await?
+    };
+    let mut loads = HashMap::with_capacity(p.cands.engineers.len());
+    if !p.cands.engineers.is_empty() {
+        use sea_orm::sea_query::{JoinType, Query};
+        let (e, c) = (engineer::Entity, engineer_daily_count::Entity);
+        let q = Query::select()
+            .column((e, engineer::Column::Id))
+            .column((e, engineer::Column::Active))
+            .column((e, engineer::Column::Capacity))
+            .column((e, engineer::Column::OpenTasks))
+            .column((c, engineer_daily_count::Column::Assigned))
+            .from(e)
+            .join(
+                JoinType::LeftJoin,
+                c,
+                Expr::col((c, engineer_daily_count::Column::EngineerId))
+                    .equals((e, engineer::Column::Id))
+                    .and(Expr::col((c, engineer_daily_count::Column::Day)).eq(today())),
+            )
+            .and_where(Expr::col((e, engineer::Column::Id)).is_in(p.cands.engineers.iter().map(|x| x.id.clone())))
+            .to_owned();
+        for row in conn.query_all(&q).await? {
+            let id: String = row.try_get_by_index(0)?;
+            let today: Option<i32> = row.try_get_by_index(4)?;
+            loads.insert(
+                id,
+                (
+                    row.try_get_by_index(1)?,
+                    row.try_get_by_index(2)?,
+                    row.try_get_by_index(3)?,
+                    today.unwrap_or(0),
+                ),
+            );
+        }
+    }
+    p.cands.refresh(cursors, &loads);
+    Ok(true)
 }
 
 /// Records a pick: the rule's round-robin cursor and the engineer's count for today.

@@ -87,3 +87,63 @@ async fn concurrent_assignments_of_different_orders_respect_capacity() {
         5
     );
 }
+
+const CREATE_RULE: &str = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id } } }";
+
+/// Creates `n` orders at once in region CN-31-04; returns how many each engineer got and how
+/// many wait for a dispatcher.
+async fn create_concurrently(
+    app: std::sync::Arc<TestApp>,
+    w: &World,
+    n: usize,
+) -> (std::collections::HashMap<String, i64>, usize) {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (app, token) = (app.clone(), w.dispatcher_token.clone());
+            let vars = json!({"i": {"workflowId": w.workflow, "title": "Fix", "region": "CN-31-04"}});
+            tokio::spawn(async move { app.gql(&token, CREATE_ORDER, vars).await })
+        })
+        .collect();
+    let mut waiting = 0;
+    for h in handles {
+        let body = h.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        if body["data"]["createWorkOrder"]["workOrder"]["state"] == "AWAITING_MANUAL" {
+            waiting += 1;
+        }
+    }
+    let mut per = std::collections::HashMap::new();
+    for e in &w.engineers {
+        let sql = format!("SELECT COUNT(*) FROM tasks WHERE engineer_id = '{e}' AND status = 'ASSIGNED'");
+        per.insert(e.clone(), app.scalar(&sql).await);
+    }
+    (per, waiting)
+}
+
+/// Dispatches read their candidates before taking their turn to write: an engineer filled by
+/// the dispatches before must not be picked again.
+#[tokio::test]
+async fn concurrent_creations_never_overfill_an_engineer() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    for e in &w.engineers {
+        w.set_engineer(&app, e, json!({"capacity": 2})).await;
+    }
+    let rule = json!({"name": "LL", "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
+        "target": {"partnerIds": [w.partner], "strategy": "LEAST_LOADED"}});
+    app.ok(&w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
+    let app = std::sync::Arc::new(app);
+    let n = w.engineers.len();
+    let (per, waiting) = create_concurrently(app.clone(), &w, 2 * n + 5).await;
+    assert_eq!(waiting, 5, "the orders beyond the engineers' capacity wait: {per:?}");
+    assert!(
+        per.values().all(|&c| c == 2),
+        "each engineer filled to capacity: {per:?}"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM engineers WHERE open_tasks > capacity")
+            .await,
+        0,
+        "no engineer's load beyond its capacity"
+    );
+}

@@ -151,6 +151,24 @@ impl Candidates {
             declined,
         }
     }
+
+    /// Replaces what changes with every dispatch (the rules' cursors, the engineers' loads and
+    /// states) by values read later; `loads` gives (active, capacity, open tasks, today) by
+    /// engineer ID. An engineer missing from it is taken as inactive.
+    pub fn refresh(&mut self, cursors: HashMap<String, String>, loads: &HashMap<String, (bool, i32, i32, i32)>) {
+        self.cursors = cursors;
+        for e in &mut self.engineers {
+            match loads.get(&e.id) {
+                Some(&(active, capacity, open_tasks, today)) => {
+                    e.active = active;
+                    e.capacity = capacity;
+                    e.open_tasks = open_tasks;
+                    e.today = today;
+                }
+                None => e.active = false,
+            }
+        }
+    }
 }
 
 /// A candidate pool of one rule: who was excluded and why, how many were eligible.
