@@ -809,7 +809,7 @@ async fn assign_in_tx(
             store::release_engineer(&tx, engineer_id).await?;
         } else if !store::claim_engineer(&tx, engineer_id, caller.tenant_id()).await? {
             // Deactivated since it was read: say so; otherwise it is full.
-            assignable(state, &tx, &caller, engineer_id).await?;
+            assignable(state, &tx, caller, engineer_id).await?;
             return Err(Error::bad_input(
                 "engineerId",
                 format!(
