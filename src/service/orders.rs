@@ -147,7 +147,9 @@ async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<
     // Other instances' subscribers are woken by PostgreSQL at commit.
     crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
     tx.commit().await?;
-    state.hub.publish(history.tenant_id, &history.wake);
+    // On the write lane, once the group's commit made the change durable.
+    let (hub, tenant, wake) = (state.hub.clone(), history.tenant_id.to_owned(), history.wake);
+    crate::store::lane::after_commit(move || hub.publish(&tenant, &wake));
     Ok(())
 }
 

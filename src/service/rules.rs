@@ -456,8 +456,22 @@ pub async fn candidates<C: ConnectionTrait>(
     }
     let cursors = cursors_of(conn, &live, lock).await?;
 
-    let partners: Vec<PartnerInfo> = partner::Entity::find()
-        .filter(partner::Column::UpstreamTenantId.eq(tenant))
+    let loading = &live[..first_live.unwrap_or(usize::MAX).min(live.len())];
+    // The partners the loaded rules target; an engineer target needs its engineer's partner,
+    // whichever it is: then all of them.
+    let targeted: Option<Vec<String>> = loading
+        .iter()
+        .map(|r| match &r.target {
+            Target::Partners { partner_ids, .. } => Some(partner_ids.clone()),
+            Target::Engineer { .. } => None,
+        })
+        .collect::<Option<Vec<Vec<String>>>>()
+        .map(|v| v.concat());
+    let mut partner_query = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(tenant));
+    if let Some(ids) = targeted {
+        partner_query = partner_query.filter(partner::Column::Id.is_in(ids));
+    }
+    let partners: Vec<PartnerInfo> = partner_query
         .all(conn)
         .await?
         .into_iter()
@@ -475,7 +489,7 @@ pub async fn candidates<C: ConnectionTrait>(
         .collect();
     let mut tenants: HashSet<String> = HashSet::new();
     let mut named: HashSet<String> = HashSet::new();
-    for r in live.iter().take(first_live.unwrap_or(usize::MAX)) {
+    for r in loading {
         match &r.target {
             Target::Engineer { engineer_id } => {
                 named.insert(engineer_id.clone());
@@ -632,6 +646,9 @@ pub async fn prepare<C: ConnectionTrait>(
 /// changes (skills, regions, partners) is as read before; the claim of the winner checks
 /// again that it is active, under capacity and of an active, allocated partner.
 pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared) -> Result<bool> {
+    if conn.get_database_backend() == DatabaseBackend::Sqlite {
+        return refresh_sqlite(conn, tenant, p).await;
+    }
     if latest_revision(conn, tenant).await?.unwrap_or(0) != p.set.revision {
         return Ok(false);
     }
@@ -676,6 +693,49 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
         }
     }
     p.cands.refresh(cursors, &loads);
+    Ok(true)
+}
+
+/// [`refresh`] on SQLite, in one statement (the writer holds the database for every round trip
+/// to the connection's thread): the revision, and the cursors and loads as JSON arrays. The
+/// IDs go in as JSON arrays too, so the statement's text, and its prepared form, never change.
+async fn refresh_sqlite<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared) -> Result<bool> {
+    const SQL: &str = "SELECT \
+        (SELECT MAX(revision) FROM dispatch_rule_revisions WHERE tenant_id = ?1), \
+        (SELECT json_group_array(json_array(rule_id, last_engineer_id)) FROM dispatch_rule_cursors \
+            WHERE rule_id IN (SELECT value FROM json_each(?2)) AND last_engineer_id IS NOT NULL), \
+        (SELECT json_group_array(json_array(e.id, e.active, e.capacity, e.open_tasks, COALESCE(c.assigned, 0))) \
+            FROM engineers e LEFT JOIN engineer_daily_counts c ON c.engineer_id = e.id AND c.day = ?3 \
+            WHERE e.id IN (SELECT value FROM json_each(?4)))";
+    let rule_ids: Vec<&str> = p.live.iter().map(|&i| p.set.rules[i].spec.id.as_str()).collect();
+    let engineer_ids: Vec<&str> = p.cands.engineers.iter().map(|e| e.id.as_str()).collect();
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        DatabaseBackend::Sqlite,
+        SQL,
+        [
+            tenant.into(),
+            serde_json::to_string(&rule_ids).map_err(Error::internal)?.into(),
+            today().into(),
+            serde_json::to_string(&engineer_ids).map_err(Error::internal)?.into(),
+        ],
+    );
+    let row = conn
+        .query_one_raw(stmt)
+        .await?
+        .ok_or_else(|| Error::internal("refresh returned no row"))?;
+    let revision: Option<i64> = row.try_get_by_index(0)?;
+    if revision.unwrap_or(0) != p.set.revision {
+        return Ok(false);
+    }
+    let cursors: String = row.try_get_by_index(1)?;
+    let loads: String = row.try_get_by_index(2)?;
+    let cursors: Vec<(String, String)> = serde_json::from_str(&cursors).map_err(Error::internal)?;
+    let loads: Vec<(String, i64, i32, i32, i32)> = serde_json::from_str(&loads).map_err(Error::internal)?;
+    let loads: HashMap<String, (bool, i32, i32, i32)> = loads
+        .into_iter()
+        .map(|(id, active, capacity, open, today)| (id, (active != 0, capacity, open, today)))
+        .collect();
+    p.cands.refresh(cursors.into_iter().collect(), &loads);
     Ok(true)
 }
 

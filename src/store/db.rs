@@ -142,7 +142,17 @@ pub async fn ready(db: &Db) -> std::result::Result<(), DbErr> {
 /// Begins a transaction that will write. On SQLite it takes the write lock up front
 /// (`BEGIN IMMEDIATE`), so `busy_timeout` applies and reads inside it see the latest data;
 /// on PostgreSQL conditional updates (version checks) settle races.
+///
+/// On the write lane (`store::lane`) it is a savepoint of the lane's group transaction.
 pub async fn begin_write(db: &Db) -> Result<DatabaseTransaction> {
+    if let Some(tx) = super::lane::begin_in_group().await {
+        return tx;
+    }
+    begin_top(db).await
+}
+
+/// A transaction of its own (never a savepoint of a lane's group).
+pub(crate) async fn begin_top(db: &Db) -> Result<DatabaseTransaction> {
     let tx = match db.get_database_backend() {
         DatabaseBackend::Sqlite => {
             db.begin_with_options(TransactionOptions {

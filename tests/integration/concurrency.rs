@@ -147,3 +147,61 @@ async fn concurrent_creations_never_overfill_an_engineer() {
         "no engineer's load beyond its capacity"
     );
 }
+
+/// Changes that fail among concurrent ones (on SQLite they may share a group commit) leave
+/// nothing behind, and take nothing of the others with them.
+#[tokio::test]
+async fn a_failing_creation_among_concurrent_ones_writes_nothing_and_spoils_nothing() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    for e in &w.engineers {
+        w.set_engineer(&app, e, json!({"capacity": 1000})).await;
+    }
+    let rule = json!({"name": "RR", "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
+        "target": {"partnerIds": [w.partner], "strategy": "ROUND_ROBIN"}});
+    app.ok(&w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
+    let before = app.scalar("SELECT COUNT(*) FROM work_orders").await;
+    let app = std::sync::Arc::new(app);
+    let handles: Vec<_> = (0..20)
+        .map(|n| {
+            let (app, token) = (app.clone(), w.dispatcher_token.clone());
+            // Every other creation reuses one external reference: one of those wins.
+            let reference = if n % 2 == 0 { "DUP".to_owned() } else { format!("REF-{n}") };
+            let vars = json!({"i": {"workflowId": w.workflow, "title": "Fix", "region": "CN-31-04", "externalRef": reference}});
+            tokio::spawn(async move { app.gql(&token, CREATE_ORDER, vars).await })
+        })
+        .collect();
+    let (mut ok, mut conflicts) = (0, 0);
+    for h in handles {
+        let body = h.await.unwrap();
+        match code(&body) {
+            None => ok += 1,
+            Some(c) if c == "CONFLICT" => conflicts += 1,
+            Some(c) => panic!("unexpected {c}: {body}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (11, 9));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM work_orders").await - before, 11);
+    let tasks = app.scalar("SELECT COUNT(*) FROM tasks").await;
+    assert_eq!(tasks, 11, "each created order dispatched once");
+    for (what, sql) in [
+        ("open tasks", "SELECT COALESCE(SUM(open_tasks), 0) FROM engineers"),
+        (
+            "counts for today",
+            "SELECT COALESCE(SUM(assigned), 0) FROM engineer_daily_counts",
+        ),
+        ("notifications", "SELECT COUNT(*) FROM notifications"),
+        (
+            "TASK_ISSUED events",
+            "SELECT COUNT(*) FROM work_order_events WHERE kind = 'TASK_ISSUED'",
+        ),
+    ] {
+        assert_eq!(app.scalar(sql).await, tasks, "{what} match the tasks");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM work_order_events WHERE work_order_id NOT IN (SELECT id FROM work_orders)")
+            .await,
+        0,
+        "no history of an order that does not exist"
+    );
+}
