@@ -204,7 +204,8 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
     let actor = http.state.keys.verify_header(auth);
     let req = req.data(RequestAuth(actor)).data(Loaders::new(&http.state.db));
     let counter = Arc::new(AtomicU64::new(0));
-    let resp = store::sql_statements_scope(counter.clone(), http.schema.execute(req)).await;
+    let mut resp = store::sql_statements_scope(counter.clone(), http.schema.execute(req)).await;
+    graphql::ensure_codes(&mut resp);
     let mut out = GraphQLResponse::from(resp).into_response();
     if http.sql_stats {
         let n = counter.load(Ordering::Relaxed);

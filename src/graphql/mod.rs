@@ -7,38 +7,19 @@ pub mod subscription;
 pub mod types;
 pub mod ws;
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::{Response, Schema, SchemaBuilder};
 
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription).extension(ErrorCodes)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
 }
 
-/// Gives every error an `extensions.code`: errors raised before resolvers run (syntax, unknown
-/// fields or enum values, wrong variable types, depth and complexity limits) are the client's:
-/// `BAD_USER_INPUT`.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut resp = next.run(ctx).await;
-        ensure_codes(&mut resp);
-        resp
-    }
-}
-
-/// Errors without a code were raised before any resolver ran: they are the client's.
+/// Gives every error an `extensions.code` (applied to every response, over HTTP and WebSocket):
+/// errors raised before resolvers run (syntax, unknown fields or enum values, wrong variable
+/// types, depth and complexity limits) are the client's: `BAD_USER_INPUT`. Not a schema
+/// extension: any extension makes every field's resolution go through the extension chain,
+/// a boxed future per field of every row of a page.
 pub fn ensure_codes(resp: &mut Response) {
     for e in &mut resp.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);

@@ -73,7 +73,7 @@ pub struct OrderFilter {
     pub external_ref: Option<String>,
 }
 
-fn filter_condition(caller: &Caller, f: &OrderFilter) -> Result<Condition> {
+fn filter_condition(caller: &Caller, f: &OrderFilter, backend: sea_orm::DatabaseBackend) -> Result<Condition> {
     use work_order::Column as C;
     let mut cond = order_scope(caller)?;
     if let Some(states) = &f.states {
@@ -90,12 +90,17 @@ fn filter_condition(caller: &Caller, f: &OrderFilter) -> Result<Condition> {
     }
     if let Some(prefix) = &f.region_prefix {
         validate::region(prefix).map_err(|m| Error::bad_input("filter.regionPrefix", m))?;
-        // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping.
-        cond = cond.add(
-            Condition::any()
-                .add(C::Region.eq(prefix.as_str()))
-                .add(C::Region.like(format!("{prefix}-%"))),
-        );
+        // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping. On SQLite a
+        // range instead ('.' follows '-' in byte order): a LIKE pattern bound as a parameter
+        // makes SQLite prepare the statement again at every execution.
+        let below = if backend == sea_orm::DatabaseBackend::Sqlite {
+            Condition::all()
+                .add(C::Region.gte(format!("{prefix}-")))
+                .add(C::Region.lt(format!("{prefix}.")))
+        } else {
+            Condition::all().add(C::Region.like(format!("{prefix}-%")))
+        };
+        cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(below));
     }
     Ok(cond)
 }
@@ -121,7 +126,7 @@ pub async fn work_orders(
         Some(n) if n >= 0 && (n as u64) <= MAX_PAGE => n as u64,
         Some(_) => return Err(Error::bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
     };
-    let condition = filter_condition(&caller, &filter)?;
+    let condition = filter_condition(&caller, &filter, state.db.get_database_backend())?;
     let mut q = work_order::Entity::find().filter(condition.clone());
     if let Some(cursor) = &after {
         if ids::prefix(cursor) != Some(ids::WORK_ORDER) {

@@ -83,6 +83,7 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             listen: Some(listen),
         })
     } else if url.starts_with("sqlite:") {
+        sqlite_global_config();
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?
             .create_if_missing(true)
@@ -122,6 +123,24 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             "DATABASE_URL must start with sqlite: or postgres:// (got '{url}')"
         )))
     }
+}
+
+/// SQLite's process-wide settings, made once before its first connection initialises it:
+/// no allocation statistics. With them on (SQLite's default) every allocation SQLite makes
+/// (every value of every row read) takes one global mutex, which the reading connections'
+/// threads then contend for. Nothing reads the statistics.
+fn sqlite_global_config() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config is called with an option that takes one int argument, before
+        // this process opened any SQLite connection (it returns SQLITE_MISUSE, harmlessly, if
+        // SQLite was initialised already).
+        let rc =
+            unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(rc, "SQLite was initialised already: allocation statistics stay on");
+        }
+    });
 }
 
 pub async fn migrate(db: &Db) -> Result<()> {
