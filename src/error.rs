@@ -46,6 +46,15 @@ impl Error {
         Error::Internal(e.into())
     }
 
+    /// The database connection was lost under the request (a backend terminated, a socket
+    /// closed): a read can simply be made again, on another connection.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Internal(cause) => cause.downcast_ref::<DbErr>().is_some_and(connection_lost),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
@@ -57,6 +66,26 @@ impl Error {
             Error::NoDispatchNode(_) => "NO_DISPATCH_NODE",
             Error::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+fn connection_lost(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(se))
+        | DbErr::Exec(RuntimeErr::SqlxError(se))
+        | DbErr::Conn(RuntimeErr::SqlxError(se)) => {
+            match &**se {
+                Sqlx::Io(_) | Sqlx::Protocol(_) | Sqlx::PoolTimedOut | Sqlx::WorkerCrashed => true,
+                // Class 57P (operator intervention: terminated, shutting down), class 08
+                // (connection exceptions).
+                Sqlx::Database(d) => d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -123,5 +152,26 @@ pub trait ResultExt<T> {
 impl<T> ResultExt<T> for Result<T> {
     fn gql(self) -> async_graphql::Result<T> {
         self.map_err(|e| e.extend())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+
+    #[test]
+    fn lost_connections_are_told_apart_from_other_failures() {
+        let lost = |e: DbErr| Error::from(e).is_connection_lost();
+        assert!(lost(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(lost(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::Io(io)
+        )))));
+        assert!(!lost(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::RowNotFound
+        )))));
+        assert!(!lost(DbErr::Custom("bad".into())));
+        assert!(!Error::Conflict("x".into()).is_connection_lost());
     }
 }

@@ -7,12 +7,11 @@ use async_graphql::ErrorExtensions;
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, dispatch_rule, engineer, partner, task, user, work_order, work_order_event, workflow};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::error::{Error, ResultExt};
 use crate::store::Db;
-use crate::store::db::{current_sql_counter, sql_statements_scope};
+use crate::store::db::{current_sql_counter, one_of, sql_statements_scope};
 
 pub trait Identified {
     fn id(&self) -> &str;
@@ -48,7 +47,7 @@ where
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, E::Model>, Arc<DbErr>> {
         let rows = E::find()
-            .filter(Expr::col(Alias::new("id")).is_in(keys.iter().cloned()))
+            .filter(one_of(self.db.get_database_backend(), "\"id\"", keys.iter().cloned()))
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
@@ -65,7 +64,11 @@ impl Loader<String> for EventsByOrder {
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
         let rows = work_order_event::Entity::find()
-            .filter(work_order_event::Column::WorkOrderId.is_in(keys.iter().cloned()))
+            .filter(one_of(
+                self.0.get_database_backend(),
+                "\"work_order_id\"",
+                keys.iter().cloned(),
+            ))
             .order_by_asc(work_order_event::Column::Id)
             .all(&self.0)
             .await
@@ -87,7 +90,11 @@ impl Loader<String> for TaskByOrder {
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
         let rows = task::Entity::find()
-            .filter(task::Column::WorkOrderId.is_in(keys.iter().cloned()))
+            .filter(one_of(
+                self.0.get_database_backend(),
+                "\"work_order_id\"",
+                keys.iter().cloned(),
+            ))
             .order_by_asc(task::Column::Id)
             .all(&self.0)
             .await

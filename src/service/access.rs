@@ -23,11 +23,16 @@ pub struct Caller {
 
 impl Caller {
     pub async fn load(state: &AppState, actor: &Actor) -> Result<Caller> {
-        let tenant = state
-            .tenants
-            .get(&state.db, &actor.tenant)
-            .await?
-            .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
+        // Every operation starts here: a connection the database dropped meanwhile (a backend
+        // terminated while idle in the pool) costs one more try, not the request.
+        let tenant = match state.tenants.get(&state.db, &actor.tenant).await {
+            Err(e) if e.is_connection_lost() => {
+                tracing::warn!(error = %e, "tenant lookup lost its connection; reading again");
+                state.tenants.get(&state.db, &actor.tenant).await
+            }
+            read => read,
+        }?
+        .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
         Ok(Caller {
             actor: actor.clone(),
             kind: kind_of(&tenant),

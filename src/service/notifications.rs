@@ -71,10 +71,18 @@ async fn deliver(state: &AppState, rows: Vec<notification::Model>) -> Result<Vec
     let order_ids: HashSet<String> = rows.iter().map(|n| n.work_order_id.clone()).collect();
     let (tasks, orders) = futures::try_join!(
         task::Entity::find()
-            .filter(task::Column::Id.is_in(task_ids))
+            .filter(crate::store::db::one_of(
+                state.db.get_database_backend(),
+                "\"id\"",
+                task_ids
+            ))
             .all(&state.db),
         work_order::Entity::find()
-            .filter(work_order::Column::Id.is_in(order_ids))
+            .filter(crate::store::db::one_of(
+                state.db.get_database_backend(),
+                "\"id\"",
+                order_ids
+            ))
             .all(&state.db),
     )?;
     let tasks: HashMap<String, task::Model> = tasks.into_iter().map(|t| (t.id.clone(), t)).collect();

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::ids;
 use crate::store::Batch;
 use crate::store::begin_write;
+use crate::store::db::one_of;
 use crate::store::orders::task_status;
 
 use super::Caller;
@@ -454,6 +455,7 @@ pub async fn candidates<C: ConnectionTrait>(
     if live.is_empty() {
         return Ok(Candidates::default());
     }
+    let backend = conn.get_database_backend();
     let cursors = cursors_of(conn, &live, lock).await?;
 
     let loading = &live[..first_live.unwrap_or(usize::MAX).min(live.len())];
@@ -469,7 +471,7 @@ pub async fn candidates<C: ConnectionTrait>(
         .map(|v| v.concat());
     let mut partner_query = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(tenant));
     if let Some(ids) = targeted {
-        partner_query = partner_query.filter(partner::Column::Id.is_in(ids));
+        partner_query = partner_query.filter(one_of(backend, "\"id\"", ids));
     }
     let partners: Vec<PartnerInfo> = partner_query
         .all(conn)
@@ -506,10 +508,10 @@ pub async fn candidates<C: ConnectionTrait>(
     }
     let mut cond = sea_orm::Condition::any();
     if !tenants.is_empty() {
-        cond = cond.add(engineer::Column::TenantId.is_in(tenants));
+        cond = cond.add(one_of(backend, "\"tenant_id\"", tenants));
     }
     if !named.is_empty() {
-        cond = cond.add(engineer::Column::Id.is_in(named));
+        cond = cond.add(one_of(backend, "\"id\"", named));
     }
     let rows = if cond.is_empty() {
         Vec::new()
@@ -522,7 +524,7 @@ pub async fn candidates<C: ConnectionTrait>(
     } else {
         engineer_daily_count::Entity::find()
             .filter(engineer_daily_count::Column::Day.eq(day.as_str()))
-            .filter(engineer_daily_count::Column::EngineerId.is_in(rows.iter().map(|e| e.id.clone())))
+            .filter(one_of(backend, "\"engineer_id\"", rows.iter().map(|e| e.id.clone())))
             .all(conn)
             .await?
             .into_iter()
@@ -563,7 +565,7 @@ async fn cursors_of<C: ConnectionTrait>(conn: &C, live: &[&RuleSpec], lock: bool
     let mut rule_ids: Vec<String> = live.iter().map(|r| r.id.clone()).collect();
     rule_ids.sort();
     let mut cursor_query = dispatch_rule_cursor::Entity::find()
-        .filter(dispatch_rule_cursor::Column::RuleId.is_in(rule_ids))
+        .filter(one_of(conn.get_database_backend(), "\"rule_id\"", rule_ids))
         .order_by_asc(dispatch_rule_cursor::Column::RuleId);
     if lock && conn.get_database_backend() == DatabaseBackend::Postgres {
         cursor_query = cursor_query.lock_exclusive();
