@@ -1022,6 +1022,7 @@ pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) ->
         order_id.as_deref(),
         false,
         None,
+        true,
     )
     .await?;
     let decision = evaluate(&set, &facts, &cands);

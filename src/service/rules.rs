@@ -436,7 +436,10 @@ pub fn live_rules(rules: &RuleSet, facts: &OrderFacts) -> Vec<usize> {
 /// rules are locked first (PostgreSQL `FOR UPDATE`, in ID order), so that concurrent dispatches
 /// through one rule take turns and each reads the loads the previous one wrote. With
 /// `first_live`, only the engineers the first that many of those rules target are loaded (the
-/// cursors of all of them still are, so they are locked once, in order).
+/// cursors of all of them still are, so they are locked once, in order). Without `loads`, what
+/// only orders the engineers (the cursors, the counts for today) is not read: for a snapshot
+/// that [`refresh`] brings up to date.
+#[allow(clippy::too_many_arguments)]
 pub async fn candidates<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
@@ -445,6 +448,7 @@ pub async fn candidates<C: ConnectionTrait>(
     order_id: Option<&str>,
     lock: bool,
     first_live: Option<usize>,
+    loads: bool,
 ) -> Result<Candidates> {
     let live: Vec<&RuleSpec> = rules
         .rules
@@ -456,7 +460,11 @@ pub async fn candidates<C: ConnectionTrait>(
         return Ok(Candidates::default());
     }
     let backend = conn.get_database_backend();
-    let cursors = cursors_of(conn, &live, lock).await?;
+    let cursors = if loads {
+        cursors_of(conn, &live, lock).await?
+    } else {
+        HashMap::new()
+    };
 
     let loading = &live[..first_live.unwrap_or(usize::MAX).min(live.len())];
     // The partners the loaded rules target; an engineer target needs its engineer's partner,
@@ -519,7 +527,7 @@ pub async fn candidates<C: ConnectionTrait>(
         engineer::Entity::find().filter(cond).all(conn).await?
     };
     let day = today();
-    let counts: HashMap<String, i32> = if rows.is_empty() {
+    let counts: HashMap<String, i32> = if rows.is_empty() || !loads {
         HashMap::new()
     } else {
         engineer_daily_count::Entity::find()
@@ -607,7 +615,7 @@ impl Prepared {
         full: &[String],
     ) -> Result<()> {
         self.loaded = (self.loaded * 4).min(self.live.len());
-        self.cands = candidates(conn, tenant, &self.set, facts, order_id, lock, Some(self.loaded)).await?;
+        self.cands = candidates(conn, tenant, &self.set, facts, order_id, lock, Some(self.loaded), lock).await?;
         for e in self.cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
             e.open_tasks = e.capacity;
         }
@@ -628,7 +636,7 @@ pub async fn prepare<C: ConnectionTrait>(
     let set = cache.current(conn, tenant).await?;
     let live = live_rules(&set, facts);
     let loaded = live.len().min(1);
-    let cands = candidates(conn, tenant, &set, facts, order_id, lock, Some(loaded)).await?;
+    let cands = candidates(conn, tenant, &set, facts, order_id, lock, Some(loaded), lock).await?;
     let mut p = Prepared {
         set,
         live,
