@@ -108,6 +108,29 @@ impl Loader<String> for TaskByOrder {
     }
 }
 
+/// The stored dispatch trace of each order (lists read orders without it: it is the largest
+/// column, and seldom asked for).
+pub struct TraceByOrder(Db);
+
+impl Loader<String> for TraceByOrder {
+    type Value = Option<serde_json::Value>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
+        use sea_orm::QuerySelect;
+        let rows: Vec<(String, Option<serde_json::Value>)> = work_order::Entity::find()
+            .select_only()
+            .column(work_order::Column::Id)
+            .column(work_order::Column::DispatchTrace)
+            .filter(one_of(self.0.get_database_backend(), "\"id\"", keys.iter().cloned()))
+            .into_tuple()
+            .all(&self.0)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
 type Cached<L> = DataLoader<L, HashMapCache>;
 
 /// The loaders of one request, each created on first use (a subscription that resolves only
@@ -123,6 +146,7 @@ pub struct Loaders {
     work_orders: OnceLock<Cached<ById<work_order::Entity>>>,
     events: OnceLock<Cached<EventsByOrder>>,
     tasks: OnceLock<Cached<TaskByOrder>>,
+    traces: OnceLock<Cached<TraceByOrder>>,
     rules: OnceLock<Cached<ById<dispatch_rule::Entity>>>,
 }
 
@@ -166,6 +190,7 @@ accessors! {
     work_orders: ById<work_order::Entity> = by_id;
     events: EventsByOrder = |db: &Db| EventsByOrder(db.clone());
     tasks: TaskByOrder = |db: &Db| TaskByOrder(db.clone());
+    traces: TraceByOrder = |db: &Db| TraceByOrder(db.clone());
     rules: ById<dispatch_rule::Entity> = by_id;
 }
 
@@ -182,6 +207,7 @@ impl Loaders {
             work_orders: OnceLock::new(),
             events: OnceLock::new(),
             tasks: OnceLock::new(),
+            traces: OnceLock::new(),
             rules: OnceLock::new(),
         }
     }

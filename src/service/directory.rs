@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use entity::{account, engineer, partner, task, tenant, user, work_order, workflow};
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::app::AppState;
 use crate::auth::Actor;
@@ -127,7 +127,12 @@ pub async fn work_orders(
         Some(_) => return Err(Error::bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
     };
     let condition = filter_condition(&caller, &filter, state.db.get_database_backend())?;
-    let mut q = work_order::Entity::find().filter(condition.clone());
+    // Every column but the dispatch trace (the largest, read only when asked for).
+    let mut q = work_order::Entity::find()
+        .select_only()
+        .columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
+        .expr_as(sea_orm::sea_query::Expr::cust("NULL"), "dispatch_trace")
+        .filter(condition.clone());
     if let Some(cursor) = &after {
         if ids::prefix(cursor) != Some(ids::WORK_ORDER) {
             return Err(Error::bad_input("after", "not a cursor of this connection"));

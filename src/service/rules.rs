@@ -1041,11 +1041,10 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
 }
 
 /// The trace stored on an order, rendered.
-pub async fn order_trace(state: &AppState, o: &work_order::Model) -> Result<Option<TraceView>> {
-    let Some(raw) = &o.dispatch_trace else { return Ok(None) };
-    let t: StoredTrace = serde_json::from_value(raw.clone()).map_err(Error::internal)?;
-    let rules = state.rules.revision(&state.db, &o.tenant_id, t.revision).await?;
-    Ok(Some(render(&t, &rules, false)))
+pub async fn order_trace(state: &AppState, tenant_id: &str, stored: Value) -> Result<TraceView> {
+    let t: StoredTrace = serde_json::from_value(stored).map_err(Error::internal)?;
+    let rules = state.rules.revision(&state.db, tenant_id, t.revision).await?;
+    Ok(render(&t, &rules, false))
 }
 
 pub fn trace_json(t: &StoredTrace) -> Result<Value> {

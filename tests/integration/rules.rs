@@ -695,3 +695,45 @@ async fn concurrent_creation_keeps_round_robin_fair() {
         assert_eq!(open, 10);
     }
 }
+
+/// Lists read orders without their stored trace; asked for, each order's trace is the one
+/// the order alone shows, read in one batch whatever the page size.
+#[tokio::test]
+async fn traces_in_a_list_are_those_of_each_order_in_one_batch() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    for e in &w.engineers {
+        app.ok(
+            &w.provider.admin_token,
+            UPD_ENGINEER,
+            json!({"i": {"engineerId": e, "capacity": 100}}),
+        )
+        .await;
+    }
+    rule(
+        &app,
+        &w,
+        json!({"name": "RR", "conditions": [], "target": partners_target(&w, "ROUND_ROBIN")}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(s(&create(&app, &w, json!({})).await["id"]));
+    }
+    let list =
+        format!("query($n:Int){{ workOrders(first:$n){{ nodes {{ id dispatchTrace {{ {TRACE_FIELDS} }} }} }} }}");
+    let (small, small_sql) = app.gql_counted(Some(&w.dispatcher_token), &list, json!({"n": 2})).await;
+    let (big, big_sql) = app.gql_counted(Some(&w.dispatcher_token), &list, json!({"n": 6})).await;
+    assert!(code(&small).is_none() && code(&big).is_none(), "{big}");
+    assert_eq!(
+        small_sql, big_sql,
+        "traces of 2 and of 6 orders cost the same statements"
+    );
+    let nodes = big["data"]["workOrders"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 6);
+    for n in nodes {
+        let alone = order(&app, &w, &s(&n["id"])).await["dispatchTrace"].clone();
+        assert_eq!(alone["outcome"], "ASSIGNED");
+        assert_eq!(n["dispatchTrace"], alone, "the list shows the order's own trace");
+    }
+}

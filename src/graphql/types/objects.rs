@@ -334,10 +334,17 @@ impl WorkOrder {
     }
     /// Why automatic dispatch sent the order where it went, from its latest evaluation.
     async fn dispatch_trace(&self, ctx: &Context<'_>) -> Result<Option<super::DispatchTrace>> {
-        Ok(service::rules::order_trace(ctx.state(), &self.0)
-            .await
-            .gql()?
-            .map(super::DispatchTrace))
+        // Orders read for a list come without their trace: read it then (batched).
+        let stored = match &self.0.dispatch_trace {
+            Some(t) => Some(t.clone()),
+            None => one(ctx.loaders().traces(), &self.0.id).await?.flatten(),
+        };
+        let Some(stored) = stored else { return Ok(None) };
+        Ok(Some(super::DispatchTrace(
+            service::rules::order_trace(ctx.state(), &self.0.tenant_id, stored)
+                .await
+                .gql()?,
+        )))
     }
     /// The downstream engineer's task, once issued (the latest one).
     async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
