@@ -68,6 +68,10 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
         opts = opts.application_name("dispatchd");
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_pool_size.max(1))
+            // A second connection opens in the background while migrations are checked: the
+            // first requests (readiness, the startup recovery sweep) need not each wait for a
+            // connection's setup (a TLS handshake on most servers).
+            .min_connections(2.min(cfg.db_pool_size.max(1)))
             .acquire_timeout(cfg.acquire_timeout())
             .connect_with(opts.clone())
             .await
@@ -153,17 +157,42 @@ fn sqlite_global_config() {
 }
 
 pub async fn migrate(db: &Db) -> Result<()> {
+    // Nothing pending (every start but the first after an upgrade): one read, on the one
+    // connection the pool opened. Applying takes more connections (each a TLS handshake on
+    // PostgreSQL), which a start on an up-to-date database need not wait for.
+    if Migrator::get_pending_migrations(db)
+        .await
+        .map_err(Error::internal)?
+        .is_empty()
+    {
+        return Ok(());
+    }
     Migrator::up(db, None).await.map_err(Error::internal)
 }
 
-/// Whether every migration is applied (readiness).
+/// Whether the database answers and has every migration of this build applied (readiness):
+/// one statement on one connection (the latest applied migration, compared by name, which
+/// sorts by date; a newer instance's migrations count as applied).
 pub async fn ready(db: &Db) -> std::result::Result<(), DbErr> {
-    db.execute_unprepared("SELECT 1").await?;
-    let pending = Migrator::get_pending_migrations(db).await?;
-    if pending.is_empty() {
+    let latest = Migrator::migrations().last().map(|m| m.name().to_owned());
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT MAX(version) FROM seaql_migrations",
+        ))
+        .await?;
+    let applied: Option<String> = match row {
+        Some(r) => r.try_get_by_index(0)?,
+        None => None,
+    };
+    if applied >= latest {
         Ok(())
     } else {
-        Err(DbErr::Custom(format!("{} migrations pending", pending.len())))
+        Err(DbErr::Custom(format!(
+            "migrations pending: the database has {}, this build needs {}",
+            applied.as_deref().unwrap_or("none"),
+            latest.as_deref().unwrap_or("none")
+        )))
     }
 }
 

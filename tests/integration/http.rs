@@ -22,13 +22,38 @@ async fn health_readiness_and_graphiql() {
 #[tokio::test]
 async fn readiness_fails_when_migrations_are_missing() {
     let app = TestApp::spawn().await;
-    app.state
-        .db
-        .execute_unprepared("DELETE FROM seaql_migrations")
+    let db = &app.state.db;
+    let ready = || async { app.http.get(app.url("/readyz")).send().await.unwrap().status() };
+    let latest = {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = db
+            .query_one_raw(Statement::from_string(
+                app.backend(),
+                "SELECT MAX(version) FROM seaql_migrations",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<String>(0).unwrap()
+    };
+    // The latest migration of this build missing: not ready.
+    db.execute_unprepared(&format!("DELETE FROM seaql_migrations WHERE version = '{latest}'"))
         .await
         .unwrap();
-    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 503);
+    assert_eq!(ready().await, 503);
+    db.execute_unprepared(&format!(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{latest}', 0)"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ready().await, 200);
+    // A newer instance's migration on top: still ready.
+    db.execute_unprepared("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_future', 0)")
+        .await
+        .unwrap();
+    assert_eq!(ready().await, 200);
+    db.execute_unprepared("DELETE FROM seaql_migrations").await.unwrap();
+    assert_eq!(ready().await, 503);
 }
 
 #[tokio::test]
