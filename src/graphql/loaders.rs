@@ -47,7 +47,7 @@ where
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, E::Model>, Arc<DbErr>> {
         let rows = E::find()
-            .filter(one_of(self.db.get_database_backend(), "\"id\"", keys.iter().cloned()))
+            .filter(one_of(self.db.get_database_backend(), "id", keys.iter().cloned()))
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
@@ -66,7 +66,7 @@ impl Loader<String> for EventsByOrder {
         let rows = work_order_event::Entity::find()
             .filter(one_of(
                 self.0.get_database_backend(),
-                "\"work_order_id\"",
+                "work_order_id",
                 keys.iter().cloned(),
             ))
             .order_by_asc(work_order_event::Column::Id)
@@ -92,7 +92,7 @@ impl Loader<String> for TaskByOrder {
         let rows = task::Entity::find()
             .filter(one_of(
                 self.0.get_database_backend(),
-                "\"work_order_id\"",
+                "work_order_id",
                 keys.iter().cloned(),
             ))
             .order_by_asc(task::Column::Id)
@@ -122,7 +122,7 @@ impl Loader<String> for TraceByOrder {
             .select_only()
             .column(work_order::Column::Id)
             .column(work_order::Column::DispatchTrace)
-            .filter(one_of(self.0.get_database_backend(), "\"id\"", keys.iter().cloned()))
+            .filter(one_of(self.0.get_database_backend(), "id", keys.iter().cloned()))
             .into_tuple()
             .all(&self.0)
             .await

@@ -73,14 +73,14 @@ async fn deliver(state: &AppState, rows: Vec<notification::Model>) -> Result<Vec
         task::Entity::find()
             .filter(crate::store::db::one_of(
                 state.db.get_database_backend(),
-                "\"id\"",
+                "id",
                 task_ids
             ))
             .all(&state.db),
         work_order::Entity::find()
             .filter(crate::store::db::one_of(
                 state.db.get_database_backend(),
-                "\"id\"",
+                "id",
                 order_ids
             ))
             .all(&state.db),

@@ -450,11 +450,9 @@ pub async fn candidates<C: ConnectionTrait>(
     first_live: Option<usize>,
     loads: bool,
 ) -> Result<Candidates> {
-    let live: Vec<&RuleSpec> = rules
-        .rules
-        .iter()
-        .filter(|r| r.spec.enabled && first_failing(r, facts).is_none())
-        .map(|r| &r.spec)
+    let live: Vec<&RuleSpec> = live_rules(rules, facts)
+        .into_iter()
+        .map(|i| &rules.rules[i].spec)
         .collect();
     if live.is_empty() {
         return Ok(Candidates::default());
@@ -479,7 +477,7 @@ pub async fn candidates<C: ConnectionTrait>(
         .map(|v| v.concat());
     let mut partner_query = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(tenant));
     if let Some(ids) = targeted {
-        partner_query = partner_query.filter(one_of(backend, "\"id\"", ids));
+        partner_query = partner_query.filter(one_of(backend, "id", ids));
     }
     let partners: Vec<PartnerInfo> = partner_query
         .all(conn)
@@ -516,10 +514,10 @@ pub async fn candidates<C: ConnectionTrait>(
     }
     let mut cond = sea_orm::Condition::any();
     if !tenants.is_empty() {
-        cond = cond.add(one_of(backend, "\"tenant_id\"", tenants));
+        cond = cond.add(one_of(backend, "tenant_id", tenants));
     }
     if !named.is_empty() {
-        cond = cond.add(one_of(backend, "\"id\"", named));
+        cond = cond.add(one_of(backend, "id", named));
     }
     let rows = if cond.is_empty() {
         Vec::new()
@@ -532,7 +530,7 @@ pub async fn candidates<C: ConnectionTrait>(
     } else {
         engineer_daily_count::Entity::find()
             .filter(engineer_daily_count::Column::Day.eq(day.as_str()))
-            .filter(one_of(backend, "\"engineer_id\"", rows.iter().map(|e| e.id.clone())))
+            .filter(one_of(backend, "engineer_id", rows.iter().map(|e| e.id.clone())))
             .all(conn)
             .await?
             .into_iter()
@@ -573,7 +571,7 @@ async fn cursors_of<C: ConnectionTrait>(conn: &C, live: &[&RuleSpec], lock: bool
     let mut rule_ids: Vec<String> = live.iter().map(|r| r.id.clone()).collect();
     rule_ids.sort();
     let mut cursor_query = dispatch_rule_cursor::Entity::find()
-        .filter(one_of(conn.get_database_backend(), "\"rule_id\"", rule_ids))
+        .filter(one_of(conn.get_database_backend(), "rule_id", rule_ids))
         .order_by_asc(dispatch_rule_cursor::Column::RuleId);
     if lock && conn.get_database_backend() == DatabaseBackend::Postgres {
         cursor_query = cursor_query.lock_exclusive();

@@ -253,7 +253,7 @@ pub async fn jwt_secret(db: &Db) -> Result<String> {
 /// array (`IN (SELECT value FROM json_each(?))`), so the statement's text is the same for
 /// every length and its prepared form is reused from the connection's cache: an `IN` list
 /// makes a new statement, parsed and planned again, for every length met. `column` is a
-/// column of the query's only table (or qualified as `"table"."column"` by the caller).
+/// column of the query's only table.
 pub fn one_of<I, S>(backend: DatabaseBackend, column: &str, keys: I) -> sea_orm::sea_query::SimpleExpr
 where
     I: IntoIterator<Item = S>,
@@ -263,16 +263,8 @@ where
     let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
     if backend == DatabaseBackend::Sqlite {
         let list = serde_json::Value::from(keys).to_string();
-        Expr::cust_with_values(format!("{column} IN (SELECT value FROM json_each(?))"), [list])
+        Expr::cust_with_values(format!("\"{column}\" IN (SELECT value FROM json_each(?))"), [list])
     } else {
-        let (table, col) = match column.split_once('.') {
-            Some((t, c)) => (Some(t.trim_matches('"')), c),
-            None => (None, column),
-        };
-        let col = Alias::new(col.trim_matches('"'));
-        match table {
-            Some(t) => Expr::col((Alias::new(t), col)).is_in(keys),
-            None => Expr::col(col).is_in(keys),
-        }
+        Expr::col(Alias::new(column)).is_in(keys)
     }
 }

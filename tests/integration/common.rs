@@ -401,6 +401,18 @@ impl World {
         app.ok(&self.provider.admin_token, q, json!({ "i": i })).await;
     }
 
+    /// Sets every engineer of the provider to `capacity` and adds a rule for the orders of
+    /// region CN-31 over the provider's partner, with `strategy` (`ROUND_ROBIN`...).
+    pub async fn partner_rule(&self, app: &TestApp, capacity: i32, strategy: &str) {
+        for e in &self.engineers {
+            self.set_engineer(app, e, json!({ "capacity": capacity })).await;
+        }
+        let rule = json!({"name": strategy, "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
+            "target": {"partnerIds": [self.partner], "strategy": strategy}});
+        let q = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id } } }";
+        app.ok(&self.up.admin_token, q, json!({ "i": rule })).await;
+    }
+
     pub async fn order(&self, app: &TestApp) -> String {
         self.order_in(app, &self.workflow).await
     }

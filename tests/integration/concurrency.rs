@@ -88,8 +88,6 @@ async fn concurrent_assignments_of_different_orders_respect_capacity() {
     );
 }
 
-const CREATE_RULE: &str = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id } } }";
-
 /// Creates `n` orders at once in region CN-31-04; returns how many each engineer got and how
 /// many wait for a dispatcher.
 async fn create_concurrently(
@@ -126,12 +124,7 @@ async fn create_concurrently(
 async fn concurrent_creations_never_overfill_an_engineer() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 870).await;
-    for e in &w.engineers {
-        w.set_engineer(&app, e, json!({"capacity": 2})).await;
-    }
-    let rule = json!({"name": "LL", "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
-        "target": {"partnerIds": [w.partner], "strategy": "LEAST_LOADED"}});
-    app.ok(&w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
+    w.partner_rule(&app, 2, "LEAST_LOADED").await;
     let app = std::sync::Arc::new(app);
     let n = w.engineers.len();
     let (per, waiting) = create_concurrently(app.clone(), &w, 2 * n + 5).await;
@@ -154,12 +147,7 @@ async fn concurrent_creations_never_overfill_an_engineer() {
 async fn a_failing_creation_among_concurrent_ones_writes_nothing_and_spoils_nothing() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 870).await;
-    for e in &w.engineers {
-        w.set_engineer(&app, e, json!({"capacity": 1000})).await;
-    }
-    let rule = json!({"name": "RR", "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
-        "target": {"partnerIds": [w.partner], "strategy": "ROUND_ROBIN"}});
-    app.ok(&w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
     let before = app.scalar("SELECT COUNT(*) FROM work_orders").await;
     let app = std::sync::Arc::new(app);
     let handles: Vec<_> = (0..20)

@@ -17,7 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-const CREATE_RULE: &str = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id } } }";
 const ORDER: &str = "query($id:ID!){ workOrder(id:$id){ state version task { id status engineer { id } } } }";
 const NOTES: &str = "subscription{ taskNotifications { cursor kind workOrder { id } } }";
 const ACCEPT: &str = "mutation($t:ID!){ acceptTask(input:{taskId:$t}){ task { status } } }";
@@ -104,16 +103,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Raises the provider's engineers' capacity and adds a round-robin rule over them.
-async fn round_robin(app: &TestApp, w: &World) {
-    for e in &w.engineers {
-        w.set_engineer(app, e, json!({"capacity": 1000})).await;
-    }
-    let rule = json!({"name": "RR", "conditions": [{"field": "REGION", "operator": "PREFIX", "values": ["CN-31"]}],
-        "target": {"partnerIds": [w.partner], "strategy": "ROUND_ROBIN"}});
-    app.ok(&w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
 }
 
 fn order_input(w: &World, region: &str) -> Value {
@@ -229,7 +218,7 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
     assert_eq!(winners, 1, "exactly one of 50 concurrent assignments wins");
 
     // Round-robin over 3 engineers, 30 orders created concurrently through both: 10 each.
-    round_robin(&app, &w).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
     let before = open_tasks_by_engineer(&app).await;
     let calls = concurrently(&http, &addrs, &w.dispatcher_token, CREATE_ORDER, 30, |_| {
         order_input(&w, "CN-31-04")
@@ -417,7 +406,7 @@ struct WorldTokens {
 async fn a_server_killed_mid_load_leaves_every_order_consistent() {
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
-    round_robin(&app, &w).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
     let mut victim = Proc::start(&app.database_url, &[]).await;
     let tokens = Arc::new(WorldTokens {
         workflow: w.workflow.clone(),
@@ -472,7 +461,7 @@ async fn interrupted_dispatches_are_rolled_forward_once_by_concurrent_sweeps() {
         ids.push(w.order(&app).await);
     }
     let fresh = w.order(&app).await;
-    round_robin(&app, &w).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
     let long_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     for (n, state) in [(0..15, "CREATED"), (15..30, "AUTO_DISPATCH_ATTEMPTED")] {
         work_order::Entity::update_many()
