@@ -115,7 +115,7 @@ fn world() -> (RuleSet, Candidates, OrderFacts) {
             e.regions.push("CN-31".into());
         }
     }
-    let rules = RuleSet::compile(1, specs);
+    let rules = RuleSet::compile(1, specs).unwrap();
     let cursors: HashMap<String, String> = HashMap::new();
     let candidates = Candidates::new(partners, engineers, cursors, HashSet::new());
     let order = OrderFacts {

@@ -84,17 +84,17 @@ impl Command {
     ];
 
     /// The event kind recorded in the order's history for this command.
-    pub fn event_kind(self) -> &'static str {
+    pub fn event_kind(self) -> EventKind {
         match self {
-            Command::AttemptAutoDispatch => "AUTO_DISPATCH_ATTEMPTED",
-            Command::AutoAssign => "ENGINEER_ASSIGNED",
-            Command::RouteToManual => "ROUTED_TO_MANUAL",
-            Command::AssignManually => "ENGINEER_ASSIGNED",
-            Command::IssueTask => "TASK_ISSUED",
-            Command::Reassign => "ENGINEER_REASSIGNED",
-            Command::Decline => "TASK_DECLINED",
-            Command::RetryAutoDispatch => "AUTO_DISPATCH_RETRIED",
-            Command::Cancel => "CANCELLED",
+            Command::AttemptAutoDispatch => EventKind::AutoDispatchAttempted,
+            Command::AutoAssign => EventKind::EngineerAssigned,
+            Command::RouteToManual => EventKind::RoutedToManual,
+            Command::AssignManually => EventKind::EngineerAssigned,
+            Command::IssueTask => EventKind::TaskIssued,
+            Command::Reassign => EventKind::EngineerReassigned,
+            Command::Decline => EventKind::TaskDeclined,
+            Command::RetryAutoDispatch => EventKind::AutoDispatchRetried,
+            Command::Cancel => EventKind::Cancelled,
         }
     }
 
@@ -110,6 +110,63 @@ impl Command {
             Command::RetryAutoDispatch => "retry automatic dispatch of",
             Command::Cancel => "cancel",
         }
+    }
+}
+
+/// What an entry of an order's history records: every kind the service writes is one of these,
+/// so every stored entry can be read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Created,
+    AutoDispatchAttempted,
+    RoutedToManual,
+    EngineerAssigned,
+    EngineerReassigned,
+    TaskIssued,
+    TaskRevoked,
+    TaskAccepted,
+    TaskDeclined,
+    AutoDispatchRetried,
+    Cancelled,
+    /// An interrupted dispatch was rolled forward by the recovery sweep.
+    Recovered,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::Created,
+        EventKind::AutoDispatchAttempted,
+        EventKind::RoutedToManual,
+        EventKind::EngineerAssigned,
+        EventKind::EngineerReassigned,
+        EventKind::TaskIssued,
+        EventKind::TaskRevoked,
+        EventKind::TaskAccepted,
+        EventKind::TaskDeclined,
+        EventKind::AutoDispatchRetried,
+        EventKind::Cancelled,
+        EventKind::Recovered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "CREATED",
+            EventKind::AutoDispatchAttempted => "AUTO_DISPATCH_ATTEMPTED",
+            EventKind::RoutedToManual => "ROUTED_TO_MANUAL",
+            EventKind::EngineerAssigned => "ENGINEER_ASSIGNED",
+            EventKind::EngineerReassigned => "ENGINEER_REASSIGNED",
+            EventKind::TaskIssued => "TASK_ISSUED",
+            EventKind::TaskRevoked => "TASK_REVOKED",
+            EventKind::TaskAccepted => "TASK_ACCEPTED",
+            EventKind::TaskDeclined => "TASK_DECLINED",
+            EventKind::AutoDispatchRetried => "AUTO_DISPATCH_RETRIED",
+            EventKind::Cancelled => "CANCELLED",
+            EventKind::Recovered => "RECOVERED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -372,6 +372,18 @@ where
         .gql()
 }
 
+/// Loads several values in one batch (those that exist), turning a database failure into an
+/// INTERNAL error.
+pub async fn many<L>(l: &Cached<L>, keys: &[String]) -> async_graphql::Result<HashMap<String, L::Value>>
+where
+    L: Loader<String, Error = Arc<DbErr>>,
+{
+    l.load_many(keys.iter().cloned())
+        .await
+        .map_err(|e| Error::internal(e.to_string()))
+        .gql()
+}
+
 /// Loads a value that must exist (a foreign key).
 pub async fn must<L>(l: &Cached<L>, key: &str) -> async_graphql::Result<L::Value>
 where

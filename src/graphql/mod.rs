@@ -15,16 +15,59 @@ pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
 }
 
-/// Gives every error an `extensions.code` (applied to every response, over HTTP and WebSocket):
-/// errors raised before resolvers run (syntax, unknown fields or enum values, wrong variable
-/// types, depth and complexity limits) are the client's: `BAD_USER_INPUT`. Not a schema
-/// extension: any extension makes every field's resolution go through the extension chain,
-/// a boxed future per field of every row of a page.
+/// Gives every error an `extensions.code` (applied to every response, over HTTP and WebSocket).
+/// Errors raised before any resolver ran have no path: the request's own fault (syntax, unknown
+/// fields or enum values, wrong variable types, depth and complexity limits), `BAD_USER_INPUT`.
+/// An error with a path came out of a resolver: every one the code raises carries its code, so
+/// one without is a bug, shown as `INTERNAL` (its message withheld) and logged.
+/// Not a schema extension: any extension makes every field's resolution go through the
+/// extension chain, a boxed future per field of every row of a page.
 pub fn ensure_codes(resp: &mut Response) {
     for e in &mut resp.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);
-        if ext.get("code").is_none() {
-            ext.set("code", "BAD_USER_INPUT");
+        if ext.get("code").is_some() {
+            continue;
         }
+        if e.path.is_empty() {
+            ext.set("code", "BAD_USER_INPUT");
+        } else {
+            tracing::error!(path = ?e.path, error = %e.message, "a resolver failed without an error code");
+            ext.set("code", "INTERNAL");
+            e.message = "internal error".into();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{ErrorExtensions, PathSegment, Pos, ServerError};
+
+    use super::*;
+
+    fn code(e: &ServerError) -> String {
+        let v = e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        v.map(|v| v.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn uncoded_resolver_errors_are_internal_and_request_errors_are_the_clients() {
+        let request = ServerError::new("Unknown field \"nope\"", Some(Pos { line: 1, column: 3 }));
+        let mut resolver = ServerError::new("connection refused at 10.0.0.7", None);
+        resolver.path = vec![
+            PathSegment::Field("workOrder".into()),
+            PathSegment::Field("title".into()),
+        ];
+        let coded = crate::error::Error::Conflict("stale".into())
+            .extend()
+            .into_server_error(Pos::default());
+        let mut resp = Response::from_errors(vec![request, resolver, coded]);
+        ensure_codes(&mut resp);
+        assert_eq!(code(&resp.errors[0]), "\"BAD_USER_INPUT\"");
+        assert_eq!(code(&resp.errors[1]), "\"INTERNAL\"");
+        assert_eq!(
+            resp.errors[1].message, "internal error",
+            "the cause is logged, not sent"
+        );
+        assert_eq!(code(&resp.errors[2]), "\"CONFLICT\"");
     }
 }

@@ -35,7 +35,7 @@ impl Caller {
         .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
         Ok(Caller {
             actor: actor.clone(),
-            kind: kind_of(&tenant),
+            kind: kind_of(&tenant)?,
             tenant,
         })
     }
@@ -50,7 +50,7 @@ impl Caller {
                 tenant: tenant_id.to_owned(),
                 role: Role::Admin,
             },
-            kind: kind_of(&tenant),
+            kind: kind_of(&tenant)?,
             tenant,
         })
     }

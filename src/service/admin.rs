@@ -77,9 +77,11 @@ pub async fn connect_service_provider(
             ));
         }
     };
-    let downstream = downstream
-        .filter(|t| kind_of(t) == TenantKind::Downstream)
-        .ok_or_else(|| Error::NotFound("no downstream (connected) tenant with this id".into()))?;
+    let not_found = || Error::NotFound("no downstream (connected) tenant with this id".into());
+    let downstream = downstream.ok_or_else(not_found)?;
+    if kind_of(&downstream)? != TenantKind::Downstream {
+        return Err(not_found());
+    }
     let name = match &input.name {
         Some(n) => {
             validate::name(n, 200).map_err(|m| Error::bad_input("name", m))?;

@@ -7,6 +7,7 @@ pub mod notifications;
 pub mod orders;
 pub mod recovery;
 pub mod rules;
+pub mod stored;
 pub mod tenants;
 
 pub use access::Caller;

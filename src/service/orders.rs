@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::assignment::{self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method};
 use crate::domain::dispatch::{OrderFacts, evaluate};
-use crate::domain::work_order::{Command, State, Transition, transition};
+use crate::domain::work_order::{Command, EventKind, State, Transition, transition};
 use crate::domain::workflow::{self as wf, Node, WorkflowKind};
 use crate::domain::{Priority, TenantKind, validate};
 use crate::error::{Error, Result};
@@ -99,12 +99,19 @@ impl<'a> History<'a> {
         }
     }
 
-    fn record(&mut self, kind: &str, from: Option<State>, to: Option<State>, message: String, data: Option<Value>) {
+    fn record(
+        &mut self,
+        kind: EventKind,
+        from: Option<State>,
+        to: Option<State>,
+        message: String,
+        data: Option<Value>,
+    ) {
         self.rows.push(work_order_event::ActiveModel {
             id: Set(ids::new(ids::EVENT)),
             work_order_id: Set(self.order_id.to_owned()),
             tenant_id: Set(self.tenant_id.to_owned()),
-            kind: Set(kind.to_owned()),
+            kind: Set(kind.as_str().to_owned()),
             from_state: Set(from.map(|s| s.as_str().to_owned())),
             to_state: Set(to.map(|s| s.as_str().to_owned())),
             actor_role: Set(self.actor.map(|a| a.role.as_str().to_owned())),
@@ -304,7 +311,7 @@ async fn create_in_tx(
     let id = ids::new(ids::WORK_ORDER);
     let mut history = History::new(&id, caller.tenant_id(), Some(actor), now);
     history.record(
-        "CREATED",
+        EventKind::Created,
         None,
         Some(State::Created),
         format!("created in workflow '{}'", flow.model.name),
@@ -501,6 +508,17 @@ pub struct AssignInput {
     pub expected_version: i32,
 }
 
+/// Versions start at 1: a version below is not a stale view of the order but a wrong input.
+fn check_expected_version(v: i32) -> Result<()> {
+    if v < 1 {
+        return Err(Error::bad_input(
+            "expectedVersion",
+            "must be the order's version as read (1 or more)",
+        ));
+    }
+    Ok(())
+}
+
 /// Loads an order of the caller's tenant and checks the caller's view of it is current.
 async fn load_current<C: ConnectionTrait>(
     conn: &C,
@@ -508,6 +526,7 @@ async fn load_current<C: ConnectionTrait>(
     id: &str,
     expected_version: i32,
 ) -> Result<(work_order::Model, State)> {
+    check_expected_version(expected_version)?;
     let order = work_order::Entity::find_by_id(id.to_owned())
         .one(conn)
         .await?
@@ -588,7 +607,7 @@ async fn assignable<C: ConnectionTrait>(
         ));
     }
     let downstream = state.tenants.require(conn, &engineer.tenant_id).await?;
-    if kind_of(&downstream) != TenantKind::Downstream {
+    if kind_of(&downstream)? != TenantKind::Downstream {
         return Err(not_found());
     }
     let chosen = Chosen {
@@ -634,7 +653,7 @@ async fn write_assignment<C: ConnectionTrait>(
         && let Some(t) = store::close_open_task(tx, &order.id, task_status::REVOKED, now).await?
     {
         history.record(
-            "TASK_REVOKED",
+            EventKind::TaskRevoked,
             None,
             None,
             format!("task {} of engineer {} revoked", t.id, t.engineer_id),
@@ -882,7 +901,7 @@ async fn dispatch_stored(
     let (trace, chosen) = run_rules(state, tx, &mut history.batch, caller, &facts, Some(&order.id), None).await?;
     let now = history.at;
     history.record(
-        "AUTO_DISPATCH_ATTEMPTED",
+        EventKind::AutoDispatchAttempted,
         None,
         None,
         attempt_message(&flow, dispatch_index, &trace),
@@ -946,7 +965,7 @@ pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc
     let at = if current == State::Created {
         let attempt = transition(current, Command::AttemptAutoDispatch)?;
         history.record(
-            "RECOVERED",
+            EventKind::Recovered,
             None,
             None,
             "dispatch was interrupted before it settled: automatic dispatch runs again".into(),
@@ -955,7 +974,7 @@ pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc
         attempt.to
     } else {
         history.record(
-            "RECOVERED",
+            EventKind::Recovered,
             None,
             None,
             "automatic dispatch was interrupted before it settled: it runs again".into(),
@@ -1112,7 +1131,7 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
         }
         if let Some(t) = store::close_open_task(&tx, &order.id, task_status::CANCELLED, now).await? {
             history.record(
-                "TASK_REVOKED",
+                EventKind::TaskRevoked,
                 None,
                 None,
                 format!("task {} of engineer {} cancelled with the order", t.id, t.engineer_id),
@@ -1192,7 +1211,7 @@ pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Resu
     store::set_task_status(&tx, &task.id, task_status::ACCEPTED, now).await?;
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
     history.record(
-        "TASK_ACCEPTED",
+        EventKind::TaskAccepted,
         None,
         None,
         format!("task {} accepted by the engineer", task.id),
@@ -1269,7 +1288,7 @@ async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Op
     history.actor = None;
     history.step(retry, "automatic dispatch runs again after the decline".into(), None);
     history.record(
-        "AUTO_DISPATCH_ATTEMPTED",
+        EventKind::AutoDispatchAttempted,
         None,
         None,
         attempt_message(&flow, dispatch_index, &trace),

@@ -401,8 +401,14 @@ async fn load_revision<C: ConnectionTrait>(conn: &C, tenant: &str, rev: i64) -> 
         .one(conn)
         .await?
         .ok_or_else(|| Error::internal(format!("rule revision {rev} missing")))?;
-    let specs: Vec<RuleSpec> = serde_json::from_value(row.rules).map_err(Error::internal)?;
-    Ok(RuleSet::compile(rev, specs))
+    let specs: Vec<RuleSpec> = serde_json::from_value(row.rules)
+        .map_err(|e| Error::internal(format!("rule revision {rev} of tenant {tenant} does not parse: {e}")))?;
+    RuleSet::compile(rev, specs).map_err(|e| {
+        Error::internal(format!(
+            "rule revision {rev} of tenant {tenant} is not well formed: {}: {}",
+            e.field, e.message
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +422,7 @@ pub fn facts_of(o: &work_order::Model) -> Result<OrderFacts> {
         priority: crate::domain::Priority::parse(&o.priority)
             .ok_or_else(|| Error::internal("stored priority unknown"))?,
         customer: o.customer.clone(),
-        required_skills: serde_json::from_value(o.required_skills.clone()).unwrap_or_default(),
+        required_skills: super::stored::strings(&o.required_skills, &format!("work order {} required skills", o.id))?,
         custom_fields: o.custom_fields.clone(),
     })
 }
@@ -550,18 +556,20 @@ pub async fn candidates<C: ConnectionTrait>(
     };
     let engineers = rows
         .into_iter()
-        .map(|e| EngineerInfo {
-            today: counts.get(&e.id).copied().unwrap_or(0),
-            skills: serde_json::from_value(e.skills).unwrap_or_default(),
-            regions: serde_json::from_value(e.regions).unwrap_or_default(),
-            id: e.id,
-            name: e.name,
-            tenant_id: e.tenant_id,
-            active: e.active,
-            capacity: e.capacity,
-            open_tasks: e.open_tasks,
+        .map(|e| {
+            Ok(EngineerInfo {
+                today: counts.get(&e.id).copied().unwrap_or(0),
+                skills: super::stored::strings(&e.skills, &format!("engineer {} skills", e.id))?,
+                regions: super::stored::strings(&e.regions, &format!("engineer {} regions", e.id))?,
+                id: e.id,
+                name: e.name,
+                tenant_id: e.tenant_id,
+                active: e.active,
+                capacity: e.capacity,
+                open_tasks: e.open_tasks,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Candidates::new(partners, engineers, cursors, declined))
 }
 

@@ -39,8 +39,9 @@ impl TenantCache {
     }
 }
 
-pub fn kind_of(t: &tenant::Model) -> TenantKind {
-    TenantKind::parse(&t.kind).unwrap_or(TenantKind::Upstream)
+/// The tenant's kind; a stored kind that does not parse is an internal error, never a guess.
+pub fn kind_of(t: &tenant::Model) -> Result<TenantKind> {
+    super::stored::tenant_kind(t)
 }
 
 pub struct NewTenant {

@@ -1,4 +1,5 @@
 //! Malformed input: each case gets its documented code and leaves the database unchanged.
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::common::*;
@@ -145,4 +146,69 @@ async fn malformed_queries_get_codes() {
         let body = app.gql(t, q, vars).await;
         assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{q}: {body}");
     }
+}
+
+#[tokio::test]
+async fn an_expected_version_below_one_is_bad_input_not_a_conflict() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let waiting = w.order(&app).await;
+    let assigned = w.assigned_order(&app, 0).await;
+    let retry =
+        "mutation($o:ID!,$v:Int!){ retryAutoDispatch(input:{workOrderId:$o, expectedVersion:$v}){ workOrder { id } } }";
+    let before = app.snapshot().await;
+    for v in [0, -1, i32::MIN] {
+        for (q, vars) in [
+            (ASSIGN, json!({"o": waiting, "e": w.engineers[1], "v": v})),
+            (REASSIGN, json!({"o": assigned, "e": w.engineers[1], "v": v})),
+            (CANCEL, json!({"o": waiting, "v": v})),
+            (retry, json!({"o": waiting, "v": v})),
+        ] {
+            let body = app.gql(&w.dispatcher_token, q, vars.clone()).await;
+            assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{vars}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], "expectedVersion", "{body}");
+        }
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+/// Stored values that do not parse fail loudly instead of reading as a default: a default
+/// would change who gets dispatched.
+#[tokio::test]
+async fn stored_values_that_do_not_parse_are_internal_errors_not_defaults() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    w.partner_rule(&app, 5, "ROUND_ROBIN").await;
+    // One engineer's skills are not a list of strings any more (a hand edit, a bad migration).
+    let sql = format!(
+        "UPDATE engineers SET skills = '{{\"hvac\": true}}' WHERE id = '{}'",
+        w.engineers[0]
+    );
+    app.state.db.execute_unprepared(&sql).await.unwrap();
+    let body = app
+        .gql(&w.provider.admin_token, "{ engineers { id skills } }", json!({}))
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("INTERNAL"), "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "internal error",
+        "the cause is logged, not sent"
+    );
+    // Dispatch does not go on as if that engineer had no skills: the creation fails whole.
+    let before = app.snapshot().await;
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            CREATE_ORDER,
+            json!({"i": {"workflowId": w.workflow, "title": "Fix", "region": "CN-31-04", "requiredSkills": ["hvac"]}}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("INTERNAL"), "{body}");
+    assert_eq!(app.snapshot().await, before, "nothing written");
+
+    // A tenant whose stored kind is unknown is not taken for an upstream one.
+    let t = tenant(&app, dispatchd::domain::TenantKind::Downstream, "Odd", None).await;
+    let sql = format!("UPDATE tenants SET kind = 'SIDEWAYS' WHERE id = '{}'", t.id);
+    app.state.db.execute_unprepared(&sql).await.unwrap();
+    let body = app.gql(&t.admin_token, "{ me { id } }", json!({})).await;
+    assert_eq!(code(&body).as_deref(), Some("INTERNAL"), "{body}");
 }

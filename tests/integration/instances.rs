@@ -22,14 +22,14 @@ const NOTES: &str = "subscription{ taskNotifications { cursor kind workOrder { i
 const ACCEPT: &str = "mutation($t:ID!){ acceptTask(input:{taskId:$t}){ task { status } } }";
 const DECLINE: &str = "mutation($t:ID!){ declineTask(input:{taskId:$t, reason:\"busy\"}){ task { status } } }";
 
-/// Multi-instance tests need PostgreSQL. Without it (the SQLite pass of `cargo test`) they say
-/// so on stderr; `.ci/run` runs them again against PostgreSQL, where a missing server fails.
-fn postgres_or_skip(test: &str) -> bool {
-    if postgres_url().is_some() {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: needs PostgreSQL (DISPATCHD_TEST_POSTGRES_URL); .ci/run runs it on PostgreSQL");
-    false
+/// Multi-instance tests need PostgreSQL: they are `#[ignore = "needs PostgreSQL"]`, so a plain
+/// `cargo test` lists them as ignored instead of passing them silently, and `.ci/run` runs them
+/// with `--include-ignored` against PostgreSQL. Run without it, they fail loudly.
+fn require_postgres(test: &str) {
+    assert!(
+        postgres_url().is_some(),
+        "{test} needs PostgreSQL: set DISPATCHD_TEST_POSTGRES_URL (.ci/run does)"
+    );
 }
 
 /// A real `dispatchd serve` process.
@@ -146,10 +146,9 @@ fn concurrently(
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL"]
 async fn two_instances_share_wake_ups_races_and_round_robin() {
-    if !postgres_or_skip("two_instances_share_wake_ups_races_and_round_robin") {
-        return;
-    }
+    require_postgres("two_instances_share_wake_ups_races_and_round_robin");
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
     let a = Proc::start(&app.database_url, &[]).await;
@@ -516,6 +515,21 @@ async fn interrupted_dispatches_are_rolled_forward_once_by_concurrent_sweeps() {
             "{id} rolled forward by the rule"
         );
     }
+    // The recovery is in the order's history, readable through the API.
+    let h = app
+        .ok(
+            &w.dispatcher_token,
+            "query($id:ID!){ workOrder(id:$id){ history { kind actorRole } } }",
+            json!({"id": ids[0]}),
+        )
+        .await;
+    let kinds: Vec<&str> = h["workOrder"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"RECOVERED"), "{kinds:?}");
     let fresh_state = work_order::Entity::find_by_id(fresh.clone())
         .one(&app.state.db)
         .await
@@ -603,10 +617,9 @@ async fn eventually_status(http: &reqwest::Client, addr: &str, path: &str, want:
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL"]
 async fn the_server_survives_its_database_connections_being_cut_and_terminated() {
-    if !postgres_or_skip("the_server_survives_its_database_connections_being_cut_and_terminated") {
-        return;
-    }
+    require_postgres("the_server_survives_its_database_connections_being_cut_and_terminated");
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
     let proxy = Proxy::start("127.0.0.1:5432".into()).await;

@@ -737,3 +737,46 @@ async fn traces_in_a_list_are_those_of_each_order_in_one_batch() {
         assert_eq!(n["dispatchTrace"], alone, "the list shows the order's own trace");
     }
 }
+
+/// A rule's target partners are read in one batch, however many it names.
+#[tokio::test]
+async fn a_rules_target_partners_cost_one_statement_whatever_their_number() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let mut partners = vec![w.partner.clone()];
+    for n in 0..5 {
+        let t = tenant(&app, TenantKind::Downstream, &format!("Provider {n}"), None).await;
+        let p = app
+            .ok(&w.up.admin_token, CONNECT, json!({"i": {"downstreamTenantId": t.id}}))
+            .await;
+        partners.push(s(&p["connectServiceProvider"]["partner"]["id"]));
+    }
+    let q = "{ dispatchRules { target { partners { id } } } }";
+    let mut cost = Vec::new();
+    for n in [1, 6] {
+        let r = rule(
+            &app,
+            &w,
+            json!({"name": format!("{n}"), "target": {"partnerIds": partners[..n], "strategy": "ROUND_ROBIN"}}),
+        )
+        .await;
+        let (body, sql) = app.gql_counted(Some(&w.up.admin_token), q, json!({})).await;
+        assert!(code(&body).is_none(), "{body}");
+        let listed: Vec<Value> = body["data"]["dispatchRules"][0]["target"]["partners"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(listed.len(), n, "{body}");
+        for (i, p) in listed.iter().enumerate() {
+            assert_eq!(p["id"], partners[i], "in the rule's order");
+        }
+        cost.push(sql);
+        app.ok(
+            &w.up.admin_token,
+            "mutation($r:ID!){ deleteDispatchRule(input:{ruleId:$r}){ deletedRuleId } }",
+            json!({"r": r}),
+        )
+        .await;
+    }
+    assert_eq!(cost[0], cost[1], "1 and 6 partners cost the same statements: {cost:?}");
+}

@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rule::{CompiledRule, Field, Operator, RuleSet, Strategy, Target, Test};
+use super::rule::{
+    CompiledRule, CustomTest, Field, PriorityTest, RegionTest, RuleSet, SkillsTest, Strategy, Target, Test, TextTest,
+};
 use crate::domain::Priority;
 use crate::domain::validate::region_within;
 
@@ -205,73 +207,64 @@ pub struct Decision {
     pub winner: Option<(usize, usize)>,
 }
 
-fn text_holds(op: Operator, values: &[String], v: Option<&str>) -> bool {
-    match op {
-        Operator::Equals => v == Some(values[0].as_str()),
-        Operator::In => v.is_some_and(|v| values.iter().any(|x| x == v)),
-        Operator::NotIn => !v.is_some_and(|v| values.iter().any(|x| x == v)),
-        Operator::Prefix => v.is_some_and(|v| v.starts_with(values[0].as_str())),
-        _ => false,
+fn text_holds(t: &TextTest, v: Option<&str>) -> bool {
+    match t {
+        TextTest::Equals(x) => v == Some(x.as_str()),
+        TextTest::In(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
+        TextTest::NotIn(xs) => !v.is_some_and(|v| xs.iter().any(|x| x == v)),
+        TextTest::Prefix(x) => v.is_some_and(|v| v.starts_with(x.as_str())),
     }
 }
 
 /// Whether one compiled condition holds for the order.
 pub fn holds(test: &Test, o: &OrderFacts) -> bool {
     match test {
-        Test::Region { op, values } => match op {
-            Operator::Equals => o.region == values[0],
-            Operator::In | Operator::Prefix => values.iter().any(|r| region_within(&o.region, r)),
-            Operator::NotIn => !values.iter().any(|r| region_within(&o.region, r)),
-            _ => false,
+        Test::Region(t) => match t {
+            RegionTest::Equals(r) => &o.region == r,
+            RegionTest::Within(rs) => rs.iter().any(|r| region_within(&o.region, r)),
+            RegionTest::NotWithin(rs) => !rs.iter().any(|r| region_within(&o.region, r)),
         },
-        Test::Text { field, op, values } => {
+        Test::Text(field, t) => {
             let v = match field {
                 Field::Product => o.product.as_deref(),
                 Field::ServiceType => o.service_type.as_deref(),
                 Field::Customer => o.customer.as_deref(),
                 _ => None,
             };
-            text_holds(*op, values, v)
+            text_holds(t, v)
         }
-        Test::Priority { op, values } => match op {
-            Operator::Equals | Operator::In => values.contains(&o.priority),
-            Operator::NotIn => !values.contains(&o.priority),
-            Operator::AtLeast => o.priority >= values[0],
-            Operator::AtMost => o.priority <= values[0],
-            _ => false,
+        Test::Priority(t) => match t {
+            PriorityTest::In(ps) => ps.contains(&o.priority),
+            PriorityTest::NotIn(ps) => !ps.contains(&o.priority),
+            PriorityTest::AtLeast(p) => o.priority >= *p,
+            PriorityTest::AtMost(p) => o.priority <= *p,
         },
-        Test::Skills { op, values } => {
+        Test::Skills(t) => {
             let req = &o.required_skills;
-            match op {
-                Operator::Equals => req.len() == values.len() && req.iter().all(|s| values.contains(s)),
-                Operator::In => req.iter().all(|s| values.contains(s)),
-                Operator::NotIn => !req.iter().any(|s| values.contains(s)),
-                Operator::Contains => values.iter().all(|s| req.contains(s)),
-                _ => false,
+            match t {
+                SkillsTest::Equals(xs) => req.len() == xs.len() && req.iter().all(|s| xs.contains(s)),
+                SkillsTest::In(xs) => req.iter().all(|s| xs.contains(s)),
+                SkillsTest::NotIn(xs) => !req.iter().any(|s| xs.contains(s)),
+                SkillsTest::Contains(xs) => xs.iter().all(|s| req.contains(s)),
             }
         }
-        Test::Custom {
-            key,
-            op,
-            values,
-            number,
-        } => {
+        Test::Custom { key, test } => {
             let v = o.custom(key);
-            match op {
-                Operator::AtLeast | Operator::AtMost => {
+            match test {
+                CustomTest::AtLeast(x) | CustomTest::AtMost(x) => {
                     let n = v.and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
-                    match (n, number, op) {
-                        (Some(n), Some(x), Operator::AtLeast) => n >= *x,
-                        (Some(n), Some(x), _) => n <= *x,
-                        _ => false,
+                    match (n, test) {
+                        (Some(n), CustomTest::AtLeast(_)) => n >= *x,
+                        (Some(n), _) => n <= *x,
+                        (None, _) => false,
                     }
                 }
-                _ => {
+                CustomTest::Text(t) => {
                     let text = v.map(|v| match v {
                         Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
                         other => std::borrow::Cow::Owned(other.to_string()),
                     });
-                    text_holds(*op, values, text.as_deref())
+                    text_holds(t, text.as_deref())
                 }
             }
         }
@@ -382,6 +375,11 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
             }
             Target::Partners { partner_ids, strategy } => {
                 for (pi, pid) in partner_ids.iter().enumerate() {
+                    // A partner named twice (rules are stored de-duplicated, but a revision is
+                    // data) is considered once: its engineers are not counted or listed twice.
+                    if partner_ids[..pi].contains(pid) {
+                        continue;
+                    }
                     let Some(p) = c.partners.get(pid) else {
                         pool.partners_excluded.push((pi, Reasons(Reasons::NOT_CONNECTED)));
                         continue;
@@ -403,14 +401,14 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
                 Some(*strategy)
             }
         };
+        // ID order for fairness; an engineer is eligible once however it was reached.
+        eligible.sort_unstable();
+        eligible.dedup();
         pool.eligible = eligible.len();
         if eligible.is_empty() {
             trace.push(RuleTrace::NoEligible(pool));
             continue;
         }
-        // Partners may share engineers' tenants only once each, but keep ID order for fairness.
-        eligible.sort_unstable();
-        eligible.dedup();
         let engineer = match strategy {
             Some(s) => pick(s, &rule.spec.id, &eligible, c),
             None => eligible[0],
@@ -431,7 +429,7 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::dispatch::rule::{Condition, RuleSpec};
+    use crate::domain::dispatch::rule::{Condition, Operator, RuleSpec};
 
     fn facts() -> OrderFacts {
         OrderFacts {
@@ -470,7 +468,8 @@ mod tests {
             target: Target::Engineer {
                 engineer_id: "e".into(),
             },
-        });
+        })
+        .unwrap();
         first_failing(&rule, &facts()).is_none()
     }
 
@@ -537,7 +536,8 @@ mod tests {
             target: Target::Engineer {
                 engineer_id: "e".into(),
             },
-        });
+        })
+        .unwrap();
         assert_eq!(first_failing(&r, &none), Some(1), "absent values satisfy only NOT_IN");
         assert_eq!(none.value_of(Product, None), None);
         assert_eq!(facts().value_of(CustomField, Some("floor")).as_deref(), Some("12"));
@@ -609,7 +609,8 @@ mod tests {
                 rule("p1", vec![], partners(&["p1"], Strategy::LeastLoaded)),
                 rule("p2", vec![], partners(&["p2"], Strategy::LeastLoaded)),
             ],
-        );
+        )
+        .unwrap();
         let d = evaluate(&rules, &facts(), &busy);
         assert_eq!(d.trace[0], RuleTrace::Disabled);
         assert_eq!(d.trace[1], RuleTrace::ConditionFailed(0));
@@ -623,6 +624,24 @@ mod tests {
         let d = evaluate(&rules, &facts(), &c);
         assert_eq!(d.winner, Some((2, 0)));
         assert_eq!(d.trace.len(), 3);
+    }
+
+    #[test]
+    fn a_partner_named_twice_counts_and_lists_its_engineers_once() {
+        let mut e = vec![eng("a", "t1"), eng("b", "t1"), eng("c", "t1")];
+        e[2].active = false;
+        let c = Candidates::new(vec![partner("p1", "t1")], e, HashMap::new(), HashSet::new());
+        let rules = RuleSet::compile(
+            1,
+            vec![rule("r", vec![], partners(&["p1", "p1"], Strategy::RoundRobin))],
+        )
+        .unwrap();
+        let d = evaluate(&rules, &facts(), &c);
+        let RuleTrace::Won { pool, .. } = &d.trace[0] else {
+            panic!("{:?}", d.trace)
+        };
+        assert_eq!(pool.eligible, 2, "a and b, once each");
+        assert_eq!(pool.excluded.len(), 1, "c, once");
     }
 
     #[test]
@@ -644,7 +663,8 @@ mod tests {
         let rules = RuleSet::compile(
             1,
             vec![rule("r", vec![], partners(&["p1", "ghost"], Strategy::RoundRobin))],
-        );
+        )
+        .unwrap();
         let d = evaluate(&rules, &facts(), &c);
         let RuleTrace::Won { engineer, pool, .. } = &d.trace[0] else {
             panic!("{:?}", d.trace)
@@ -692,7 +712,8 @@ mod tests {
                     engineer_id: "a".into(),
                 },
             )],
-        );
+        )
+        .unwrap();
         let d = evaluate(&one, &facts(), &c);
         let RuleTrace::NoEligible(pool) = &d.trace[0] else {
             panic!()
@@ -707,7 +728,8 @@ mod tests {
                     engineer_id: "zz".into(),
                 },
             )],
-        );
+        )
+        .unwrap();
         let d = evaluate(&gone, &facts(), &c);
         assert!(matches!(&d.trace[0], RuleTrace::NoEligible(p) if p.target_missing));
     }
@@ -719,7 +741,8 @@ mod tests {
         let rr = RuleSet::compile(
             1,
             vec![rule("rr", vec![], partners(&["p1", "p2"], Strategy::RoundRobin))],
-        );
+        )
+        .unwrap();
         // Round robin walks the eligible engineers in ID order, wrapping around.
         let mut cursor: Option<String> = None;
         let mut seq = Vec::new();
@@ -741,13 +764,15 @@ mod tests {
         let ll = RuleSet::compile(
             1,
             vec![rule("ll", vec![], partners(&["p1", "p2"], Strategy::LeastLoaded))],
-        );
+        )
+        .unwrap();
         let (_, e) = evaluate(&ll, &facts(), &c).winner.unwrap();
         assert_eq!(c.engineers[e].id, "e2");
         let ft = RuleSet::compile(
             1,
             vec![rule("ft", vec![], partners(&["p1", "p2"], Strategy::FewestToday))],
-        );
+        )
+        .unwrap();
         let (_, e) = evaluate(&ft, &facts(), &c).winner.unwrap();
         assert_eq!(c.engineers[e].id, "e3", "fewest today, then fewest open");
     }

@@ -183,32 +183,116 @@ pub fn check_conditions(conditions: &[Condition]) -> Result<(), RuleError> {
         .try_for_each(|(i, c)| check_condition(i, c))
 }
 
-/// A condition ready to test: values parsed once.
-#[derive(Clone, Debug)]
+/// What a text condition (product, service type, customer, a custom field) asks of a value.
+/// Operators that take one value hold exactly one, by type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextTest {
+    Equals(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Prefix(String),
+}
+
+/// A region condition; IN and PREFIX both mean "within one of these regions".
+#[derive(Clone, Debug, PartialEq)]
+pub enum RegionTest {
+    Equals(String),
+    Within(Vec<String>),
+    NotWithin(Vec<String>),
+}
+
+/// A priority condition; EQUALS is IN with one value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriorityTest {
+    In(Vec<Priority>),
+    NotIn(Vec<Priority>),
+    AtLeast(Priority),
+    AtMost(Priority),
+}
+
+/// A condition on the order's required skills (a set).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SkillsTest {
+    /// The same set.
+    Equals(Vec<String>),
+    /// Every required skill is among these.
+    In(Vec<String>),
+    /// No required skill is among these.
+    NotIn(Vec<String>),
+    /// The order requires all of these.
+    Contains(Vec<String>),
+}
+
+/// A custom field condition: as text, or as a number.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CustomTest {
+    Text(TextTest),
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// A condition ready to test: its values parsed once, each operator with the values it takes.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Test {
-    Text {
-        field: Field,
-        op: Operator,
-        values: Vec<String>,
-    },
-    Region {
-        op: Operator,
-        values: Vec<String>,
-    },
-    Priority {
-        op: Operator,
-        values: Vec<Priority>,
-    },
-    Skills {
-        op: Operator,
-        values: Vec<String>,
-    },
-    Custom {
-        key: String,
-        op: Operator,
-        values: Vec<String>,
-        number: Option<f64>,
-    },
+    Region(RegionTest),
+    Text(Field, TextTest),
+    Priority(PriorityTest),
+    Skills(SkillsTest),
+    Custom { key: String, test: CustomTest },
+}
+
+fn one(c: &Condition) -> String {
+    c.values[0].clone()
+}
+
+fn number(v: &str) -> f64 {
+    v.parse().unwrap_or(f64::NAN)
+}
+
+fn text_test(c: &Condition) -> TextTest {
+    match c.operator {
+        Operator::Equals => TextTest::Equals(one(c)),
+        Operator::NotIn => TextTest::NotIn(c.values.clone()),
+        Operator::Prefix => TextTest::Prefix(one(c)),
+        _ => TextTest::In(c.values.clone()),
+    }
+}
+
+impl Test {
+    /// Compiles a condition, checking its shape first ([`check_condition`]): a stored rule that
+    /// is not well formed is refused here, never tested with values it does not have.
+    pub fn compile(i: usize, c: &Condition) -> Result<Test, RuleError> {
+        check_condition(i, c)?;
+        let priorities = || c.values.iter().filter_map(|v| Priority::parse(v)).collect::<Vec<_>>();
+        Ok(match c.field {
+            Field::Region => Test::Region(match c.operator {
+                Operator::Equals => RegionTest::Equals(one(c)),
+                Operator::NotIn => RegionTest::NotWithin(c.values.clone()),
+                _ => RegionTest::Within(c.values.clone()),
+            }),
+            Field::Priority => Test::Priority(match c.operator {
+                Operator::NotIn => PriorityTest::NotIn(priorities()),
+                Operator::AtLeast => PriorityTest::AtLeast(priorities()[0]),
+                Operator::AtMost => PriorityTest::AtMost(priorities()[0]),
+                _ => PriorityTest::In(priorities()),
+            }),
+            Field::RequiredSkills => Test::Skills(match c.operator {
+                Operator::Equals => SkillsTest::Equals(c.values.clone()),
+                Operator::NotIn => SkillsTest::NotIn(c.values.clone()),
+                Operator::Contains => SkillsTest::Contains(c.values.clone()),
+                _ => SkillsTest::In(c.values.clone()),
+            }),
+            Field::CustomField => Test::Custom {
+                key: c.key.clone().unwrap_or_default(),
+                test: match c.operator {
+                    Operator::AtLeast => CustomTest::AtLeast(number(&c.values[0])),
+                    Operator::AtMost => CustomTest::AtMost(number(&c.values[0])),
+                    _ => CustomTest::Text(text_test(c)),
+                },
+            },
+            f => Test::Text(f, text_test(c)),
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -218,37 +302,15 @@ pub struct CompiledRule {
 }
 
 impl CompiledRule {
-    pub fn compile(spec: RuleSpec) -> CompiledRule {
+    pub fn compile(spec: RuleSpec) -> Result<CompiledRule, RuleError> {
+        check_conditions(&spec.conditions)?;
         let tests = spec
             .conditions
             .iter()
-            .map(|c| match c.field {
-                Field::Region => Test::Region {
-                    op: c.operator,
-                    values: c.values.clone(),
-                },
-                Field::Priority => Test::Priority {
-                    op: c.operator,
-                    values: c.values.iter().filter_map(|v| Priority::parse(v)).collect(),
-                },
-                Field::RequiredSkills => Test::Skills {
-                    op: c.operator,
-                    values: c.values.clone(),
-                },
-                Field::CustomField => Test::Custom {
-                    key: c.key.clone().unwrap_or_default(),
-                    op: c.operator,
-                    number: c.values.first().and_then(|v| v.parse().ok()),
-                    values: c.values.clone(),
-                },
-                f => Test::Text {
-                    field: f,
-                    op: c.operator,
-                    values: c.values.clone(),
-                },
-            })
-            .collect();
-        CompiledRule { spec, tests }
+            .enumerate()
+            .map(|(i, c)| Test::compile(i, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledRule { spec, tests })
     }
 }
 
@@ -260,11 +322,20 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    pub fn compile(revision: i64, specs: Vec<RuleSpec>) -> RuleSet {
-        RuleSet {
-            revision,
-            rules: specs.into_iter().map(CompiledRule::compile).collect(),
-        }
+    /// Compiles every rule; the first that is not well formed fails the whole revision
+    /// (`RuleError.field` names it, e.g. `rules[3].conditions[0].values`).
+    pub fn compile(revision: i64, specs: Vec<RuleSpec>) -> Result<RuleSet, RuleError> {
+        let rules = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                CompiledRule::compile(spec).map_err(|e| RuleError {
+                    field: format!("rules[{i}].{}", e.field),
+                    message: e.message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RuleSet { revision, rules })
     }
 }
 
@@ -306,6 +377,40 @@ mod tests {
         assert_eq!(check_condition(0, &keyed).unwrap_err().field, "conditions[0].key");
         assert!(check_condition(0, &c(Field::RequiredSkills, Operator::Equals, &["a", "b"])).is_ok());
         assert!(check_condition(0, &c(Field::RequiredSkills, Operator::Prefix, &["a"])).is_err());
+    }
+
+    #[test]
+    fn single_value_operators_compile_to_one_value_and_malformed_rules_are_refused() {
+        let t = Test::compile(0, &c(Field::Product, Operator::Equals, &["X2"])).unwrap();
+        assert_eq!(t, Test::Text(Field::Product, TextTest::Equals("X2".into())));
+        let t = Test::compile(0, &c(Field::Priority, Operator::AtLeast, &["HIGH"])).unwrap();
+        assert_eq!(t, Test::Priority(PriorityTest::AtLeast(Priority::High)));
+        // A stored condition without its one value (or with a value of the wrong kind) does not
+        // compile: before, the engine indexed values[0] and panicked, or tested nothing.
+        for bad in [
+            c(Field::Product, Operator::Equals, &[]),
+            c(Field::Region, Operator::Prefix, &[]),
+            c(Field::Priority, Operator::AtMost, &["SOON"]),
+            c(Field::Priority, Operator::AtLeast, &["LOW", "HIGH"]),
+        ] {
+            assert!(Test::compile(0, &bad).is_err(), "{bad:?}");
+        }
+        let spec = |conditions| RuleSpec {
+            id: "rul_1".into(),
+            name: "r".into(),
+            enabled: true,
+            conditions,
+            target: Target::Engineer {
+                engineer_id: "eng_1".into(),
+            },
+        };
+        let e = RuleSet::compile(
+            7,
+            vec![spec(vec![]), spec(vec![c(Field::Region, Operator::Equals, &[])])],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "rules[1].conditions[0].values");
+        assert_eq!(RuleSet::compile(7, vec![spec(vec![])]).unwrap().rules.len(), 1);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{must, one};
 use crate::service;
 
-fn strings(v: &Value) -> Vec<String> {
-    serde_json::from_value(v.clone()).unwrap_or_default()
+fn strings(v: &Value, what: &str, id: &str) -> Result<Vec<String>> {
+    service::stored::strings(v, &format!("{what} of {id}")).gql()
 }
 
 fn stored<T: async_graphql::resolver_utils::EnumType>(s: &str) -> Result<T> {
@@ -179,12 +179,12 @@ impl Engineer {
     async fn active(&self) -> bool {
         self.0.active
     }
-    async fn skills(&self) -> Vec<String> {
-        strings(&self.0.skills)
+    async fn skills(&self) -> Result<Vec<String>> {
+        strings(&self.0.skills, "skills", &self.0.id)
     }
     /// Region codes the engineer covers; each covers its sub-regions (`CN-31` covers `CN-31-04`).
-    async fn regions(&self) -> Vec<String> {
-        strings(&self.0.regions)
+    async fn regions(&self) -> Result<Vec<String>> {
+        strings(&self.0.regions, "regions", &self.0.id)
     }
     /// The most open tasks the engineer may hold.
     async fn capacity(&self) -> i32 {
@@ -226,8 +226,8 @@ impl WorkflowNode {
 pub struct Workflow(pub workflow::Model);
 
 impl Workflow {
-    fn domain_nodes(&self) -> Vec<DomainNode> {
-        serde_json::from_value(self.0.nodes.clone()).unwrap_or_default()
+    fn domain_nodes(&self) -> Result<Vec<DomainNode>> {
+        service::stored::json(&self.0.nodes, &format!("nodes of workflow {}", self.0.id)).gql()
     }
 }
 
@@ -243,12 +243,13 @@ impl Workflow {
         stored(&self.0.kind)
     }
     /// The nodes in order.
-    async fn nodes(&self) -> Vec<WorkflowNode> {
-        self.domain_nodes()
+    async fn nodes(&self) -> Result<Vec<WorkflowNode>> {
+        Ok(self
+            .domain_nodes()?
             .iter()
             .enumerate()
             .map(|(i, n)| WorkflowNode::new(i, n))
-            .collect()
+            .collect())
     }
     /// Whether orders of this workflow can be dispatched to service-provider engineers: an
     /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node.
@@ -304,8 +305,8 @@ impl WorkOrder {
     async fn priority(&self) -> Result<Priority> {
         stored(&self.0.priority)
     }
-    async fn required_skills(&self) -> Vec<String> {
-        strings(&self.0.required_skills)
+    async fn required_skills(&self) -> Result<Vec<String>> {
+        strings(&self.0.required_skills, "required skills", &self.0.id)
     }
     async fn custom_fields(&self) -> Option<Json<Value>> {
         self.0.custom_fields.clone().map(Json)
@@ -317,7 +318,7 @@ impl WorkOrder {
     async fn current_node(&self, ctx: &Context<'_>) -> Result<Option<WorkflowNode>> {
         let w = Workflow(must(ctx.loaders().workflows(), &self.0.workflow_id).await?);
         let i = self.0.current_node as usize;
-        Ok(w.domain_nodes().get(i).map(|n| WorkflowNode::new(i, n)))
+        Ok(w.domain_nodes()?.get(i).map(|n| WorkflowNode::new(i, n)))
     }
     /// The dispatch record: null until an engineer is assigned.
     async fn dispatch(&self) -> Option<DispatchRecord> {

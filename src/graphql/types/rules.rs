@@ -7,7 +7,7 @@ use super::objects::{Engineer, Partner};
 use crate::domain::dispatch::{self as d, Reasons};
 use crate::error::{Error, ResultExt};
 use crate::graphql::context::ContextExt;
-use crate::graphql::loaders::one;
+use crate::graphql::loaders::{many, one};
 use crate::service::rules::{self, RuleView, TraceView};
 
 mirror!(
@@ -163,16 +163,17 @@ impl RuleTarget {
             d::Target::Partners { .. } => Ok(None),
         }
     }
+    /// The target partners, in the rule's order (one batch for all of them).
     async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Partner>> {
-        let mut out = Vec::new();
-        if let d::Target::Partners { partner_ids, .. } = &self.0 {
-            for p in partner_ids {
-                if let Some(p) = one(ctx.loaders().partners(), p).await? {
-                    out.push(Partner(p));
-                }
-            }
-        }
-        Ok(out)
+        let d::Target::Partners { partner_ids, .. } = &self.0 else {
+            return Ok(Vec::new());
+        };
+        let mut found = many(ctx.loaders().partners(), partner_ids).await?;
+        Ok(partner_ids
+            .iter()
+            .filter_map(|p| found.remove(p))
+            .map(Partner)
+            .collect())
     }
     async fn strategy(&self) -> Option<DispatchStrategy> {
         match &self.0 {
