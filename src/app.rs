@@ -57,7 +57,7 @@ impl AppState {
         Ok(AppState {
             db,
             lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
-                store::WriteLane::spawn(pools.write.clone())?
+                store::WriteLane::spawn(pools.write.clone(), db_cfg.write_queue)?
             } else {
                 store::WriteLane::default()
             },

@@ -46,6 +46,10 @@ pub struct DbConfig {
         global = true
     )]
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
+    /// with `OVERLOADED` (nothing written).
+    #[arg(long, env = "DISPATCHD_WRITE_QUEUE", default_value_t = 1024, global = true)]
+    pub write_queue: usize,
 }
 
 impl DbConfig {
@@ -56,6 +60,7 @@ impl DbConfig {
             db_acquire_timeout_ms: 5000,
             db_statement_timeout_ms: 30000,
             sqlite_busy_timeout_ms: 10000,
+            write_queue: 1024,
         }
     }
 

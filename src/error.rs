@@ -24,6 +24,10 @@ pub enum Error {
     Raced,
     #[error("{0}")]
     NoDispatchNode(String),
+    /// The server refused the change at once, before doing anything, because too many are
+    /// waiting: nothing was written, and the client retries after a pause.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -64,6 +68,7 @@ impl Error {
             Error::InvalidTransition(_) => "INVALID_TRANSITION",
             Error::Conflict(_) | Error::Raced => "CONFLICT",
             Error::NoDispatchNode(_) => "NO_DISPATCH_NODE",
+            Error::Overloaded(_) => "OVERLOADED",
             Error::Internal(_) => "INTERNAL",
         }
     }

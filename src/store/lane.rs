@@ -77,20 +77,21 @@ pub struct WriteLane {
 }
 
 struct Lane {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
     /// Dropped with the last clone of the lane: the thread then ends.
     _stop: oneshot::Sender<()>,
 }
 
 impl WriteLane {
-    /// A lane for the write pool `writer`, with its own thread and single-threaded runtime.
-    pub fn spawn(writer: Db) -> Result<WriteLane> {
+    /// A lane for the write pool `writer`, with its own thread and single-threaded runtime;
+    /// at most `queue` changes wait for their turn (more are refused with `OVERLOADED`).
+    pub fn spawn(writer: Db, queue: usize) -> Result<WriteLane> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("write lane runtime: {e}")))?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = mpsc::channel(queue.max(1));
         std::thread::Builder::new()
             .name("dispatchd-writer".into())
             .spawn(move || {
@@ -137,9 +138,15 @@ impl WriteLane {
                 }),
             }
         });
-        lane.jobs
-            .send(job)
-            .map_err(|_| Error::internal("the write lane has stopped"))?;
+        // Refused at once when full: waiting would only grow every later change's latency,
+        // and nothing of this one has been written.
+        lane.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Overloaded(format!(
+                "too many changes are waiting to be written ({}): nothing was written; retry after a pause",
+                lane.jobs.max_capacity()
+            )),
+            mpsc::error::TrySendError::Closed(_) => Error::internal("the write lane has stopped"),
+        })?;
         answer
             .await
             .map_err(|_| Error::internal("a change on the write lane failed"))?
@@ -147,7 +154,7 @@ impl WriteLane {
 }
 
 /// The lane's loop: takes the queued changes in groups, each group in one transaction.
-async fn serve(writer: Db, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn serve(writer: Db, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let tx = match begin_top(&writer).await {
             Ok(tx) => Arc::new(tx),

@@ -98,8 +98,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tune: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        Self::spawn_tuned(|_| {}, tune).await
+    }
+
+    /// With the database settings (`DbConfig`) and the server's (`ServeConfig`) tuned.
+    pub async fn spawn_tuned(tune_db: impl FnOnce(&mut DbConfig), tune: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let (database_url, guard) = fresh_database().await;
-        let db_cfg = DbConfig::new(&database_url);
+        let mut db_cfg = DbConfig::new(&database_url);
+        tune_db(&mut db_cfg);
         let state = AppState::open(&db_cfg, Some(SECRET)).await.expect("open app state");
         let mut cfg = ServeConfig {
             sql_stats: true,

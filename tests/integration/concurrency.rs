@@ -193,3 +193,59 @@ async fn a_failing_creation_among_concurrent_ones_writes_nothing_and_spoils_noth
         "no history of an order that does not exist"
     );
 }
+
+/// SQLite's write lane takes a bounded queue: past it a change is refused at once with
+/// OVERLOADED and nothing of it is written. (PostgreSQL has no lane: every change runs.)
+#[tokio::test]
+async fn a_full_write_queue_refuses_at_once_and_writes_nothing() {
+    let app = TestApp::spawn_tuned(|db| db.write_queue = 2, |_| {}).await;
+    let w = World::new(&app, 900).await;
+    let sqlite = app.backend() == sea_orm::DatabaseBackend::Sqlite;
+    let app = std::sync::Arc::new(app);
+    let mut handles = Vec::new();
+    for n in 0..200 {
+        let (app, token, wf) = (app.clone(), w.dispatcher_token.clone(), w.workflow.clone());
+        handles.push(tokio::spawn(async move {
+            let i = json!({"workflowId": wf, "title": "Fix", "region": "CN-31-04", "externalRef": format!("R-{n}")});
+            (n, app.gql(&token, CREATE_ORDER, json!({ "i": i })).await)
+        }));
+    }
+    let (mut created, mut refused) = (Vec::new(), 0);
+    for h in handles {
+        let (n, body) = h.await.unwrap();
+        match code(&body).as_deref() {
+            None => created.push(format!("R-{n}")),
+            Some("OVERLOADED") => {
+                refused += 1;
+                assert!(
+                    body["errors"][0]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("nothing was written")
+                );
+            }
+            Some(c) => panic!("unexpected {c}: {body}"),
+        }
+    }
+    assert_eq!(created.len() + refused, 200);
+    if sqlite {
+        assert!(refused > 0, "200 changes at once overflow a queue of 2");
+    } else {
+        assert_eq!(refused, 0, "no lane on PostgreSQL");
+    }
+    // Exactly the acknowledged orders exist, each with its history; the refused left nothing.
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM work_orders").await,
+        created.len() as i64
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT work_order_id) FROM work_order_events")
+            .await,
+        created.len() as i64
+    );
+    for r in created.iter().take(5) {
+        let q = "query($r:String){ workOrders(filter:{externalRef:$r}){ totalCount } }";
+        let got = app.ok(&w.dispatcher_token, q, json!({"r": r})).await;
+        assert_eq!(got["workOrders"]["totalCount"], 1, "{r}");
+    }
+}
