@@ -40,6 +40,8 @@ pub struct AppState {
     /// Workflows by ID: a workflow never changes once created.
     pub workflows: crate::service::orders::FlowCache,
     pub hub: Hub,
+    /// Whether tokens' subjects may still act (forgotten on the hub's revocations).
+    pub principals: crate::service::principals::PrincipalCache,
     /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
 }
@@ -54,6 +56,12 @@ impl AppState {
             Some(s) if !s.is_empty() => s.to_owned(),
             _ => store::db::jwt_secret(&db).await?,
         };
+        let hub = Hub::default();
+        let principals = crate::service::principals::PrincipalCache::default();
+        hub.on_revoke({
+            let principals = principals.clone();
+            move |which| principals.forget(which)
+        });
         Ok(AppState {
             db,
             lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
@@ -66,7 +74,8 @@ impl AppState {
             tenants: TenantCache::default(),
             rules: RuleCache::default(),
             workflows: Default::default(),
-            hub: Hub::default(),
+            hub,
+            principals,
             listen_pool: pools.listen,
         })
     }
@@ -105,6 +114,7 @@ fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<watch::Send
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
         max_subscriptions: cfg.ws_max_subscriptions,
         max_message_bytes: cfg.ws_max_message_bytes,
+        auth_recheck: std::time::Duration::from_millis(cfg.ws_auth_recheck_ms.max(100)),
         ..ws::WsConfig::default()
     };
     let http = Http {
@@ -255,6 +265,7 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(Error::internal)?;
+    state.principals.set_ttl(Duration::from_millis(cfg.auth_cache_ms));
     let stop = Arc::new(watch::channel(false).0);
     let draining = Arc::new(watch::channel(false).0);
     let app = router_draining(state.clone(), cfg, draining.clone());

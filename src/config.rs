@@ -103,6 +103,15 @@ pub struct ServeConfig {
     #[arg(long, env = "DISPATCHD_SHUTDOWN_DEADLINE_MS", default_value_t = 10_000)]
     pub shutdown_deadline_ms: u64,
 
+    /// How long the answer to "may this token's subject still act?" is remembered, in
+    /// milliseconds (a deactivation is seen at once on every instance; this bounds the rest).
+    #[arg(long, env = "DISPATCHD_AUTH_CACHE_MS", default_value_t = 5_000)]
+    pub auth_cache_ms: u64,
+    /// WebSocket: how often a connection checks again that its token's subject may still act,
+    /// besides being told of each change, in milliseconds.
+    #[arg(long, env = "DISPATCHD_WS_AUTH_RECHECK_MS", default_value_t = 60_000)]
+    pub ws_auth_recheck_ms: u64,
+
     /// Time between recovery sweeps (interrupted dispatches rolled forward).
     #[arg(long, env = "DISPATCHD_RECOVERY_INTERVAL_MS", default_value_t = 15_000)]
     pub recovery_interval_ms: u64,
@@ -124,6 +133,8 @@ impl Default for ServeConfig {
             ws_init_timeout_ms: 10_000,
             ws_max_subscriptions: 100,
             ws_max_message_bytes: 64 * 1024,
+            auth_cache_ms: 5_000,
+            ws_auth_recheck_ms: 60_000,
             shutdown_deadline_ms: 10_000,
             recovery_interval_ms: 15_000,
             recovery_grace_ms: 5_000,

@@ -12,6 +12,8 @@ pub struct Model {
     pub name: String,
     #[sea_orm(column_type = "Text")]
     pub role: String,
+    /// A deactivated user's tokens stop working.
+    pub active: bool,
     pub created_at: DateTimeUtc,
 }
 

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_core;
 mod m20261124_000002_dispatch_rules;
 mod m20261124_000003_notifications;
+mod m20261201_000004_user_active;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_core::Migration),
             Box::new(m20261124_000002_dispatch_rules::Migration),
             Box::new(m20261124_000003_notifications::Migration),
+            Box::new(m20261201_000004_user_active::Migration),
         ]
     }
 }

@@ -28,8 +28,9 @@ impl Role {
         }
     }
 
+    /// Exactly as spelled (a token's role claim is matched exactly).
     pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -90,6 +91,7 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+        assert_eq!(Role::parse("admin"), None, "roles are matched exactly");
     }
 }
 

@@ -129,6 +129,18 @@ impl Mutation {
         Ok(UserPayload { user: User(u), token })
     }
 
+    /// ADMIN or INTEGRATION: renames, deactivates or reactivates a user of the caller's tenant.
+    /// A deactivated user's tokens stop working at once, over HTTP and WebSocket.
+    async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<UpdateUserPayload> {
+        let change = admin::UserChange {
+            user_id: input.user_id.0,
+            name: input.name,
+            active: input.active,
+        };
+        let u = admin::update_user(ctx.state(), ctx.actor()?, change).await.gql()?;
+        Ok(UpdateUserPayload { user: User(u) })
+    }
+
     /// DISPATCHER or INTEGRATION: a work order enters its workflow; at the dispatch node
     /// automatic dispatch is attempted, then it waits for manual assignment.
     async fn create_work_order(&self, ctx: &Context<'_>, input: CreateWorkOrderInput) -> Result<WorkOrderPayload> {

@@ -19,6 +19,8 @@ use super::context::RequestAuth;
 use super::loaders::Loaders;
 use crate::app::AppState;
 use crate::auth::Actor;
+use crate::error::Error;
+use crate::notify::Wake;
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
@@ -30,6 +32,9 @@ pub struct WsConfig {
     pub keepalive: Duration,
     pub max_subscriptions: usize,
     pub max_message_bytes: usize,
+    /// How often a connection checks again that its subject may still act (it is also woken
+    /// by every change of the subject's rights).
+    pub auth_recheck: Duration,
 }
 
 impl Default for WsConfig {
@@ -39,6 +44,7 @@ impl Default for WsConfig {
             keepalive: Duration::from_secs(30),
             max_subscriptions: 100,
             max_message_bytes: 64 * 1024,
+            auth_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -89,6 +95,10 @@ struct Connection {
     draining: watch::Receiver<bool>,
     protocol: Option<Protocol>,
     actor: Option<Actor>,
+    /// When the token expires (seconds since the Unix epoch): the connection closes then.
+    expires_at: i64,
+    /// Woken when the rights of the token's subject change.
+    rights: Option<Wake>,
     init_seen: bool,
     /// The running operations by id, each with the handle that ends its stream.
     active: HashMap<String, AbortHandle>,
@@ -122,6 +132,8 @@ impl Connection {
             draining,
             protocol,
             actor: None,
+            expires_at: i64::MAX,
+            rights: None,
             init_seen: false,
             active: HashMap::new(),
             streams: SelectAll::new(),
@@ -141,6 +153,9 @@ impl Connection {
         tokio::pin!(init_deadline);
         let mut keepalive = tokio::time::interval(self.cfg.keepalive);
         keepalive.tick().await;
+        // Connections check again at their own moments, not all at once.
+        let first = self.cfg.auth_recheck.mul_f64(rand::random::<f64>());
+        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + first, self.cfg.auth_recheck);
         loop {
             let flow = tokio::select! {
                 msg = self.socket.recv() => match msg {
@@ -164,6 +179,12 @@ impl Connection {
                 _ = &mut init_deadline, if self.actor.is_none() => {
                     Flow::Close(close::INIT_TIMEOUT, "Connection initialisation timeout".into())
                 }
+                // Rights end: at the token's expiry, and when the subject is deactivated.
+                () = until_unix(self.expires_at), if self.actor.is_some() => {
+                    Flow::Close(close::FORBIDDEN, "Forbidden: token expired".into())
+                }
+                () = woken(&mut self.rights) => self.check_rights().await,
+                _ = recheck.tick(), if self.actor.is_some() => self.check_rights().await,
                 _ = keepalive.tick() => {
                     let ping = match protocol {
                         Protocol::Transport => json!({"type": "ping"}),
@@ -242,10 +263,21 @@ impl Connection {
         let header = payload
             .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
             .and_then(Value::as_str);
-        match self.state.keys.verify_header(header) {
-            Ok(actor) => {
-                self.actor = Some(actor);
+        let verified = match self.state.keys.verify_header_token(header) {
+            // The subject must still be allowed to act, as for every HTTP request.
+            Ok(v) => crate::service::Caller::load(&self.state, &v.actor).await.map(|_| v),
+            Err(e) => Err(e),
+        };
+        match verified {
+            Ok(v) => {
+                self.rights = Some(self.state.hub.principal(&v.actor.subject));
+                self.expires_at = v.expires_at;
+                self.actor = Some(v.actor);
                 self.send(json!({"type": "connection_ack"})).await
+            }
+            Err(e @ Error::Internal(_)) => {
+                tracing::warn!(error = %e, "connection_init: rights could not be checked");
+                Flow::Close(1011, "Internal error: try again".into())
             }
             Err(e) => {
                 if protocol == Protocol::Legacy {
@@ -268,6 +300,9 @@ impl Connection {
         let Some(actor) = self.actor.clone() else {
             return Flow::Close(close::UNAUTHORIZED, "Unauthorized".into());
         };
+        if chrono::Utc::now().timestamp() >= self.expires_at {
+            return Flow::Close(close::FORBIDDEN, "Forbidden: token expired".into());
+        }
         if self.active.contains_key(id) {
             return Flow::Close(
                 close::DUPLICATE_SUBSCRIBER,
@@ -337,6 +372,24 @@ impl Connection {
 }
 
 impl Connection {
+    /// Whether the token's subject may still act: if not, the connection closes with 4403 and
+    /// every operation on it ends. A failure to check (database away) changes nothing.
+    async fn check_rights(&mut self) -> Flow {
+        let Some(actor) = &self.actor else {
+            return Flow::Continue;
+        };
+        match crate::service::Caller::load(&self.state, actor).await {
+            Ok(_) => Flow::Continue,
+            Err(Error::Unauthenticated(why) | Error::Forbidden(why)) => {
+                Flow::Close(close::FORBIDDEN, format!("Forbidden: {why}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check a connection's rights; checking again later");
+                Flow::Continue
+            }
+        }
+    }
+
     /// Ends one operation: its stream stops at its next poll and nothing more is sent for it.
     fn stop(&mut self, id: &str) {
         if let Some(h) = self.active.remove(id) {
@@ -348,6 +401,23 @@ impl Connection {
         for (_, h) in self.active.drain() {
             h.abort();
         }
+    }
+}
+
+/// Resolves at `unix` (seconds since the epoch); never for `i64::MAX`.
+async fn until_unix(unix: i64) {
+    if unix == i64::MAX {
+        return std::future::pending().await;
+    }
+    let left = unix.saturating_sub(chrono::Utc::now().timestamp()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(left)).await;
+}
+
+/// Resolves when the rights wake-up fires; never without one.
+async fn woken(w: &mut Option<Wake>) {
+    match w {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,10 +10,24 @@ pub mod pg;
 
 type Channels = Arc<Mutex<HashMap<String, watch::Sender<u64>>>>;
 
+/// Whose rights changed: some subjects (users, engineers), or anyone's (after the listener
+/// reconnected, when revocations may have been missed).
+#[derive(Clone, Copy, Debug)]
+pub enum Revoked<'a> {
+    Subjects(&'a [String]),
+    All,
+}
+
+type RevokeHook = Arc<dyn Fn(Revoked<'_>) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Hub {
     engineers: Channels,
     tenants: Channels,
+    /// WebSocket connections by the subject of their token: woken to check its rights again.
+    principals: Channels,
+    /// Run on every revocation (the service layer forgets what it remembered of the subjects).
+    revoke_hooks: Arc<Mutex<Vec<RevokeHook>>>,
     /// This process's name in cross-instance wake-ups (`pg`), so it skips its own.
     instance: Arc<str>,
 }
@@ -23,9 +37,17 @@ impl Default for Hub {
         Hub {
             engineers: Channels::default(),
             tenants: Channels::default(),
+            principals: Channels::default(),
+            revoke_hooks: Arc::default(),
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
         }
     }
+}
+
+/// A lock whose holder cannot leave the map half-changed (every critical section here is a
+/// single map operation), so a panic elsewhere while it was held does not make it unusable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A subscriber's wake-up receiver; its channel is removed with its last subscriber.
@@ -47,7 +69,7 @@ impl Wake {
 
 impl Drop for Wake {
     fn drop(&mut self) {
-        let mut map = self.channels.lock().expect("hub poisoned");
+        let mut map = lock(&self.channels);
         if map.get(&self.key).is_some_and(|tx| tx.receiver_count() <= 1) {
             map.remove(&self.key);
         }
@@ -55,7 +77,7 @@ impl Drop for Wake {
 }
 
 fn subscribe(channels: &Channels, key: &str) -> Wake {
-    let mut map = channels.lock().expect("hub poisoned");
+    let mut map = lock(channels);
     let tx = map.entry(key.to_owned()).or_insert_with(|| watch::channel(0).0);
     let mut rx = tx.subscribe();
     rx.mark_unchanged();
@@ -67,7 +89,7 @@ fn subscribe(channels: &Channels, key: &str) -> Wake {
 }
 
 fn wake(channels: &Channels, key: &str) {
-    if let Some(tx) = channels.lock().expect("hub poisoned").get(key) {
+    if let Some(tx) = lock(channels).get(key) {
         tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -89,11 +111,40 @@ impl Hub {
         }
     }
 
-    /// Wakes every subscriber: each reads again after its cursor (after the cross-instance
-    /// listener reconnects, when wake-ups may have been missed).
+    /// A WebSocket connection's wake-up for its token's subject: woken when the subject's
+    /// rights may have changed.
+    pub fn principal(&self, subject: &str) -> Wake {
+        subscribe(&self.principals, subject)
+    }
+
+    /// Registers what to run when rights change (before any connection is woken to check).
+    pub fn on_revoke(&self, hook: impl Fn(Revoked<'_>) + Send + Sync + 'static) {
+        lock(&self.revoke_hooks).push(Arc::new(hook));
+    }
+
+    /// The rights of these subjects changed (deactivated, reactivated): what was remembered of
+    /// them is forgotten, then their connections are woken to check again.
+    pub fn revoke(&self, subjects: &[String]) {
+        self.run_revoke_hooks(Revoked::Subjects(subjects));
+        for s in subjects {
+            wake(&self.principals, s);
+        }
+    }
+
+    fn run_revoke_hooks(&self, r: Revoked<'_>) {
+        let hooks: Vec<RevokeHook> = lock(&self.revoke_hooks).clone();
+        for h in hooks {
+            h(r);
+        }
+    }
+
+    /// Wakes every subscriber: each reads again after its cursor, and every connection checks
+    /// its rights again (after the cross-instance listener reconnects, when wake-ups and
+    /// revocations may have been missed).
     pub fn wake_all(&self) {
-        for channels in [&self.engineers, &self.tenants] {
-            for tx in channels.lock().expect("hub poisoned").values() {
+        self.run_revoke_hooks(Revoked::All);
+        for channels in [&self.engineers, &self.tenants, &self.principals] {
+            for tx in lock(channels).values() {
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
@@ -105,10 +156,7 @@ impl Hub {
 
     /// Subscribed engineers and tenants (for metrics and tests).
     pub fn sizes(&self) -> (usize, usize) {
-        (
-            self.engineers.lock().expect("hub poisoned").len(),
-            self.tenants.lock().expect("hub poisoned").len(),
-        )
+        (lock(&self.engineers).len(), lock(&self.tenants).len())
     }
 }
 

@@ -26,20 +26,46 @@ pub struct WakeUp {
     pub tenant: String,
     #[serde(rename = "e", default)]
     pub engineers: Vec<String>,
+    /// Subjects whose rights changed (deactivated or reactivated users and engineers).
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
 }
 
 /// Inside a write transaction on PostgreSQL: queue the wake-up for commit. No-op on SQLite
 /// (one instance: the hub is woken after commit directly).
 pub async fn notify_in<C: ConnectionTrait>(tx: &C, hub: &Hub, tenant: &str, engineers: &[String]) -> Result<()> {
+    send_in(
+        tx,
+        WakeUp {
+            instance: hub.instance().to_owned(),
+            tenant: tenant.to_owned(),
+            engineers: engineers.to_vec(),
+            revoked: Vec::new(),
+        },
+    )
+    .await
+}
+
+/// Inside a write transaction on PostgreSQL: tell every instance, at commit, that the rights of
+/// these subjects changed (no-op on SQLite, where `Hub::revoke` after commit is enough).
+pub async fn revoke_in<C: ConnectionTrait>(tx: &C, hub: &Hub, subjects: &[String]) -> Result<()> {
+    send_in(
+        tx,
+        WakeUp {
+            instance: hub.instance().to_owned(),
+            tenant: String::new(),
+            engineers: Vec::new(),
+            revoked: subjects.to_vec(),
+        },
+    )
+    .await
+}
+
+async fn send_in<C: ConnectionTrait>(tx: &C, w: WakeUp) -> Result<()> {
     if tx.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
-    let payload = serde_json::to_string(&WakeUp {
-        instance: hub.instance().to_owned(),
-        tenant: tenant.to_owned(),
-        engineers: engineers.to_vec(),
-    })
-    .map_err(crate::error::Error::internal)?;
+    let payload = serde_json::to_string(&w).map_err(crate::error::Error::internal)?;
     tx.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         "SELECT pg_notify($1, $2)",
@@ -83,7 +109,14 @@ async fn session(pool: &PgPool, hub: &Hub, connected: &mut bool) -> std::result:
     loop {
         match l.try_recv().await? {
             Some(n) => match serde_json::from_str::<WakeUp>(n.payload()) {
-                Ok(w) if w.instance != hub.instance() => hub.publish(&w.tenant, &w.engineers),
+                Ok(w) if w.instance != hub.instance() => {
+                    if !w.revoked.is_empty() {
+                        hub.revoke(&w.revoked);
+                    }
+                    if !w.tenant.is_empty() || !w.engineers.is_empty() {
+                        hub.publish(&w.tenant, &w.engineers);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "unreadable wake-up ignored"),
             },
@@ -103,9 +136,17 @@ mod tests {
             instance: "a".into(),
             tenant: "tnt_1".into(),
             engineers: vec!["eng_1".into()],
+            revoked: vec![],
         };
         let s = serde_json::to_string(&w).unwrap();
         assert_eq!(s, r#"{"i":"a","t":"tnt_1","e":["eng_1"]}"#);
         assert_eq!(serde_json::from_str::<WakeUp>(&s).unwrap(), w);
+        let r = WakeUp {
+            revoked: vec!["usr_1".into()],
+            ..w
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"i":"a","t":"tnt_1","e":["eng_1"],"r":["usr_1"]}"#);
+        assert_eq!(serde_json::from_str::<WakeUp>(&s).unwrap(), r);
     }
 }

@@ -33,6 +33,7 @@ impl Caller {
             read => read,
         }?
         .ok_or_else(|| Error::Unauthenticated("the token's tenant does not exist".into()))?;
+        state.principals.check(&state.db, actor).await?;
         Ok(Caller {
             actor: actor.clone(),
             kind: kind_of(&tenant)?,

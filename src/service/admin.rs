@@ -224,6 +224,7 @@ pub async fn update_engineer(
         .await?
         .filter(|e| e.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::not_found("engineer", engineer_id))?;
+    let e_active = e.active;
     let mut am: engineer::ActiveModel = e.into();
     if let Some(n) = spec.name {
         validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
@@ -238,10 +239,71 @@ pub async fn update_engineer(
     if let Some(c) = spec.capacity {
         am.capacity = Set(check_capacity(c)?);
     }
+    let rights_changed = spec.active.is_some_and(|a| a != e_active);
     if let Some(a) = spec.active {
         am.active = Set(a);
     }
-    Ok(am.update(&state.writer).await?)
+    save_principal(state, am, engineer_id, rights_changed).await
+}
+
+/// Saves a change of a user or an engineer. When it changes whether the subject may act,
+/// every instance forgets what it knew of the subject's rights (at commit, on PostgreSQL) and
+/// the subject's WebSocket connections check again: a deactivated subject loses access at once.
+async fn save_principal<A>(
+    state: &AppState,
+    am: A,
+    subject: &str,
+    rights_changed: bool,
+) -> Result<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+{
+    let tx = crate::store::begin_write(&state.writer).await?;
+    let saved = am.update(&tx).await?;
+    let subjects = [subject.to_owned()];
+    if rights_changed {
+        crate::notify::pg::revoke_in(&tx, &state.hub, &subjects).await?;
+    }
+    tx.commit().await?;
+    if rights_changed {
+        state.hub.revoke(&subjects);
+    }
+    Ok(saved)
+}
+
+pub struct UserChange {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// ADMIN or INTEGRATION: renames, deactivates or reactivates a user of its tenant. A
+/// deactivated user's tokens stop working at once (HTTP and WebSocket alike).
+pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) -> Result<user::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_admin(caller.kind, "updateUser")?;
+    let u = user::Entity::find_by_id(change.user_id.clone())
+        .one(&state.db)
+        .await?
+        .filter(|u| u.tenant_id == caller.tenant_id())
+        .ok_or_else(|| Error::not_found("user", &change.user_id))?;
+    if change.active == Some(false) && u.id == actor.subject {
+        return Err(Error::bad_input(
+            "active",
+            "a user cannot deactivate itself (another ADMIN of the tenant can)",
+        ));
+    }
+    let rights_changed = change.active.is_some_and(|a| a != u.active);
+    let mut am: user::ActiveModel = u.into();
+    if let Some(n) = change.name {
+        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
+        am.name = Set(n.trim().to_owned());
+    }
+    if let Some(a) = change.active {
+        am.active = Set(a);
+    }
+    save_principal(state, am, &change.user_id, rights_changed).await
 }
 
 pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
@@ -269,6 +331,7 @@ pub async fn insert_user<C: sea_orm::ConnectionTrait>(
         tenant_id: Set(tenant_id.to_owned()),
         name: Set(name.trim().to_owned()),
         role: Set(role.as_str().to_owned()),
+        active: Set(true),
         created_at: Set(crate::domain::now()),
     };
     Ok(model.insert(db).await?)

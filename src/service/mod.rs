@@ -5,6 +5,7 @@ pub mod demo;
 pub mod directory;
 pub mod notifications;
 pub mod orders;
+pub mod principals;
 pub mod recovery;
 pub mod rules;
 pub mod stored;

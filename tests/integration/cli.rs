@@ -95,7 +95,8 @@ async fn tenant_add_and_token_work_against_a_server() {
         ],
     );
     assert!(!ok, "unknown tenant refused");
-    let (ok, tok, err) = dispatchd(
+    // A token names a real subject: an active user of the tenant with that role.
+    let (ok, _, err) = dispatchd(
         dir.path(),
         &db,
         &[
@@ -105,9 +106,22 @@ async fn tenant_add_and_token_work_against_a_server() {
             "--sub",
             "usr_someone",
             "--role",
-            "dispatcher",
-            "--ttl",
-            "15m",
+            "DISPATCHER",
+        ],
+    );
+    assert!(!ok && err.contains("not a user of its tenant"), "{err}");
+    let admin = field(&up, "admin:").to_owned();
+    let (ok, _, err) = dispatchd(
+        dir.path(),
+        &db,
+        &["token", "--tenant", &tenant, "--sub", &admin, "--role", "DISPATCHER"],
+    );
+    assert!(!ok && err.contains("not DISPATCHER"), "{err}");
+    let (ok, tok, err) = dispatchd(
+        dir.path(),
+        &db,
+        &[
+            "token", "--tenant", &tenant, "--sub", &admin, "--role", "admin", "--ttl", "15m",
         ],
     );
     assert!(ok, "{err}");
@@ -141,7 +155,7 @@ async fn tenant_add_and_token_work_against_a_server() {
     assert_eq!(a["data"]["me"]["tenant"]["id"], tenant);
     assert_eq!(a["data"]["me"]["tenant"]["activationVersion"], 870);
     let d = me(tok.trim().to_owned()).await;
-    assert_eq!(d["data"]["me"]["role"], "DISPATCHER");
+    assert_eq!(d["data"]["me"]["role"], "ADMIN");
 }
 
 #[test]

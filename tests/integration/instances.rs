@@ -237,6 +237,40 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
     }
 }
 
+/// An engineer deactivated through one instance loses access on the other at once: its open
+/// WebSocket there closes with 4403 and its requests are refused, long before the other
+/// instance's remembered answer (here a minute) would have expired.
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_deactivation_through_one_instance_ends_access_on_every_instance() {
+    require_postgres("a_deactivation_through_one_instance_ends_access_on_every_instance");
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let remember_long = [
+        ("DISPATCHD_AUTH_CACHE_MS", "60000"),
+        ("DISPATCHD_WS_AUTH_RECHECK_MS", "600000"),
+    ];
+    let a = Proc::start(&app.database_url, &remember_long).await;
+    let b = Proc::start(&app.database_url, &remember_long).await;
+    let http = reqwest::Client::new();
+    let token = &w.engineer_tokens[2];
+    let me = "{ me { id } }";
+    assert!(code(&gql_at(&http, &a.addr, token, me, json!({})).await).is_none());
+    let mut ws = ws_acked(&a.addr, token).await;
+    ws.subscribe("n", NOTES, json!({})).await;
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await["type"], "pong");
+
+    let q = "mutation($e:ID!){ updateEngineer(input:{engineerId:$e, active:false}){ engineer { active } } }";
+    let r = gql_at(&http, &b.addr, &w.provider.admin_token, q, json!({"e": w.engineers[2]})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let t = Instant::now();
+    assert_eq!(ws.closed().await, 4403);
+    assert!(t.elapsed() < Duration::from_secs(5), "told through PostgreSQL");
+    let body = gql_at(&http, &a.addr, token, me, json!({})).await;
+    assert_eq!(code(&body).as_deref(), Some("UNAUTHENTICATED"), "{body}");
+}
+
 /// Checks every order, task, notification and counter against each other.
 async fn assert_consistent(app: &TestApp) {
     let db = &app.state.db;

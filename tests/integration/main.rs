@@ -9,6 +9,7 @@ mod http;
 mod instances;
 mod loaders;
 mod permissions;
+mod rights;
 mod rules;
 mod schema;
 mod ws;

@@ -121,7 +121,7 @@ async fn every_operation_for_every_caller() {
         ("upstream ADMIN",        &c.up_admin,            [ok, ok,  ok,  f,   f,   ok,  f,   f,   f,   f,   ok,  ok,  ok,  ok,  ok,  ok]),
         ("upstream DISPATCHER",   &c.dispatcher,          [f,  f,   f,   f,   f,   f,   ok,  ok,  ok,  "CONFLICT", ok, ok, ok, ok, ok, ok]),
         ("upstream INTEGRATION",  &c.integration,         [ok, "CONFLICT", ok, f, f, ok, ok, "CONFLICT", "CONFLICT", "CONFLICT", ok, ok, ok, ok, ok, ok]),
-        ("ENGINEER role upstream",&c.up_engineer_role,    [f,  f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   f,   ok]),
+        ("ENGINEER role upstream",&c.up_engineer_role,    [u; 16]),
         ("downstream ADMIN",      &c.down_admin,          [f,  f,   f,   ok,  ok,  ok,  f,   f,   f,   f,   ok,  ok,  ok,  ok,  f,   ok]),
         ("downstream ENGINEER",   &c.engineer,            [f,  f,   f,   f,   f,   f,   f,   f,   f,   f,   n,   ok,  f,   f,   f,   ok]),
         ("other tenant DISPATCHER", &c.other_up_dispatcher, [f, f,  f,   f,   f,   f,   n,   n,   n,   n,   n,   ok,  ok,  ok,  ok,  ok]),

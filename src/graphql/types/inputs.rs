@@ -68,6 +68,14 @@ pub struct UpdateEngineerInput {
 }
 
 #[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub user_id: ID,
+    pub name: Option<String>,
+    /// False: the user's tokens stop working at once (HTTP and WebSocket); true: they work again.
+    pub active: Option<bool>,
+}
+
+#[derive(InputObject)]
 pub struct AddUserInput {
     pub name: String,
     /// ADMIN, DISPATCHER (upstream tenants) or INTEGRATION.

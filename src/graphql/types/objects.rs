@@ -101,6 +101,10 @@ impl User {
     async fn role(&self) -> Result<Role> {
         stored(&self.0.role)
     }
+    /// A deactivated user's tokens do not work.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
     async fn tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
         tenant(ctx, &self.0.tenant_id).await
     }
@@ -612,6 +616,11 @@ pub struct UserPayload {
     pub user: User,
     /// A bearer token for the new user (24 hours).
     pub token: String,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateUserPayload {
+    pub user: User,
 }
 
 #[derive(SimpleObject)]
