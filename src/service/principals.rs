@@ -23,10 +23,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 const PRUNE_AT: usize = 100_000;
 
 type Key = (String, String, Role);
+/// Per (tenant, subject, role): why it may not act (None: it may), and when that was read.
+type Answers = HashMap<Key, (Option<String>, Instant)>;
 
 #[derive(Clone)]
 pub struct PrincipalCache {
-    inner: Arc<RwLock<HashMap<Key, (Option<String>, Instant)>>>,
+    inner: Arc<RwLock<Answers>>,
     /// How long an answer is remembered, in milliseconds (0: never).
     ttl_ms: Arc<AtomicU64>,
 }
@@ -55,11 +57,11 @@ impl PrincipalCache {
 
     // Each critical section is one map operation: a panic elsewhere cannot leave the map half
     // changed, so a poisoned lock is taken as it is.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Key, (Option<String>, Instant)>> {
+    fn read(&self) -> RwLockReadGuard<'_, Answers> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Key, (Option<String>, Instant)>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Answers> {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
