@@ -5,6 +5,7 @@ pub mod dispatch_rule_cursor;
 pub mod dispatch_rule_revision;
 pub mod engineer;
 pub mod engineer_daily_count;
+pub mod event_counter;
 pub mod notification;
 pub mod notification_counter;
 pub mod partner;

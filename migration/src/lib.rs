@@ -5,6 +5,7 @@ mod m20261124_000001_core;
 mod m20261124_000002_dispatch_rules;
 mod m20261124_000003_notifications;
 mod m20261201_000004_user_active;
+mod m20261201_000005_event_sequence;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_dispatch_rules::Migration),
             Box::new(m20261124_000003_notifications::Migration),
             Box::new(m20261201_000004_user_active::Migration),
+            Box::new(m20261201_000005_event_sequence::Migration),
         ]
     }
 }

@@ -69,7 +69,7 @@ impl Loader<String> for EventsByOrder {
                 "work_order_id",
                 keys.iter().cloned(),
             ))
-            .order_by_asc(work_order_event::Column::Id)
+            .order_by_asc(work_order_event::Column::Seq)
             .all(&self.0)
             .await
             .map_err(Arc::new)?;

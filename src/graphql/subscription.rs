@@ -25,10 +25,16 @@ impl Subscription {
         Ok(stream.map(|r| r.map(TaskNotification).gql()))
     }
 
-    /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: every change of its orders from
-    /// now on (live only), for consoles.
-    async fn work_order_events(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Result<WorkOrderEvent>> + use<>> {
-        let stream = notifications::work_order_events(ctx.state(), ctx.actor()?)
+    /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: every change of its orders, in
+    /// the order committed, each once: those after the cursor `after` first (an event's
+    /// `cursor`), then live ones; without `after`, from the moment of subscribing. Resume after
+    /// a disconnect with the `cursor` of the last event received.
+    async fn work_order_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<WorkOrderEvent>> + use<>> {
+        let stream = notifications::work_order_events(ctx.state(), ctx.actor()?, after.as_deref())
             .await
             .gql()?;
         Ok(stream.map(|r| r.map(WorkOrderEvent).gql()))

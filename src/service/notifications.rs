@@ -3,10 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use entity::{notification, task, work_order, work_order_event};
+use entity::{event_counter, notification, task, work_order, work_order_event};
 use futures::{Stream, StreamExt, stream};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::app::AppState;
@@ -35,9 +34,6 @@ async fn back_off(e: &Error, attempt: &mut u32) {
     *attempt += 1;
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
-/// Work-order events are read again this far back, to catch transactions that committed after
-/// a later one (their timestamps are taken before commit).
-const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// A notification with its task and order as they are now.
 #[derive(Clone, Debug)]
@@ -54,7 +50,7 @@ pub fn parse_cursor(field: &str, cursor: Option<&str>) -> Result<i64> {
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .ok_or_else(|| Error::bad_input(field, "not a notification cursor")),
+            .ok_or_else(|| Error::bad_input(field, "not a cursor (a sequence number)")),
     }
 }
 
@@ -118,8 +114,7 @@ async fn read_after(state: &AppState, engineer: &str, after: i64) -> Result<Vec<
 }
 
 /// ENGINEER: the stored notifications after `after`, then live ones, in sequence order, each
-/// once. The wake-up channel is joined before the first read, so nothing falls between the
-/// replay and the live part.
+/// once.
 pub async fn task_notifications(
     state: &AppState,
     actor: &Actor,
@@ -130,17 +125,39 @@ pub async fn task_notifications(
     let cursor = parse_cursor("after", after)?;
     let engineer = actor.subject.clone();
     let wake = state.hub.engineer(&engineer);
-    let state = state.clone();
+    Ok(replay_then_live(state.clone(), wake, cursor, move |state, after| {
+        let engineer = engineer.clone();
+        async move { read_after(&state, &engineer, after).await }
+    }))
+}
+
+/// A numbered sequence (an engineer's notifications, a tenant's events) from after `cursor`:
+/// what is stored, then what is committed later, in order, each once. `read(state, after)`
+/// returns the next items in order, each with its number. The wake-up channel was joined
+/// before the first read, so nothing falls between the replay and the live part; the numbers
+/// are gapless and become visible in order, so reading after the last one delivered never
+/// skips one. A failed read waits and reads again: the stream never ends on its own.
+fn replay_then_live<T, F, Fut>(
+    state: AppState,
+    wake: crate::notify::Wake,
+    cursor: i64,
+    read: F,
+) -> impl Stream<Item = Result<T>> + Send
+where
+    T: Numbered + Send + 'static,
+    F: Fn(AppState, i64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<T>>> + Send,
+{
     let batches = stream::unfold(
-        (state, engineer, cursor, wake),
-        |(state, engineer, mut cursor, mut wake)| async move {
+        (state, read, cursor, wake),
+        |(state, read, mut cursor, mut wake)| async move {
             let mut failures = 0;
             loop {
-                match read_after(&state, &engineer, cursor).await {
+                match read(state.clone(), cursor).await {
                     Ok(batch) if !batch.is_empty() => {
-                        cursor = batch.last().map(|d| d.notification.seq).unwrap_or(cursor);
-                        let items: Vec<Result<Delivered>> = batch.into_iter().map(Ok).collect();
-                        return Some((items, (state, engineer, cursor, wake)));
+                        cursor = batch.last().map(Numbered::number).unwrap_or(cursor);
+                        let items: Vec<Result<T>> = batch.into_iter().map(Ok).collect();
+                        return Some((items, (state, read, cursor, wake)));
                     }
                     Ok(_) => {
                         failures = 0;
@@ -151,7 +168,24 @@ pub async fn task_notifications(
             }
         },
     );
-    Ok(batches.flat_map(stream::iter))
+    batches.flat_map(stream::iter)
+}
+
+/// An item of a gapless sequence.
+pub trait Numbered {
+    fn number(&self) -> i64;
+}
+
+impl Numbered for Delivered {
+    fn number(&self) -> i64 {
+        self.notification.seq
+    }
+}
+
+impl Numbered for work_order_event::Model {
+    fn number(&self) -> i64 {
+        self.seq
+    }
 }
 
 /// One page of the engineer's notifications: unacknowledged first, newest first within each.
@@ -244,10 +278,13 @@ pub async fn acknowledge(state: &AppState, actor: &Actor, up_to: &str) -> Result
     Ok(res.rows_affected)
 }
 
-/// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: every event of its orders from now on.
+/// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: the events of its orders after the
+/// cursor `after` (an event's sequence number), then live ones, in order, each once. Without
+/// `after`, from the moment of subscribing.
 pub async fn work_order_events(
     state: &AppState,
     actor: &Actor,
+    after: Option<&str>,
 ) -> Result<impl Stream<Item = Result<work_order_event::Model>> + Send + use<>> {
     let caller = Caller::load(state, actor).await?;
     caller.require(
@@ -257,47 +294,25 @@ pub async fn work_order_events(
     )?;
     let tenant = caller.tenant_id().to_owned();
     let wake = state.hub.tenant(&tenant);
-    let state = state.clone();
-    let start: DateTime<Utc> = crate::domain::now();
-    let seen: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let batches = stream::unfold(
-        (state, tenant, start, seen, wake),
-        move |(state, tenant, mut mark, mut seen, mut wake)| async move {
-            let mut failures = 0;
-            loop {
-                let rows = work_order_event::Entity::find()
-                    .filter(
-                        Condition::all()
-                            .add(work_order_event::Column::TenantId.eq(tenant.as_str()))
-                            .add(work_order_event::Column::At.gte(mark - EVENT_WINDOW)),
-                    )
-                    .order_by_asc(work_order_event::Column::At)
-                    .order_by_asc(work_order_event::Column::Id)
-                    .all(&state.db)
-                    .await;
-                match rows {
-                    Err(e) => back_off(&Error::from(e), &mut failures).await,
-                    Ok(rows) => {
-                        // Live only: nothing stamped before the subscription began.
-                        let fresh: Vec<work_order_event::Model> = rows
-                            .into_iter()
-                            .filter(|r| r.at >= start && !seen.contains_key(&r.id))
-                            .collect();
-                        if !fresh.is_empty() {
-                            for r in &fresh {
-                                seen.insert(r.id.clone(), r.at);
-                                mark = mark.max(r.at);
-                            }
-                            seen.retain(|_, at| *at >= mark - EVENT_WINDOW);
-                            let items: Vec<Result<work_order_event::Model>> = fresh.into_iter().map(Ok).collect();
-                            return Some((items, (state, tenant, mark, seen, wake)));
-                        }
-                        failures = 0;
-                        let _ = tokio::time::timeout(catch_up(), wake.changed()).await;
-                    }
-                }
-            }
-        },
-    );
-    Ok(batches.flat_map(stream::iter))
+    // Joined before the cursor is read: an event committed after this read wakes the stream.
+    let cursor = match after {
+        Some(_) => parse_cursor("after", after)?,
+        None => event_counter::Entity::find_by_id(tenant.clone())
+            .one(&state.db)
+            .await?
+            .map(|c| c.last_seq)
+            .unwrap_or(0),
+    };
+    Ok(replay_then_live(state.clone(), wake, cursor, move |state, after| {
+        let tenant = tenant.clone();
+        async move {
+            Ok(work_order_event::Entity::find()
+                .filter(work_order_event::Column::TenantId.eq(tenant.as_str()))
+                .filter(work_order_event::Column::Seq.gt(after))
+                .order_by_asc(work_order_event::Column::Seq)
+                .limit(BATCH)
+                .all(&state.db)
+                .await?)
+        }
+    }))
 }

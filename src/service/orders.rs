@@ -79,7 +79,7 @@ struct History<'a> {
     tenant_id: &'a str,
     actor: Option<&'a Actor>,
     at: DateTime<Utc>,
-    rows: Vec<work_order_event::ActiveModel>,
+    rows: Vec<work_order_event::Model>,
     /// Engineers whose notifications this change wrote (woken after commit).
     wake: Vec<String>,
     /// The change's unconditional writes, sent together before the commit.
@@ -107,18 +107,20 @@ impl<'a> History<'a> {
         message: String,
         data: Option<Value>,
     ) {
-        self.rows.push(work_order_event::ActiveModel {
-            id: Set(ids::new(ids::EVENT)),
-            work_order_id: Set(self.order_id.to_owned()),
-            tenant_id: Set(self.tenant_id.to_owned()),
-            kind: Set(kind.as_str().to_owned()),
-            from_state: Set(from.map(|s| s.as_str().to_owned())),
-            to_state: Set(to.map(|s| s.as_str().to_owned())),
-            actor_role: Set(self.actor.map(|a| a.role.as_str().to_owned())),
-            actor_id: Set(self.actor.map(|a| a.subject.clone())),
-            message: Set(message),
-            data: Set(data),
-            at: Set(self.at),
+        self.rows.push(work_order_event::Model {
+            id: ids::new(ids::EVENT),
+            work_order_id: self.order_id.to_owned(),
+            tenant_id: self.tenant_id.to_owned(),
+            kind: kind.as_str().to_owned(),
+            from_state: from.map(|s| s.as_str().to_owned()),
+            to_state: to.map(|s| s.as_str().to_owned()),
+            actor_role: self.actor.map(|a| a.role.as_str().to_owned()),
+            actor_id: self.actor.map(|a| a.subject.clone()),
+            message,
+            data,
+            at: self.at,
+            // Numbered at commit (`store::events::push`).
+            seq: 0,
         });
     }
 
@@ -145,11 +147,8 @@ impl<'a> History<'a> {
 
 /// Writes the history, commits, then wakes the subscribers of what changed.
 async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
-    if !history.rows.is_empty() {
-        history
-            .batch
-            .add_query(&tx, &work_order_event::Entity::insert_many(history.rows));
-    }
+    // Last: the tenant's event counter stays locked from here to the commit.
+    crate::store::events::push(&mut history.batch, &tx, history.tenant_id, &history.rows)?;
     history.batch.run(&tx).await?;
     // Other instances' subscribers are woken by PostgreSQL at commit.
     crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;

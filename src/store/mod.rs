@@ -1,6 +1,7 @@
 //! Persistence: connections, transactions, and the sea-orm queries the services share.
 pub mod batch;
 pub mod db;
+pub mod events;
 pub mod lane;
 pub mod notify;
 pub mod orders;

@@ -34,7 +34,7 @@ pub struct TestApp {
     _guard: DbGuard,
 }
 
-enum DbGuard {
+pub enum DbGuard {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -69,8 +69,18 @@ pub fn postgres_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Multi-instance tests need PostgreSQL: they are `#[ignore = "needs PostgreSQL"]`, so a plain
+/// `cargo test` lists them as ignored instead of passing them silently, and `.ci/run` runs them
+/// with `--include-ignored` against PostgreSQL. Run without it, they fail loudly.
+pub fn require_postgres(test: &str) {
+    assert!(
+        postgres_url().is_some(),
+        "{test} needs PostgreSQL: set DISPATCHD_TEST_POSTGRES_URL (.ci/run does)"
+    );
+}
+
 /// A fresh database: (URL, guard that removes it).
-async fn fresh_database() -> (String, DbGuard) {
+pub async fn fresh_database() -> (String, DbGuard) {
     match postgres_url() {
         Some(admin_url) => {
             let name = format!("dispatchd_test_{}", uuid::Uuid::new_v4().simple());

@@ -22,16 +22,6 @@ const NOTES: &str = "subscription{ taskNotifications { cursor kind workOrder { i
 const ACCEPT: &str = "mutation($t:ID!){ acceptTask(input:{taskId:$t}){ task { status } } }";
 const DECLINE: &str = "mutation($t:ID!){ declineTask(input:{taskId:$t, reason:\"busy\"}){ task { status } } }";
 
-/// Multi-instance tests need PostgreSQL: they are `#[ignore = "needs PostgreSQL"]`, so a plain
-/// `cargo test` lists them as ignored instead of passing them silently, and `.ci/run` runs them
-/// with `--include-ignored` against PostgreSQL. Run without it, they fail loudly.
-fn require_postgres(test: &str) {
-    assert!(
-        postgres_url().is_some(),
-        "{test} needs PostgreSQL: set DISPATCHD_TEST_POSTGRES_URL (.ci/run does)"
-    );
-}
-
 /// A real `dispatchd serve` process.
 struct Proc {
     child: Child,
@@ -235,6 +225,54 @@ async fn two_instances_share_wake_ups_races_and_round_robin() {
             "round robin across instances gives {e} ten orders: {after:?} (before {before:?})"
         );
     }
+}
+
+/// A console subscribed on one instance receives every event of its tenant, whichever instance
+/// wrote it, numbered without gap or duplicate, however the instances' commits interleave.
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn the_event_feed_is_gapless_across_instances() {
+    require_postgres("the_event_feed_is_gapless_across_instances");
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
+    let a = Proc::start(&app.database_url, &[]).await;
+    let b = Proc::start(&app.database_url, &[]).await;
+    let http = reqwest::Client::new();
+    let start = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM work_order_events WHERE tenant_id = '{}'",
+            w.up.id
+        ))
+        .await;
+    let mut ws = ws_acked(&a.addr, &w.dispatcher_token).await;
+    ws.subscribe("e", crate::events::EVENTS, json!({})).await;
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await["type"], "pong");
+    let addrs = [a.addr.as_str(), b.addr.as_str()];
+    let calls = concurrently(&http, &addrs, &w.dispatcher_token, CREATE_ORDER, 40, |_| {
+        order_input(&w, "CN-31-04")
+    });
+    for c in calls {
+        let body = c.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let total = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM work_order_events WHERE tenant_id = '{}'",
+            w.up.id
+        ))
+        .await;
+    let got = crate::events::next_events(&mut ws, (total - start) as usize).await;
+    assert_eq!(
+        crate::events::sequences(&got),
+        ((start + 1)..=total).collect::<Vec<_>>(),
+        "every event once, in sequence"
+    );
+    assert!(
+        ws.recv_within(Duration::from_millis(500)).await.is_none(),
+        "nothing more"
+    );
 }
 
 /// An engineer deactivated through one instance loses access on the other at once: its open

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod dispatch;
+mod events;
 mod http;
 mod instances;
 mod loaders;

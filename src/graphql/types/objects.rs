@@ -519,6 +519,14 @@ impl WorkOrderEvent {
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
+    /// The tenant's own sequence number: 1, 2, 3, … with no gap, in the order committed.
+    async fn sequence(&self) -> i64 {
+        self.0.seq
+    }
+    /// Resume point: pass it as `after` to `workOrderEvents`.
+    async fn cursor(&self) -> String {
+        self.0.seq.to_string()
+    }
 }
 
 /// The caller.
