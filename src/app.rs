@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::auth::Keys;
 use crate::config::{DbConfig, ServeConfig};
 use crate::error::{Error, Result};
-use crate::graphql::context::RequestAuth;
+use crate::graphql::context::{CallerCell, RequestAuth};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, AppSchema, ws};
 use crate::notify::Hub;
@@ -42,6 +42,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Whether tokens' subjects may still act (forgotten on the hub's revocations).
     pub principals: crate::service::principals::PrincipalCache,
+    /// Which tenants are connected (for who sees what).
+    pub links: crate::service::audience::Links,
     /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
 }
@@ -76,6 +78,7 @@ impl AppState {
             workflows: Default::default(),
             hub,
             principals,
+            links: Default::default(),
             listen_pool: pools.listen,
         })
     }
@@ -212,7 +215,10 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
     }
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let actor = http.state.keys.verify_header(auth);
-    let req = req.data(RequestAuth(actor)).data(Loaders::new(&http.state.db));
+    let req = req
+        .data(RequestAuth(actor))
+        .data(CallerCell::default())
+        .data(Loaders::new(&http.state.db));
     let counter = Arc::new(AtomicU64::new(0));
     let mut resp = store::sql_statements_scope(counter.clone(), http.schema.execute(req)).await;
     graphql::ensure_codes(&mut resp);

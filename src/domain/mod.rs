@@ -2,6 +2,7 @@
 pub mod assignment;
 pub mod dispatch;
 pub mod validate;
+pub mod visibility;
 pub mod work_order;
 pub mod workflow;
 

@@ -2,6 +2,7 @@
 pub mod context;
 pub mod loaders;
 pub mod mutation;
+pub mod policy;
 pub mod query;
 pub mod subscription;
 pub mod types;

@@ -49,7 +49,9 @@ impl Mutation {
             nodes,
         };
         let w = admin::create_workflow(ctx.state(), ctx.actor()?, spec).await.gql()?;
-        Ok(WorkflowPayload { workflow: Workflow(w) })
+        Ok(WorkflowPayload {
+            workflow: Workflow::seen(ctx, w).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION of an upstream tenant: connects a downstream tenant as a partner.
@@ -68,7 +70,9 @@ impl Mutation {
         let p = admin::connect_service_provider(ctx.state(), ctx.actor()?, spec)
             .await
             .gql()?;
-        Ok(PartnerPayload { partner: Partner(p) })
+        Ok(PartnerPayload {
+            partner: Partner::seen(ctx, p).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION of an upstream tenant: a partner's name, active and allocated status.
@@ -80,7 +84,9 @@ impl Mutation {
             allocated: input.allocated,
         };
         let p = admin::update_partner(ctx.state(), ctx.actor()?, change).await.gql()?;
-        Ok(PartnerPayload { partner: Partner(p) })
+        Ok(PartnerPayload {
+            partner: Partner::seen(ctx, p).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION of a downstream tenant: a new engineer (and a token for its app).
@@ -96,7 +102,7 @@ impl Mutation {
         let e = admin::add_engineer(ctx.state(), actor, spec).await.gql()?;
         let token = token_for(ctx, actor, &e.id, crate::domain::Role::Engineer);
         Ok(EngineerPayload {
-            engineer: Engineer(e),
+            engineer: Engineer::seen(ctx, e).await?,
             token: Some(token),
         })
     }
@@ -114,7 +120,7 @@ impl Mutation {
             .await
             .gql()?;
         Ok(EngineerPayload {
-            engineer: Engineer(e),
+            engineer: Engineer::seen(ctx, e).await?,
             token: None,
         })
     }
@@ -126,7 +132,10 @@ impl Mutation {
             .await
             .gql()?;
         let token = token_for(ctx, actor, &u.id, input.role.into());
-        Ok(UserPayload { user: User(u), token })
+        Ok(UserPayload {
+            user: User::seen(ctx, u).await?,
+            token,
+        })
     }
 
     /// ADMIN or INTEGRATION: renames, deactivates or reactivates a user of the caller's tenant.
@@ -138,7 +147,9 @@ impl Mutation {
             active: input.active,
         };
         let u = admin::update_user(ctx.state(), ctx.actor()?, change).await.gql()?;
-        Ok(UpdateUserPayload { user: User(u) })
+        Ok(UpdateUserPayload {
+            user: User::seen(ctx, u).await?,
+        })
     }
 
     /// DISPATCHER or INTEGRATION: a work order enters its workflow; at the dispatch node
@@ -159,7 +170,7 @@ impl Mutation {
         };
         let o = orders::create_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
         Ok(WorkOrderPayload {
-            work_order: WorkOrder(o),
+            work_order: WorkOrder::seen(ctx, o).await?,
         })
     }
 
@@ -169,7 +180,7 @@ impl Mutation {
             .await
             .gql()?;
         Ok(WorkOrderPayload {
-            work_order: WorkOrder(o),
+            work_order: WorkOrder::seen(ctx, o).await?,
         })
     }
 
@@ -179,7 +190,7 @@ impl Mutation {
             .await
             .gql()?;
         Ok(WorkOrderPayload {
-            work_order: WorkOrder(o),
+            work_order: WorkOrder::seen(ctx, o).await?,
         })
     }
 
@@ -192,7 +203,7 @@ impl Mutation {
         };
         let o = orders::cancel_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
         Ok(WorkOrderPayload {
-            work_order: WorkOrder(o),
+            work_order: WorkOrder::seen(ctx, o).await?,
         })
     }
 
@@ -214,7 +225,9 @@ impl Mutation {
         )
         .await
         .gql()?;
-        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+        Ok(DispatchRulePayload {
+            rule: DispatchRule::seen(ctx, r).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION: changes a rule (given fields only).
@@ -232,7 +245,9 @@ impl Mutation {
         let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
             .await
             .gql()?;
-        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+        Ok(DispatchRulePayload {
+            rule: DispatchRule::seen(ctx, r).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION: enables or disables a rule.
@@ -250,7 +265,9 @@ impl Mutation {
         let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
             .await
             .gql()?;
-        Ok(DispatchRulePayload { rule: DispatchRule(r) })
+        Ok(DispatchRulePayload {
+            rule: DispatchRule::seen(ctx, r).await?,
+        })
     }
 
     /// ADMIN or INTEGRATION: deletes a rule (traces that name it keep their revision).
@@ -274,7 +291,7 @@ impl Mutation {
         let ids = input.rule_ids.into_iter().map(|i| i.0).collect();
         let list = rules::reorder(ctx.state(), ctx.actor()?, ids).await.gql()?;
         Ok(DispatchRulesPayload {
-            rules: list.into_iter().map(DispatchRule).collect(),
+            rules: DispatchRule::seen_all(ctx, list).await?,
         })
     }
 
@@ -288,7 +305,7 @@ impl Mutation {
             .await
             .gql()?;
         Ok(WorkOrderPayload {
-            work_order: WorkOrder(o),
+            work_order: WorkOrder::seen(ctx, o).await?,
         })
     }
 
@@ -297,7 +314,9 @@ impl Mutation {
         let t = orders::accept_task(ctx.state(), ctx.actor()?, &input.task_id)
             .await
             .gql()?;
-        Ok(TaskPayload { task: Task(t) })
+        Ok(TaskPayload {
+            task: Task::seen(ctx, t).await?,
+        })
     }
 
     /// ENGINEER: declines its task; the order goes back to dispatch (never to this engineer again).
@@ -305,7 +324,9 @@ impl Mutation {
         let t = orders::decline_task(ctx.state(), ctx.actor()?, &input.task_id, input.reason)
             .await
             .gql()?;
-        Ok(TaskPayload { task: Task(t) })
+        Ok(TaskPayload {
+            task: Task::seen(ctx, t).await?,
+        })
     }
 
     /// ENGINEER: acknowledges its notifications up to a cursor.

@@ -6,7 +6,7 @@ use super::loaders::OrderSelection;
 use super::types::*;
 use crate::error::ResultExt;
 use crate::service::directory::{self, OrderFilter};
-use crate::service::{orders, rules};
+use crate::service::{audience, orders, rules};
 
 pub struct Query;
 
@@ -17,7 +17,7 @@ impl Query {
         Ok(directory::node(ctx.state(), ctx.actor()?, &id)
             .await
             .gql()?
-            .map(Node::from))
+            .map(|(v, a)| Node::of(v, a)))
     }
 
     /// The caller.
@@ -27,7 +27,7 @@ impl Query {
 
     async fn work_order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WorkOrder>> {
         match directory::work_order(ctx.state(), ctx.actor()?, &id).await {
-            Ok(o) => Ok(Some(WorkOrder(o))),
+            Ok((o, a)) => Ok(Some(WorkOrder(o, a))),
             Err(crate::error::Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e).gql(),
         }
@@ -61,12 +61,12 @@ impl Query {
 
     /// Partners: of an upstream tenant, its connected service providers; of a downstream tenant, its upstream links.
     async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Partner>> {
-        Ok(directory::partners(ctx.state(), ctx.actor()?)
-            .await
-            .gql()?
-            .into_iter()
-            .map(Partner)
-            .collect())
+        let list = directory::partners(ctx.state(), ctx.actor()?).await.gql()?;
+        let mut out = Vec::with_capacity(list.len());
+        for p in list {
+            out.push(Partner::seen(ctx, p).await?);
+        }
+        Ok(out)
     }
 
     /// Engineers: an upstream tenant sees those of its connected partners (optionally of one);
@@ -75,17 +75,16 @@ impl Query {
         let list = directory::engineers(ctx.state(), ctx.actor()?, partner_id.as_ref().map(|p| p.as_str()))
             .await
             .gql()?;
-        Ok(list.into_iter().map(Engineer).collect())
+        let mut out = Vec::with_capacity(list.len());
+        for e in list {
+            out.push(Engineer::seen(ctx, e).await?);
+        }
+        Ok(out)
     }
 
     /// The tenant's automatic dispatch rules, in priority order.
     async fn dispatch_rules(&self, ctx: &Context<'_>) -> Result<Vec<DispatchRule>> {
-        Ok(rules::list(ctx.state(), ctx.actor()?)
-            .await
-            .gql()?
-            .into_iter()
-            .map(DispatchRule)
-            .collect())
+        DispatchRule::seen_all(ctx, rules::list(ctx.state(), ctx.actor()?).await.gql()?).await
     }
 
     /// A dry run of automatic dispatch for an existing order or one not created yet: the same
@@ -114,9 +113,9 @@ impl Query {
                 .gql();
             }
         };
-        Ok(DispatchTrace(
-            orders::explain_dispatch(ctx.state(), ctx.actor()?, what).await.gql()?,
-        ))
+        let trace = orders::explain_dispatch(ctx.state(), ctx.actor()?, what).await.gql()?;
+        // A dry run is the caller's own (only upstream staff may ask for one).
+        Ok(DispatchTrace(trace, audience::own(ctx.caller().await?)))
     }
 
     /// ENGINEER: its task notifications, unacknowledged first (Relay connection).
@@ -140,11 +139,11 @@ impl Query {
     }
 
     async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {
-        Ok(directory::workflows(ctx.state(), ctx.actor()?)
-            .await
-            .gql()?
-            .into_iter()
-            .map(Workflow)
-            .collect())
+        let list = directory::workflows(ctx.state(), ctx.actor()?).await.gql()?;
+        let mut out = Vec::with_capacity(list.len());
+        for w in list {
+            out.push(Workflow::seen(ctx, w).await?);
+        }
+        Ok(out)
     }
 }

@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 use super::context::ContextExt;
 use super::types::{TaskNotification, WorkOrderEvent};
 use crate::error::ResultExt;
-use crate::service::notifications;
+use crate::service::{audience, notifications};
 
 pub struct Subscription;
 
@@ -22,7 +22,15 @@ impl Subscription {
         let stream = notifications::task_notifications(ctx.state(), ctx.actor()?, after.as_deref())
             .await
             .gql()?;
-        Ok(stream.map(|r| r.map(TaskNotification).gql()))
+        // Each notification is shown as its engineer sees it (its fields go through the policy).
+        let caller = ctx.caller().await?.clone();
+        Ok(stream.map(move |r| {
+            r.map(|d| {
+                let a = audience::notification(&caller, &d.notification);
+                TaskNotification(d, a)
+            })
+            .gql()
+        }))
     }
 
     /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: every change of its orders, in
@@ -37,6 +45,13 @@ impl Subscription {
         let stream = notifications::work_order_events(ctx.state(), ctx.actor()?, after.as_deref())
             .await
             .gql()?;
-        Ok(stream.map(|r| r.map(WorkOrderEvent).gql()))
+        let caller = ctx.caller().await?.clone();
+        Ok(stream.map(move |r| {
+            r.map(|e| {
+                let a = audience::event(&caller, &e);
+                WorkOrderEvent(e, a)
+            })
+            .gql()
+        }))
     }
 }

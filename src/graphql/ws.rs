@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::AppSchema;
-use super::context::RequestAuth;
+use super::context::{CallerCell, RequestAuth};
 use super::loaders::Loaders;
 use crate::app::AppState;
 use crate::auth::Actor;
@@ -328,7 +328,10 @@ impl Connection {
         }
         // A stream lives as long as its subscription: its loaders batch but do not cache, so
         // each event is resolved against the rows as they are then.
-        let req = req.data(RequestAuth(Ok(actor))).data(Loaders::uncached(&self.state.db));
+        let req = req
+            .data(RequestAuth(Ok(actor)))
+            .data(CallerCell::default())
+            .data(Loaders::uncached(&self.state.db));
         let responses = self
             .schema
             .execute_stream(req)

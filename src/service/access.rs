@@ -5,6 +5,7 @@ use entity::tenant;
 
 use crate::app::AppState;
 use crate::auth::Actor;
+use crate::domain::visibility::{self, CallerKind};
 use crate::domain::{Role, TenantKind};
 use crate::error::{Error, Result};
 
@@ -73,28 +74,33 @@ impl Caller {
         self.tenant.outer_tenant_id.as_deref()
     }
 
-    /// Refuses with FORBIDDEN unless the caller has one of `roles` in a tenant of `kind`.
-    pub fn require(&self, kind: TenantKind, roles: &[Role], operation: &str) -> Result<()> {
-        if self.kind == kind && roles.contains(&self.actor.role) {
+    /// The caller's kind: its role in its kind of tenant.
+    pub fn kind(&self) -> CallerKind {
+        (self.kind, self.actor.role)
+    }
+
+    /// Refuses with FORBIDDEN unless the policy (`domain::visibility::OPERATIONS`) lets this
+    /// kind of caller run `operation` (`Mutation.createWorkOrder`). An operation the policy does
+    /// not list is refused to everyone.
+    pub fn require_op(&self, operation: &str) -> Result<()> {
+        if visibility::may(operation, self.kind()) {
             return Ok(());
         }
-        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let field = operation.rsplit('.').next().unwrap_or(operation);
+        let allowed: Vec<String> = visibility::operation(operation)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, r)| format!("{r} of an {} tenant", k.as_str().to_lowercase()))
+            .collect();
         Err(Error::Forbidden(format!(
-            "{operation} needs the role {} of an {} tenant; the caller is {} of an {} tenant",
-            allowed.join(" or "),
-            kind.as_str().to_lowercase(),
+            "{field} is for {}; the caller is {} of an {} tenant",
+            if allowed.is_empty() {
+                "nobody".to_owned()
+            } else {
+                allowed.join(", ")
+            },
             self.actor.role,
             self.kind.as_str().to_lowercase(),
         )))
-    }
-
-    /// Tenant administration: ADMIN, or INTEGRATION (which has its ADMIN's rights).
-    pub fn require_admin(&self, kind: TenantKind, operation: &str) -> Result<()> {
-        self.require(kind, &[Role::Admin, Role::Integration], operation)
-    }
-
-    /// Dispatching: DISPATCHER, or INTEGRATION (which has its DISPATCHER's rights).
-    pub fn require_dispatcher(&self, operation: &str) -> Result<()> {
-        self.require(TenantKind::Upstream, &[Role::Dispatcher, Role::Integration], operation)
     }
 }

@@ -24,7 +24,7 @@ pub struct NewWorkflow {
 
 pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "createWorkflow")?;
+    caller.require_op("Mutation.createWorkflow")?;
     validate::name(&input.name, 200).map_err(|m| Error::bad_input("name", m))?;
     wf::validate(input.kind, &input.nodes).map_err(|e| Error::bad_input(e.field, e.message))?;
     let nodes: Vec<Node> = input
@@ -62,7 +62,7 @@ pub async fn connect_service_provider(
     input: ConnectProvider,
 ) -> Result<partner::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "connectServiceProvider")?;
+    caller.require_op("Mutation.connectServiceProvider")?;
     let downstream = match (&input.downstream_tenant_id, &input.outer_tenant_id) {
         (Some(id), None) => state.tenants.get(&state.db, id).await?,
         (None, Some(outer)) => tenant::Entity::find()
@@ -117,6 +117,7 @@ pub async fn connect_service_provider(
     .await
     .map_err(already_connected)?;
     tx.commit().await?;
+    state.links.add(&p.upstream_tenant_id, &p.downstream_tenant_id);
     Ok(p)
 }
 
@@ -136,7 +137,7 @@ pub struct PartnerChange {
 
 pub async fn update_partner(state: &AppState, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "updatePartner")?;
+    caller.require_op("Mutation.updatePartner")?;
     let p = partner::Entity::find_by_id(input.partner_id.clone())
         .one(&state.db)
         .await?
@@ -191,7 +192,7 @@ fn check_capacity(c: i32) -> Result<i32> {
 
 pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -> Result<engineer::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Downstream, "addEngineer")?;
+    caller.require_op("Mutation.addEngineer")?;
     let name = spec.name.unwrap_or_default();
     validate::name(&name, 200).map_err(|m| Error::bad_input("name", m))?;
     let skills = validate::skills(&spec.skills.unwrap_or_default()).map_err(|m| Error::bad_input("skills", m))?;
@@ -218,7 +219,7 @@ pub async fn update_engineer(
     spec: EngineerSpec,
 ) -> Result<engineer::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Downstream, "updateEngineer")?;
+    caller.require_op("Mutation.updateEngineer")?;
     let e = engineer::Entity::find_by_id(engineer_id.to_owned())
         .one(&state.db)
         .await?
@@ -282,7 +283,7 @@ pub struct UserChange {
 /// deactivated user's tokens stop working at once (HTTP and WebSocket alike).
 pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(caller.kind, "updateUser")?;
+    caller.require_op("Mutation.updateUser")?;
     let u = user::Entity::find_by_id(change.user_id.clone())
         .one(&state.db)
         .await?
@@ -308,7 +309,7 @@ pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) ->
 
 pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(caller.kind, "addUser")?;
+    caller.require_op("Mutation.addUser")?;
     validate::name(name, 200).map_err(|m| Error::bad_input("name", m))?;
     match role {
         Role::Engineer => return Err(Error::bad_input("role", "engineers are added with addEngineer")),

@@ -7,12 +7,13 @@ use sea_orm::{ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, Q
 
 use crate::app::AppState;
 use crate::auth::Actor;
+use crate::domain::visibility::Audience;
 use crate::domain::work_order::State;
 use crate::domain::{Role, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
 
-use super::Caller;
+use super::{Caller, audience};
 
 pub const MAX_PAGE: u64 = 100;
 pub const DEFAULT_PAGE: u64 = 20;
@@ -40,28 +41,30 @@ pub fn order_scope(caller: &Caller) -> Result<Condition> {
     })
 }
 
-fn order_visible(caller: &Caller, o: &work_order::Model) -> bool {
-    match (caller.kind, caller.role()) {
-        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => o.tenant_id == caller.tenant_id(),
-        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
-            o.field_downstream_outer_tenant_id.is_some()
-                && o.field_downstream_outer_tenant_id.as_deref() == caller.outer_id()
-        }
-        (TenantKind::Downstream, Role::Engineer) => {
-            o.field_out_deal_user.as_deref() == Some(caller.actor.subject.as_str())
-        }
-        _ => false,
+/// An order by ID, as the caller stands to it: its upstream's staff, the provider and engineer
+/// it is assigned to, or a former assignee (an engineer, or a provider, that holds or held a
+/// task of it). NOT_FOUND for anyone else.
+pub async fn work_order(state: &AppState, actor: &Actor, id: &str) -> Result<(work_order::Model, Audience)> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.workOrder")?;
+    let o = work_order::Entity::find_by_id(id.to_owned())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::not_found("work order", id))?;
+    match order_audience(state, &caller, &o).await? {
+        Audience::Stranger => Err(Error::not_found("work order", id)),
+        a => Ok((o, a)),
     }
 }
 
-pub async fn work_order(state: &AppState, actor: &Actor, id: &str) -> Result<work_order::Model> {
-    let caller = Caller::load(state, actor).await?;
-    order_scope(&caller)?;
-    work_order::Entity::find_by_id(id.to_owned())
-        .one(&state.db)
-        .await?
-        .filter(|o| order_visible(&caller, o))
-        .ok_or_else(|| Error::not_found("work order", id))
+async fn order_audience(state: &AppState, caller: &Caller, o: &work_order::Model) -> Result<Audience> {
+    Ok(match audience::order(caller, o) {
+        Audience::Stranger => {
+            let held = audience::holds_task(&state.db, caller, &o.id).await?;
+            audience::order_held(caller, o, held)
+        }
+        a => a,
+    })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -121,6 +124,7 @@ pub async fn work_orders(
     filter: OrderFilter,
 ) -> Result<Page> {
     let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.workOrders")?;
     let limit = match first {
         None => DEFAULT_PAGE,
         Some(n) if n >= 0 && (n as u64) <= MAX_PAGE => n as u64,
@@ -160,6 +164,7 @@ pub async fn count_orders(state: &AppState, condition: Condition) -> Result<u64>
 
 pub async fn partners(state: &AppState, actor: &Actor) -> Result<Vec<partner::Model>> {
     let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.partners")?;
     let col = match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => partner::Column::UpstreamTenantId,
         (TenantKind::Downstream, Role::Admin | Role::Integration) => partner::Column::DownstreamTenantId,
@@ -176,6 +181,7 @@ pub async fn partners(state: &AppState, actor: &Actor) -> Result<Vec<partner::Mo
 /// (optionally of one partner).
 pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>) -> Result<Vec<engineer::Model>> {
     let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.engineers")?;
     let tenants: Vec<String> = match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
             let mut q = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(caller.tenant_id()));
@@ -208,11 +214,7 @@ pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>
 
 pub async fn workflows(state: &AppState, actor: &Actor) -> Result<Vec<workflow::Model>> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(
-        TenantKind::Upstream,
-        &[Role::Admin, Role::Dispatcher, Role::Integration],
-        "workflows",
-    )?;
+    caller.require_op("Query.workflows")?;
     Ok(workflow::Entity::find()
         .filter(workflow::Column::TenantId.eq(caller.tenant_id()))
         .order_by_asc(workflow::Column::Id)
@@ -233,78 +235,50 @@ pub enum NodeValue {
     Task(task::Model),
 }
 
-/// Whether the caller's tenant and `downstream` are connected (either side).
-async fn connected(state: &AppState, caller: &Caller, other_tenant: &str) -> Result<bool> {
-    let (up, down) = if caller.is_upstream() {
-        (caller.tenant_id(), other_tenant)
-    } else {
-        (other_tenant, caller.tenant_id())
-    };
-    Ok(partner::Entity::find()
-        .filter(partner::Column::UpstreamTenantId.eq(up))
-        .filter(partner::Column::DownstreamTenantId.eq(down))
-        .one(&state.db)
-        .await?
-        .is_some())
-}
-
-pub async fn node(state: &AppState, actor: &Actor, id: &str) -> Result<Option<NodeValue>> {
+/// Any object by ID, with the audience the caller is to it: the same audience every other path
+/// to the object gives (`service::audience`), so `node` shows exactly what the nested fields
+/// show. None when the caller has no relation to it (or it does not exist).
+pub async fn node(state: &AppState, actor: &Actor, id: &str) -> Result<Option<(NodeValue, Audience)>> {
     let caller = Caller::load(state, actor).await?;
-    let staff = caller.role() != Role::Engineer;
-    let mine = |tenant: &str| tenant == caller.tenant_id();
-    let value = match ids::prefix(id) {
-        Some(ids::TENANT) => match state.tenants.get(&state.db, id).await? {
-            Some(t) if mine(&t.id) || (staff && connected(state, &caller, &t.id).await?) => Some(NodeValue::Tenant(t)),
-            _ => None,
+    caller.require_op("Query.node")?;
+    let c = &caller;
+    let db = &state.db;
+    let found = match ids::prefix(id) {
+        Some(ids::TENANT) => match state.tenants.get(db, id).await? {
+            Some(t) => Some((audience::tenant(state, c, &t).await?, NodeValue::Tenant(t))),
+            None => None,
         },
         Some(ids::USER) => user::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
+            .one(db)
             .await?
-            .filter(|u| staff && mine(&u.tenant_id))
-            .map(NodeValue::User),
+            .map(|u| (audience::user(c, &u), NodeValue::User(u))),
         Some(ids::ACCOUNT) => account::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
+            .one(db)
             .await?
-            .filter(|a| staff && caller.is_upstream() && mine(&a.upstream_tenant_id))
-            .map(NodeValue::Account),
+            .map(|a| (audience::account(c, &a), NodeValue::Account(a))),
         Some(ids::PARTNER) => partner::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
+            .one(db)
             .await?
-            .filter(|p| staff && (mine(&p.upstream_tenant_id) || mine(&p.downstream_tenant_id)))
-            .map(NodeValue::Partner),
-        Some(ids::ENGINEER) => match engineer::Entity::find_by_id(id.to_owned()).one(&state.db).await? {
-            Some(e) if caller.role() == Role::Engineer => {
-                (e.id == caller.actor.subject).then_some(NodeValue::Engineer(e))
-            }
-            Some(e)
-                if mine(&e.tenant_id) || (caller.is_upstream() && connected(state, &caller, &e.tenant_id).await?) =>
-            {
-                Some(NodeValue::Engineer(e))
-            }
-            _ => None,
+            .map(|p| (audience::partner(c, &p), NodeValue::Partner(p))),
+        Some(ids::ENGINEER) => match engineer::Entity::find_by_id(id.to_owned()).one(db).await? {
+            Some(e) => Some((audience::engineer(state, c, &e).await?, NodeValue::Engineer(e))),
+            None => None,
         },
         Some(ids::WORKFLOW) => workflow::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
+            .one(db)
             .await?
-            .filter(|w| staff && mine(&w.tenant_id))
-            .map(NodeValue::Workflow),
-        Some(ids::WORK_ORDER) => work_order::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
-            .await?
-            .filter(|o| order_visible(&caller, o))
-            .map(NodeValue::WorkOrder),
+            .map(|w| (audience::workflow(c, &w), NodeValue::Workflow(w))),
+        Some(ids::WORK_ORDER) => match work_order::Entity::find_by_id(id.to_owned()).one(db).await? {
+            Some(o) => Some((order_audience(state, c, &o).await?, NodeValue::WorkOrder(o))),
+            None => None,
+        },
         Some(ids::TASK) => task::Entity::find_by_id(id.to_owned())
-            .one(&state.db)
+            .one(db)
             .await?
-            .filter(|t| match (caller.kind, caller.role()) {
-                (_, Role::Engineer) => t.engineer_id == caller.actor.subject,
-                (TenantKind::Upstream, _) => mine(&t.tenant_id),
-                (TenantKind::Downstream, _) => mine(&t.downstream_tenant_id),
-            })
-            .map(NodeValue::Task),
+            .map(|t| (audience::task(c, &t), NodeValue::Task(t))),
         _ => None,
     };
-    Ok(value)
+    Ok(found.filter(|(a, _)| *a != Audience::Stranger).map(|(a, v)| (v, a)))
 }
 
 /// The caller itself: its tenant and, when it exists, its user or engineer record.
@@ -316,6 +290,7 @@ pub struct Me {
 
 pub async fn me(state: &AppState, actor: &Actor) -> Result<Me> {
     let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.me")?;
     let (mut user, mut engineer) = (None, None);
     if caller.role() == Role::Engineer {
         engineer = engineer::Entity::find_by_id(actor.subject.clone())

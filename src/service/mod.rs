@@ -1,6 +1,7 @@
 //! Use cases: each checks the caller's role and tenant, loads, asks the domain, persists.
 pub mod access;
 pub mod admin;
+pub mod audience;
 pub mod demo;
 pub mod directory;
 pub mod notifications;

@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::domain::{Role, TenantKind};
+
 use crate::error::{Error, Result};
 
 use super::Caller;
@@ -52,10 +52,6 @@ pub fn parse_cursor(field: &str, cursor: Option<&str>) -> Result<i64> {
             .filter(|n| *n >= 0)
             .ok_or_else(|| Error::bad_input(field, "not a cursor (a sequence number)")),
     }
-}
-
-fn require_engineer(caller: &Caller, op: &str) -> Result<()> {
-    caller.require(TenantKind::Downstream, &[Role::Engineer], op)
 }
 
 /// Loads the tasks and orders of a batch of notifications, two statements whatever its size.
@@ -121,7 +117,7 @@ pub async fn task_notifications(
     after: Option<&str>,
 ) -> Result<impl Stream<Item = Result<Delivered>> + Send + use<>> {
     let caller = Caller::load(state, actor).await?;
-    require_engineer(&caller, "taskNotifications")?;
+    caller.require_op("Subscription.taskNotifications")?;
     let cursor = parse_cursor("after", after)?;
     let engineer = actor.subject.clone();
     let wake = state.hub.engineer(&engineer);
@@ -211,7 +207,7 @@ pub async fn list(
     unacknowledged_only: bool,
 ) -> Result<NotificationPage> {
     let caller = Caller::load(state, actor).await?;
-    require_engineer(&caller, "notifications")?;
+    caller.require_op("Query.notifications")?;
     let limit = match first {
         None => 20,
         Some(n) if (0..=100).contains(&n) => n as u64,
@@ -266,7 +262,7 @@ pub async fn list(
 /// ENGINEER: marks its notifications up to the cursor (a sequence number) as read.
 pub async fn acknowledge(state: &AppState, actor: &Actor, up_to: &str) -> Result<u64> {
     let caller = Caller::load(state, actor).await?;
-    require_engineer(&caller, "acknowledgeNotifications")?;
+    caller.require_op("Mutation.acknowledgeNotifications")?;
     let up_to = parse_cursor("upTo", Some(up_to.rsplit(':').next().unwrap_or(up_to)))?;
     let res = notification::Entity::update_many()
         .col_expr(notification::Column::AcknowledgedAt, Expr::value(crate::domain::now()))
@@ -287,11 +283,7 @@ pub async fn work_order_events(
     after: Option<&str>,
 ) -> Result<impl Stream<Item = Result<work_order_event::Model>> + Send + use<>> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(
-        TenantKind::Upstream,
-        &[Role::Dispatcher, Role::Admin, Role::Integration],
-        "workOrderEvents",
-    )?;
+    caller.require_op("Subscription.workOrderEvents")?;
     let tenant = caller.tenant_id().to_owned();
     let wake = state.hub.tenant(&tenant);
     // Joined before the cursor is read: an event committed after this read wakes the stream.

@@ -267,7 +267,7 @@ fn checked(input: NewOrder) -> Result<(NewOrder, Vec<String>)> {
 
 pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_dispatcher("createWorkOrder")?;
+    caller.require_op("Mutation.createWorkOrder")?;
     let (input, skills) = checked(input)?;
     let facts = facts_of_input(&input, &skills);
     let flow = state
@@ -728,12 +728,12 @@ pub async fn assign_engineer(
     kind: AssignKind,
 ) -> Result<work_order::Model> {
     let op = if kind == AssignKind::Reassign {
-        "reassignEngineer"
+        "Mutation.reassignEngineer"
     } else {
-        "assignEngineer"
+        "Mutation.assignEngineer"
     };
     let caller = Caller::load(state, actor).await?;
-    caller.require_dispatcher(op)?;
+    caller.require_op(op)?;
     // Everything is read and checked before the write transaction: the order's update is
     // conditional on the version read (the one the caller expects), and the engineer's claim
     // checks again that it and its partner may still take the task. The single SQLite writer
@@ -867,7 +867,7 @@ pub struct RetryInput {
 /// Runs automatic dispatch again for an order waiting for manual assignment.
 pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_dispatcher("retryAutoDispatch")?;
+    caller.require_op("Mutation.retryAutoDispatch")?;
     let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
     let retry = transition(current, Command::RetryAutoDispatch)?;
@@ -1000,15 +1000,7 @@ pub enum Explain {
 /// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
 pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(
-        TenantKind::Upstream,
-        &[
-            crate::domain::Role::Admin,
-            crate::domain::Role::Dispatcher,
-            crate::domain::Role::Integration,
-        ],
-        "explainDispatch",
-    )?;
+    caller.require_op("Query.explainDispatch")?;
     let (facts, order_id) = match what {
         Explain::Order(id) => {
             let order = work_order::Entity::find_by_id(id.clone())
@@ -1109,7 +1101,7 @@ pub struct CancelInput {
 
 pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_dispatcher("cancelWorkOrder")?;
+    caller.require_op("Mutation.cancelWorkOrder")?;
     let reason = text("reason", &input.reason, 1000)?;
     let tx = begin_write(&state.writer).await?;
     let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
@@ -1195,7 +1187,7 @@ async fn engineer_task<C: ConnectionTrait>(
 /// ENGINEER: accepts its task.
 pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "acceptTask")?;
+    caller.require_op("Mutation.acceptTask")?;
     let tx = begin_write(&state.writer).await?;
     let (task, order, _) = engineer_task(&tx, &caller, task_id).await?;
     if task.status == task_status::ACCEPTED {
@@ -1247,7 +1239,7 @@ pub async fn decline_task(
 
 async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(TenantKind::Downstream, &[crate::domain::Role::Engineer], "declineTask")?;
+    caller.require_op("Mutation.declineTask")?;
     let reason = text("reason", &reason, 1000)?;
     let tx = begin_write(&state.writer).await?;
     let (task, order, current) = engineer_task(&tx, &caller, task_id).await?;

@@ -23,7 +23,7 @@ use crate::domain::dispatch::{
     Candidates, Condition, Decision, EngineerInfo, OrderFacts, PartnerInfo, Reasons, RuleSet, RuleSpec, RuleTrace,
     Strategy, Target,
 };
-use crate::domain::{Role, TenantKind, validate};
+use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::store::Batch;
@@ -201,11 +201,7 @@ async fn load_rule<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> R
 
 pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
-    caller.require(
-        TenantKind::Upstream,
-        &[Role::Admin, Role::Dispatcher, Role::Integration],
-        "dispatchRules",
-    )?;
+    caller.require_op("Query.dispatchRules")?;
     tenant_rules(&state.db, caller.tenant_id()).await
 }
 
@@ -219,7 +215,7 @@ pub async fn create(
     position: Option<i32>,
 ) -> Result<dispatch_rule::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "createDispatchRule")?;
+    caller.require_op("Mutation.createDispatchRule")?;
     let name = check_name(name)?;
     check_conditions(&conditions).map_err(bad)?;
     let tx = begin_write(&state.writer).await?;
@@ -277,7 +273,7 @@ pub async fn create(
 
 pub async fn update(state: &AppState, actor: &Actor, id: &str, change: RuleChange) -> Result<dispatch_rule::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "updateDispatchRule")?;
+    caller.require_op("Mutation.updateDispatchRule")?;
     let tx = begin_write(&state.writer).await?;
     let rule = load_rule(&tx, &caller, id).await?;
     let mut am: dispatch_rule::ActiveModel = rule.into();
@@ -304,7 +300,7 @@ pub async fn update(state: &AppState, actor: &Actor, id: &str, change: RuleChang
 
 pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "deleteDispatchRule")?;
+    caller.require_op("Mutation.deleteDispatchRule")?;
     let tx = begin_write(&state.writer).await?;
     load_rule(&tx, &caller, id).await?;
     dispatch_rule::Entity::delete_by_id(id.to_owned()).exec(&tx).await?;
@@ -319,7 +315,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
 /// Puts the tenant's rules in the given order (every rule, once).
 pub async fn reorder(state: &AppState, actor: &Actor, order: Vec<String>) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_admin(TenantKind::Upstream, "reorderDispatchRules")?;
+    caller.require_op("Mutation.reorderDispatchRules")?;
     let tx = begin_write(&state.writer).await?;
     let existing = tenant_rules(&tx, caller.tenant_id()).await?;
     let mut want: Vec<&str> = order.iter().map(String::as_str).collect();

@@ -15,14 +15,18 @@ macro_rules! mirror {
     };
 }
 
+mod containers;
 mod enums;
 mod inputs;
 mod notifications;
-mod objects;
+mod orders;
+mod parties;
 mod rules;
 
+pub use containers::*;
 pub use enums::*;
 pub use inputs::*;
 pub use notifications::*;
-pub use objects::*;
+pub use orders::*;
+pub use parties::*;
 pub use rules::*;

@@ -1,8 +1,13 @@
 //! Task notifications and the engineer's actions.
-use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::objects::{PageInfo, Task, WorkOrder};
+use super::containers::PageInfo;
+use super::orders::{Task, WorkOrder};
+use crate::domain::visibility::Audience;
+use crate::graphql::context::ContextExt;
+use crate::graphql::policy::Sees;
+use crate::service::audience;
 use crate::service::notifications::{Delivered, NotificationPage, cursor_of};
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -16,9 +21,24 @@ pub enum TaskNotificationKind {
 }
 
 /// A standard task notification.
-pub struct TaskNotification(pub Delivered);
+pub struct TaskNotification(pub Delivered, pub Audience);
 
-#[Object]
+impl TaskNotification {
+    pub async fn seen(ctx: &Context<'_>, d: Delivered) -> Result<TaskNotification> {
+        let a = audience::notification(ctx.caller().await?, &d.notification);
+        Ok(TaskNotification(d, a))
+    }
+
+    async fn seen_all(ctx: &Context<'_>, items: &[Delivered]) -> Result<Vec<TaskNotification>> {
+        let c = ctx.caller().await?;
+        Ok(items
+            .iter()
+            .map(|d| TaskNotification(d.clone(), audience::notification(c, &d.notification)))
+            .collect())
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
 impl TaskNotification {
     async fn id(&self) -> ID {
         ID(self.0.notification.id.clone())
@@ -39,12 +59,12 @@ impl TaskNotification {
         }
     }
     /// The task as it is now.
-    async fn task(&self) -> Task {
-        Task(self.0.task.clone())
+    async fn task(&self, ctx: &Context<'_>) -> Result<Task> {
+        Task::seen(ctx, self.0.task.clone()).await
     }
-    /// The work order as it is now.
-    async fn work_order(&self) -> WorkOrder {
-        WorkOrder(self.0.order.clone())
+    /// The work order as it is now (what the engineer was given, once it is someone else's).
+    async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
+        WorkOrder::seen_held(ctx, self.0.order.clone(), true).await
     }
     async fn acknowledged(&self) -> bool {
         self.0.notification.acknowledged_at.is_some()
@@ -55,6 +75,7 @@ impl TaskNotification {
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct TaskNotificationEdge {
     pub cursor: String,
     pub node: TaskNotification,
@@ -63,20 +84,20 @@ pub struct TaskNotificationEdge {
 /// The engineer's notifications: unacknowledged first, then the rest, newest first in each.
 pub struct TaskNotificationConnection(pub NotificationPage);
 
-#[Object]
+#[Object(guard = "Sees::container::<Self>()")]
 impl TaskNotificationConnection {
-    async fn edges(&self) -> Vec<TaskNotificationEdge> {
-        self.0
-            .items
-            .iter()
-            .map(|d| TaskNotificationEdge {
-                cursor: cursor_of(d),
-                node: TaskNotification(d.clone()),
+    async fn edges(&self, ctx: &Context<'_>) -> Result<Vec<TaskNotificationEdge>> {
+        Ok(TaskNotification::seen_all(ctx, &self.0.items)
+            .await?
+            .into_iter()
+            .map(|n| TaskNotificationEdge {
+                cursor: cursor_of(&n.0),
+                node: n,
             })
-            .collect()
+            .collect())
     }
-    async fn nodes(&self) -> Vec<TaskNotification> {
-        self.0.items.iter().cloned().map(TaskNotification).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> Result<Vec<TaskNotification>> {
+        TaskNotification::seen_all(ctx, &self.0.items).await
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo {
@@ -106,11 +127,13 @@ pub struct AcknowledgeNotificationsInput {
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct TaskPayload {
     pub task: Task,
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct AcknowledgePayload {
     /// How many notifications changed to acknowledged.
     pub acknowledged: i32,

@@ -3,11 +3,14 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use entity::dispatch_rule;
 
-use super::objects::{Engineer, Partner};
+use super::parties::{Engineer, Partner};
 use crate::domain::dispatch::{self as d, Reasons};
+use crate::domain::visibility::Audience;
 use crate::error::{Error, ResultExt};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{many, one};
+use crate::graphql::policy::Sees;
+use crate::service::audience;
 use crate::service::rules::{self, RuleView, TraceView};
 
 mirror!(
@@ -96,21 +99,25 @@ fn reasons(r: Reasons) -> Vec<ExclusionReason> {
 }
 
 #[derive(SimpleObject, Clone)]
+#[graphql(guard = "Sees::object::<Self>(self.audience)")]
 pub struct RuleCondition {
     pub field: RuleField,
     /// The custom field's key (CUSTOM_FIELD only).
     pub key: Option<String>,
     pub operator: RuleOperator,
     pub values: Vec<String>,
+    #[graphql(skip)]
+    pub audience: Audience,
 }
 
-impl From<d::Condition> for RuleCondition {
-    fn from(c: d::Condition) -> Self {
+impl RuleCondition {
+    fn new(c: d::Condition, audience: Audience) -> Self {
         RuleCondition {
             field: c.field.into(),
             key: c.key,
             operator: c.operator.into(),
             values: c.values,
+            audience,
         }
     }
 }
@@ -153,13 +160,13 @@ impl From<RuleTargetInput> for rules::TargetInput {
 }
 
 /// Who a rule assigns to: one engineer, or the engineers of partners picked by a strategy.
-pub struct RuleTarget(d::Target);
+pub struct RuleTarget(d::Target, Audience);
 
-#[Object]
+#[Object(guard = "Sees::object::<Self>(self.1)")]
 impl RuleTarget {
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match &self.0 {
-            d::Target::Engineer { engineer_id } => Ok(one(ctx.loaders().engineers(), engineer_id).await?.map(Engineer)),
+            d::Target::Engineer { engineer_id } => Engineer::by_id(ctx, engineer_id).await,
             d::Target::Partners { .. } => Ok(None),
         }
     }
@@ -169,11 +176,11 @@ impl RuleTarget {
             return Ok(Vec::new());
         };
         let mut found = many(ctx.loaders().partners(), partner_ids).await?;
-        Ok(partner_ids
-            .iter()
-            .filter_map(|p| found.remove(p))
-            .map(Partner)
-            .collect())
+        let mut out = Vec::with_capacity(partner_ids.len());
+        for p in partner_ids.iter().filter_map(|p| found.remove(p)) {
+            out.push(Partner::seen(ctx, p).await?);
+        }
+        Ok(out)
     }
     async fn strategy(&self) -> Option<DispatchStrategy> {
         match &self.0 {
@@ -184,9 +191,27 @@ impl RuleTarget {
 }
 
 /// An automatic dispatch rule of an upstream tenant.
-pub struct DispatchRule(pub dispatch_rule::Model);
+pub struct DispatchRule(pub dispatch_rule::Model, pub Audience);
 
-#[Object]
+impl DispatchRule {
+    pub async fn seen(ctx: &Context<'_>, r: dispatch_rule::Model) -> Result<DispatchRule> {
+        let a = audience::rule(ctx.caller().await?, &r);
+        Ok(DispatchRule(r, a))
+    }
+
+    pub async fn seen_all(ctx: &Context<'_>, rules: Vec<dispatch_rule::Model>) -> Result<Vec<DispatchRule>> {
+        let c = ctx.caller().await?;
+        Ok(rules
+            .into_iter()
+            .map(|r| {
+                let a = audience::rule(c, &r);
+                DispatchRule(r, a)
+            })
+            .collect())
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
 impl DispatchRule {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
@@ -206,13 +231,14 @@ impl DispatchRule {
         let c: Vec<d::Condition> = serde_json::from_value(self.0.conditions.clone())
             .map_err(Error::internal)
             .gql()?;
-        Ok(c.into_iter().map(Into::into).collect())
+        Ok(c.into_iter().map(|c| RuleCondition::new(c, self.1)).collect())
     }
     async fn target(&self) -> Result<RuleTarget> {
         Ok(RuleTarget(
             serde_json::from_value(self.0.target.clone())
                 .map_err(Error::internal)
                 .gql()?,
+            self.1,
         ))
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -245,26 +271,30 @@ pub enum DispatchOutcome {
 
 /// A condition that did not hold, with the rule's values and the order's.
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::object::<Self>(self.audience)")]
 pub struct ConditionCheck {
     /// Position of the condition in the rule, from 0.
     pub index: i32,
     pub condition: RuleCondition,
     /// The order's value, as text (null when the order has none).
     pub order_value: Option<String>,
+    #[graphql(skip)]
+    pub audience: Audience,
 }
 
 pub struct EngineerExclusion {
     engineer_id: String,
     reasons: Reasons,
+    audience: Audience,
 }
 
-#[Object]
+#[Object(guard = "Sees::object::<Self>(self.audience)")]
 impl EngineerExclusion {
     async fn engineer_id(&self) -> ID {
         ID(self.engineer_id.clone())
     }
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
-        Ok(one(ctx.loaders().engineers(), &self.engineer_id).await?.map(Engineer))
+        Engineer::by_id(ctx, &self.engineer_id).await
     }
     async fn reasons(&self) -> Vec<ExclusionReason> {
         reasons(self.reasons)
@@ -274,15 +304,19 @@ impl EngineerExclusion {
 pub struct PartnerExclusion {
     partner_id: String,
     reasons: Reasons,
+    audience: Audience,
 }
 
-#[Object]
+#[Object(guard = "Sees::object::<Self>(self.audience)")]
 impl PartnerExclusion {
     async fn partner_id(&self) -> ID {
         ID(self.partner_id.clone())
     }
     async fn partner(&self, ctx: &Context<'_>) -> Result<Option<Partner>> {
-        Ok(one(ctx.loaders().partners(), &self.partner_id).await?.map(Partner))
+        match one(ctx.loaders().partners(), &self.partner_id).await? {
+            Some(p) => Ok(Some(Partner::seen(ctx, p).await?)),
+            None => Ok(None),
+        }
     }
     async fn reasons(&self) -> Vec<ExclusionReason> {
         reasons(self.reasons)
@@ -290,9 +324,9 @@ impl PartnerExclusion {
 }
 
 /// How one rule fared.
-pub struct RuleEvaluation(RuleView);
+pub struct RuleEvaluation(RuleView, Audience);
 
-#[Object]
+#[Object(guard = "Sees::object::<Self>(self.1)")]
 impl RuleEvaluation {
     async fn rule_id(&self) -> ID {
         ID(self.0.rule_id.clone())
@@ -319,8 +353,9 @@ impl RuleEvaluation {
     async fn failed_condition(&self) -> Option<ConditionCheck> {
         self.0.failed_condition.as_ref().map(|c| ConditionCheck {
             index: c.index as i32,
-            condition: c.condition.clone().into(),
+            condition: RuleCondition::new(c.condition.clone(), self.1),
             order_value: c.order_value.clone(),
+            audience: self.1,
         })
     }
     /// Target partners excluded whole.
@@ -329,6 +364,7 @@ impl RuleEvaluation {
         p.map(|(id, r)| PartnerExclusion {
             partner_id: id.clone(),
             reasons: *r,
+            audience: self.1,
         })
         .collect()
     }
@@ -338,6 +374,7 @@ impl RuleEvaluation {
         p.map(|(id, r)| EngineerExclusion {
             engineer_id: id.clone(),
             reasons: *r,
+            audience: self.1,
         })
         .collect()
     }
@@ -349,7 +386,7 @@ impl RuleEvaluation {
     }
     async fn picked_engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match self.0.pool.as_ref().and_then(|p| p.picked.as_ref()) {
-            Some(id) => Ok(one(ctx.loaders().engineers(), id).await?.map(Engineer)),
+            Some(id) => Engineer::by_id(ctx, id).await,
             None => Ok(None),
         }
     }
@@ -359,9 +396,9 @@ impl RuleEvaluation {
 }
 
 /// Why automatic dispatch sent an order where it went (or to manual assignment).
-pub struct DispatchTrace(pub TraceView);
+pub struct DispatchTrace(pub TraceView, pub Audience);
 
-#[Object]
+#[Object(guard = "Sees::object::<Self>(self.1)")]
 impl DispatchTrace {
     async fn outcome(&self) -> DispatchOutcome {
         if self.0.winner.is_some() {
@@ -387,7 +424,12 @@ impl DispatchTrace {
     }
     /// Every rule tried, in priority order, up to the one that matched.
     async fn rules(&self) -> Vec<RuleEvaluation> {
-        self.0.rules.iter().cloned().map(RuleEvaluation).collect()
+        self.0
+            .rules
+            .iter()
+            .cloned()
+            .map(|r| RuleEvaluation(r, self.1))
+            .collect()
     }
     /// The winning rule's ID.
     async fn rule_id(&self) -> Option<ID> {
@@ -396,7 +438,7 @@ impl DispatchTrace {
     /// The engineer picked.
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Option<Engineer>> {
         match &self.0.winner {
-            Some((_, e, _)) => Ok(one(ctx.loaders().engineers(), e).await?.map(Engineer)),
+            Some((_, e, _)) => Engineer::by_id(ctx, e).await,
             None => Ok(None),
         }
     }
@@ -475,16 +517,19 @@ pub struct ExplainDispatchInput {
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct DispatchRulePayload {
     pub rule: DispatchRule,
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct DeleteDispatchRulePayload {
     pub deleted_rule_id: ID,
 }
 
 #[derive(SimpleObject)]
+#[graphql(guard = "Sees::container::<Self>()")]
 pub struct DispatchRulesPayload {
     pub rules: Vec<DispatchRule>,
 }

@@ -1,0 +1,518 @@
+//! Who sees what, and who may do what: the one policy. Every field of every object type of the
+//! API has a row here naming the audiences it is shown to, and every operation (root field) the
+//! callers that may run it. The GraphQL layer checks every field it resolves against this table
+//! (whatever path reached the object), the service layer checks every operation, the tests walk
+//! the schema and fail on anything without a row, and the README's tables are printed from it.
+//! What has no row is refused: deny by default.
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::{Role, TenantKind};
+
+/// How the caller stands to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Staff (ADMIN, DISPATCHER, INTEGRATION) of the upstream tenant the object belongs to, or
+    /// is connected to (its partners' tenants and engineers).
+    Upstream,
+    /// Staff (ADMIN, INTEGRATION) of a service provider: its own tenant, users, engineers and
+    /// partner records, the upstream tenants connected to it, the orders assigned to it.
+    Provider,
+    /// An engineer: itself, its tenant, its tasks, the orders assigned to it.
+    Engineer,
+    /// An engineer or provider whose assignment of an order has ended (reassigned, declined):
+    /// it still reaches the order through its own task or notification, and sees what it was
+    /// given to do the work, nothing of what was decided after it.
+    Former,
+    /// No relation to the object: nothing of it is shown.
+    Stranger,
+}
+
+impl Audience {
+    pub const ALL: [Audience; 5] = [
+        Audience::Upstream,
+        Audience::Provider,
+        Audience::Engineer,
+        Audience::Former,
+        Audience::Stranger,
+    ];
+
+    fn bit(self) -> u8 {
+        match self {
+            Audience::Upstream => 1,
+            Audience::Provider => 2,
+            Audience::Engineer => 4,
+            Audience::Former => 8,
+            Audience::Stranger => 0,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Audience::Upstream => "the upstream tenant's staff",
+            Audience::Provider => "the service provider's staff",
+            Audience::Engineer => "the engineer",
+            Audience::Former => "a former assignee",
+            Audience::Stranger => "a caller with no relation to it",
+        }
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// Who a field is shown to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// To these audiences of the object (a set of [`Audience`] bits).
+    To(u8),
+    /// A field of a container (a payload, a connection, an edge, the viewer): it has no owner
+    /// of its own and shows whoever the operation answered; what it holds is checked on its own.
+    Caller,
+}
+
+const U: u8 = 1;
+const P: u8 = 2;
+const E: u8 = 4;
+const F: u8 = 8;
+const UPE: Grant = Grant::To(U | P | E);
+const UPEF: Grant = Grant::To(U | P | E | F);
+const UP: Grant = Grant::To(U | P);
+const UO: Grant = Grant::To(U);
+const EO: Grant = Grant::To(E);
+const C: Grant = Grant::Caller;
+
+impl Grant {
+    pub fn allows(self, a: Audience) -> bool {
+        match self {
+            Grant::To(bits) => bits & a.bit() != 0,
+            Grant::Caller => true,
+        }
+    }
+}
+
+/// Every object type's fields and who sees them.
+pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
+    (
+        "Account",
+        &[("id", UO), ("name", UO), ("downstreamTenant", UO), ("createdAt", UO)],
+    ),
+    ("AcknowledgePayload", &[("acknowledged", C)]),
+    (
+        "ConditionCheck",
+        &[("index", UO), ("condition", UO), ("orderValue", UO)],
+    ),
+    ("DeleteDispatchRulePayload", &[("deletedRuleId", C)]),
+    (
+        "DispatchRecord",
+        &[
+            ("dispatcher", UO),
+            ("dispatcherName", UPE),
+            ("method", UPE),
+            ("assignedAt", UPE),
+            ("partner", UPE),
+            ("legacyAccount", UO),
+            ("engineer", UPE),
+            ("rule", UO),
+            ("connectedEnterpriseName", UPE),
+            ("connectedEnterpriseId", UPE),
+        ],
+    ),
+    (
+        "DispatchRule",
+        &[
+            ("id", UO),
+            ("name", UO),
+            ("position", UO),
+            ("enabled", UO),
+            ("conditions", UO),
+            ("target", UO),
+            ("createdAt", UO),
+            ("updatedAt", UO),
+        ],
+    ),
+    ("DispatchRulePayload", &[("rule", C)]),
+    ("DispatchRulesPayload", &[("rules", C)]),
+    (
+        "DispatchTrace",
+        &[
+            ("outcome", UO),
+            ("summary", UO),
+            ("dryRun", UO),
+            ("rulesRevision", UO),
+            ("evaluatedAt", UO),
+            ("rules", UO),
+            ("ruleId", UO),
+            ("engineer", UO),
+            ("strategy", UO),
+        ],
+    ),
+    (
+        "Engineer",
+        &[
+            ("id", UPE),
+            ("name", UPE),
+            ("active", UPE),
+            ("skills", UPE),
+            ("regions", UPE),
+            ("capacity", UPE),
+            ("openTasks", UPE),
+            ("tenant", UPE),
+            ("createdAt", UPE),
+        ],
+    ),
+    (
+        "EngineerExclusion",
+        &[("engineerId", UO), ("engineer", UO), ("reasons", UO)],
+    ),
+    ("EngineerPayload", &[("engineer", C), ("token", C)]),
+    (
+        "PageInfo",
+        &[
+            ("hasNextPage", C),
+            ("hasPreviousPage", C),
+            ("startCursor", C),
+            ("endCursor", C),
+        ],
+    ),
+    (
+        "Partner",
+        &[
+            ("id", UPE),
+            ("name", UPE),
+            ("active", UP),
+            ("allocated", UP),
+            ("upstreamTenant", UP),
+            ("downstreamTenant", UP),
+            ("legacyAccount", UO),
+            ("createdAt", UP),
+        ],
+    ),
+    (
+        "PartnerExclusion",
+        &[("partnerId", UO), ("partner", UO), ("reasons", UO)],
+    ),
+    ("PartnerPayload", &[("partner", C)]),
+    (
+        "RuleCondition",
+        &[("field", UO), ("key", UO), ("operator", UO), ("values", UO)],
+    ),
+    (
+        "RuleEvaluation",
+        &[
+            ("ruleId", UO),
+            ("ruleName", UO),
+            ("position", UO),
+            ("outcome", UO),
+            ("reason", UO),
+            ("failedCondition", UO),
+            ("excludedPartners", UO),
+            ("excludedEngineers", UO),
+            ("excludedEngineerCount", UO),
+            ("eligibleEngineerCount", UO),
+            ("pickedEngineer", UO),
+            ("strategy", UO),
+        ],
+    ),
+    ("RuleTarget", &[("engineer", UO), ("partners", UO), ("strategy", UO)]),
+    (
+        "Task",
+        &[
+            ("id", UPE),
+            ("status", UPE),
+            ("nodeName", UPE),
+            ("workOrder", UPE),
+            ("engineer", UPE),
+            ("createdAt", UPE),
+            ("updatedAt", UPE),
+        ],
+    ),
+    (
+        "TaskNotification",
+        &[
+            ("id", EO),
+            ("cursor", EO),
+            ("sequence", EO),
+            ("kind", EO),
+            ("task", EO),
+            ("workOrder", EO),
+            ("acknowledged", EO),
+            ("createdAt", EO),
+        ],
+    ),
+    (
+        "TaskNotificationConnection",
+        &[("edges", C), ("nodes", C), ("pageInfo", C)],
+    ),
+    ("TaskNotificationEdge", &[("cursor", C), ("node", C)]),
+    ("TaskPayload", &[("task", C)]),
+    (
+        "Tenant",
+        &[
+            ("id", UPE),
+            ("kind", UPE),
+            ("name", UPE),
+            ("outerTenantId", UPE),
+            ("activationVersion", UO),
+            ("createdAt", UPE),
+        ],
+    ),
+    ("UpdateUserPayload", &[("user", C)]),
+    (
+        "User",
+        &[
+            ("id", UP),
+            ("name", UP),
+            ("role", UP),
+            ("active", UP),
+            ("tenant", UP),
+            ("createdAt", UP),
+        ],
+    ),
+    ("UserPayload", &[("user", C), ("token", C)]),
+    (
+        "Viewer",
+        &[("id", C), ("role", C), ("tenant", C), ("user", C), ("engineer", C)],
+    ),
+    (
+        "WorkOrder",
+        &[
+            ("id", UPEF),
+            ("externalRef", UO),
+            ("title", UPEF),
+            ("description", UPEF),
+            ("customer", UPEF),
+            ("state", UPEF),
+            ("version", UPEF),
+            ("region", UPEF),
+            ("product", UPEF),
+            ("serviceType", UPEF),
+            ("priority", UPEF),
+            ("requiredSkills", UPEF),
+            ("customFields", UPEF),
+            ("workflow", UO),
+            ("currentNode", UO),
+            ("dispatch", UPE),
+            // Its keys are those of `DispatchRecord` the audience sees (none for a former assignee).
+            ("apiFields", UPEF),
+            ("dispatchTrace", UO),
+            ("task", UPE),
+            ("history", UO),
+            ("createdAt", UPEF),
+            ("updatedAt", UPEF),
+        ],
+    ),
+    (
+        "WorkOrderConnection",
+        &[("edges", C), ("nodes", C), ("pageInfo", C), ("totalCount", C)],
+    ),
+    ("WorkOrderEdge", &[("cursor", C), ("node", C)]),
+    (
+        "WorkOrderEvent",
+        &[
+            ("id", UO),
+            ("kind", UO),
+            ("fromState", UO),
+            ("toState", UO),
+            ("actorRole", UO),
+            ("actorId", UO),
+            ("workOrder", UO),
+            ("message", UO),
+            ("data", UO),
+            ("at", UO),
+            ("sequence", UO),
+            ("cursor", UO),
+        ],
+    ),
+    ("WorkOrderPayload", &[("workOrder", C)]),
+    (
+        "Workflow",
+        &[
+            ("id", UO),
+            ("name", UO),
+            ("kind", UO),
+            ("nodes", UO),
+            ("hasDispatchNode", UO),
+            ("createdAt", UO),
+        ],
+    ),
+    (
+        "WorkflowNode",
+        &[("index", UO), ("name", UO), ("kind", UO), ("performer", UO)],
+    ),
+    ("WorkflowPayload", &[("workflow", C)]),
+];
+
+/// The seed's eight dispatch fields (`WorkOrder.apiFields`, keyed by API name) and the field of
+/// `DispatchRecord` each is: an audience sees a key exactly when it sees that field.
+pub const API_FIELDS: [(&str, &str); 8] = [
+    ("assign_user", "dispatcher"),
+    ("assign_way__c", "method"),
+    ("assign_time__c", "assignedAt"),
+    ("field_partner__c", "partner"),
+    ("field_fwssf__c", "legacyAccount"),
+    ("field_outDealUser__c", "engineer"),
+    ("field_downstreamOuterTenantName__c", "connectedEnterpriseName"),
+    ("field_downstreamOuterTenantId__c", "connectedEnterpriseId"),
+];
+
+/// The dispatch fields (an object keyed by API name) with only the keys `audience` sees.
+pub fn api_fields_for(audience: Audience, mut fields: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = fields.as_object_mut() {
+        map.retain(|key, _| {
+            API_FIELDS
+                .iter()
+                .any(|(api, field)| api == key && allows("DispatchRecord", field, Some(audience)))
+        });
+    }
+    fields
+}
+
+/// A kind of caller: a role in a kind of tenant.
+pub type CallerKind = (TenantKind, Role);
+
+const UA: CallerKind = (TenantKind::Upstream, Role::Admin);
+const UD: CallerKind = (TenantKind::Upstream, Role::Dispatcher);
+const UI: CallerKind = (TenantKind::Upstream, Role::Integration);
+const PA: CallerKind = (TenantKind::Downstream, Role::Admin);
+const PI: CallerKind = (TenantKind::Downstream, Role::Integration);
+const EN: CallerKind = (TenantKind::Downstream, Role::Engineer);
+
+const ANYONE: &[CallerKind] = &[UA, UD, UI, PA, PI, EN];
+const UPSTREAM_STAFF: &[CallerKind] = &[UA, UD, UI];
+const UPSTREAM_ADMINS: &[CallerKind] = &[UA, UI];
+const DISPATCHERS: &[CallerKind] = &[UD, UI];
+const PROVIDER_ADMINS: &[CallerKind] = &[PA, PI];
+const ADMINS: &[CallerKind] = &[UA, UI, PA, PI];
+const STAFF: &[CallerKind] = &[UA, UD, UI, PA, PI];
+const ENGINEERS: &[CallerKind] = &[EN];
+
+/// Every operation (root field: `Type.field`) and the callers that may run it. What each caller
+/// then reads or changes is scoped by the service to what is its own.
+pub const OPERATIONS: &[(&str, &[CallerKind])] = &[
+    ("Query.node", ANYONE),
+    ("Query.me", ANYONE),
+    ("Query.workOrder", ANYONE),
+    ("Query.workOrders", ANYONE),
+    ("Query.partners", STAFF),
+    ("Query.engineers", STAFF),
+    ("Query.dispatchRules", UPSTREAM_STAFF),
+    ("Query.explainDispatch", UPSTREAM_STAFF),
+    ("Query.notifications", ENGINEERS),
+    ("Query.workflows", UPSTREAM_STAFF),
+    ("Mutation.createWorkflow", UPSTREAM_ADMINS),
+    ("Mutation.connectServiceProvider", UPSTREAM_ADMINS),
+    ("Mutation.updatePartner", UPSTREAM_ADMINS),
+    ("Mutation.addEngineer", PROVIDER_ADMINS),
+    ("Mutation.updateEngineer", PROVIDER_ADMINS),
+    ("Mutation.addUser", ADMINS),
+    ("Mutation.updateUser", ADMINS),
+    ("Mutation.createWorkOrder", DISPATCHERS),
+    ("Mutation.assignEngineer", DISPATCHERS),
+    ("Mutation.reassignEngineer", DISPATCHERS),
+    ("Mutation.cancelWorkOrder", DISPATCHERS),
+    ("Mutation.createDispatchRule", UPSTREAM_ADMINS),
+    ("Mutation.updateDispatchRule", UPSTREAM_ADMINS),
+    ("Mutation.setDispatchRuleEnabled", UPSTREAM_ADMINS),
+    ("Mutation.deleteDispatchRule", UPSTREAM_ADMINS),
+    ("Mutation.reorderDispatchRules", UPSTREAM_ADMINS),
+    ("Mutation.retryAutoDispatch", DISPATCHERS),
+    ("Mutation.acceptTask", ENGINEERS),
+    ("Mutation.declineTask", ENGINEERS),
+    ("Mutation.acknowledgeNotifications", ENGINEERS),
+    ("Subscription.taskNotifications", ENGINEERS),
+    ("Subscription.workOrderEvents", UPSTREAM_STAFF),
+];
+
+fn fields() -> &'static HashMap<(&'static str, &'static str), Grant> {
+    static TABLE: OnceLock<HashMap<(&'static str, &'static str), Grant>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        FIELDS
+            .iter()
+            .flat_map(|(ty, fs)| fs.iter().map(move |(f, g)| ((*ty, *f), *g)))
+            .collect()
+    })
+}
+
+/// The grant of a field; None when the table has no row for it (then it is refused).
+pub fn grant(type_name: &str, field: &str) -> Option<Grant> {
+    fields().get(&(type_name, field)).copied()
+}
+
+/// Whether `field` of an object of `type_name` is shown to `audience` (None: a container,
+/// which has no audience of its own). A field without a row is refused.
+pub fn allows(type_name: &str, field: &str, audience: Option<Audience>) -> bool {
+    match (grant(type_name, field), audience) {
+        (Some(Grant::Caller), _) => true,
+        (Some(g @ Grant::To(_)), Some(a)) => g.allows(a),
+        _ => false,
+    }
+}
+
+/// The callers that may run an operation (`Query.workOrders`); None when it has no row.
+pub fn operation(name: &str) -> Option<&'static [CallerKind]> {
+    OPERATIONS.iter().find(|(n, _)| *n == name).map(|(_, who)| *who)
+}
+
+/// Whether a caller of `kind` may run the operation; an operation without a row is refused.
+pub fn may(name: &str, kind: CallerKind) -> bool {
+    operation(name).is_some_and(|who| who.contains(&kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_unique_and_decide_every_audience() {
+        let mut seen = std::collections::HashSet::new();
+        for (ty, fs) in FIELDS {
+            for (f, g) in fs.iter() {
+                assert!(seen.insert((ty, f)), "{ty}.{f} listed twice");
+                assert!(!g.allows(Audience::Stranger) || *g == Grant::Caller, "{ty}.{f}");
+            }
+        }
+        let mut ops = std::collections::HashSet::new();
+        for (op, who) in OPERATIONS {
+            assert!(ops.insert(op), "{op} listed twice");
+            assert!(!who.is_empty(), "{op} must name its callers");
+        }
+    }
+
+    #[test]
+    fn the_dispatch_fields_follow_the_dispatch_record() {
+        let all: serde_json::Map<String, serde_json::Value> = API_FIELDS
+            .iter()
+            .map(|(k, _)| (k.to_string(), serde_json::json!("x")))
+            .collect();
+        let all = serde_json::Value::Object(all);
+        assert_eq!(api_fields_for(Audience::Upstream, all.clone()), all);
+        let engineer = api_fields_for(Audience::Engineer, all.clone());
+        let keys: Vec<&String> = engineer.as_object().unwrap().keys().collect();
+        assert!(!keys.contains(&&"assign_user".to_string()));
+        assert!(!keys.contains(&&"field_fwssf__c".to_string()));
+        assert!(keys.contains(&&"field_outDealUser__c".to_string()));
+        assert_eq!(keys.len(), 6);
+        assert_eq!(api_fields_for(Audience::Former, all), serde_json::json!({}));
+    }
+
+    #[test]
+    fn unknown_fields_and_operations_are_refused() {
+        assert!(allows("WorkOrder", "title", Some(Audience::Engineer)));
+        assert!(!allows("WorkOrder", "dispatchTrace", Some(Audience::Engineer)));
+        assert!(!allows("WorkOrder", "title", Some(Audience::Stranger)));
+        assert!(!allows("WorkOrder", "title", None), "an object field needs an audience");
+        assert!(
+            !allows("WorkOrder", "secret", Some(Audience::Upstream)),
+            "no row: refused"
+        );
+        assert!(allows("PageInfo", "endCursor", None));
+        assert!(may("Query.me", EN));
+        assert!(!may("Mutation.createWorkOrder", EN));
+        assert!(!may("Mutation.somethingNew", UA), "no row: refused");
+    }
+}

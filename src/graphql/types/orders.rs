@@ -1,0 +1,410 @@
+//! Work orders and what hangs off them: the dispatch record, the engineer's task, the history,
+//! and the workflow. Each object carries the audience its caller is to it; its guard checks
+//! every field against the policy.
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{task, work_order, work_order_event, workflow};
+use serde_json::Value;
+
+use super::enums::*;
+use super::parties::{Account, Engineer, Partner, User, stored, strings};
+use super::{DispatchRule, DispatchTrace};
+use crate::domain::visibility::{self, Audience};
+use crate::domain::workflow::Node as DomainNode;
+use crate::error::{Error, ResultExt};
+use crate::graphql::context::ContextExt;
+use crate::graphql::loaders::{must, one};
+use crate::graphql::policy::Sees;
+use crate::service::{self, audience};
+
+/// One step of a workflow.
+#[derive(SimpleObject)]
+#[graphql(guard = "Sees::object::<Self>(self.audience)")]
+pub struct WorkflowNode {
+    /// Position in the workflow, from 0.
+    pub index: i32,
+    pub name: String,
+    pub kind: WorkflowNodeKind,
+    pub performer: Performer,
+    #[graphql(skip)]
+    pub audience: Audience,
+}
+
+impl WorkflowNode {
+    fn new(index: usize, n: &DomainNode, audience: Audience) -> Self {
+        WorkflowNode {
+            index: index as i32,
+            name: n.name.clone(),
+            kind: n.kind.into(),
+            performer: n.performer.into(),
+            audience,
+        }
+    }
+}
+
+pub struct Workflow(pub workflow::Model, pub Audience);
+
+impl Workflow {
+    pub async fn seen(ctx: &Context<'_>, w: workflow::Model) -> Result<Workflow> {
+        let a = audience::workflow(ctx.caller().await?, &w);
+        Ok(Workflow(w, a))
+    }
+
+    fn domain_nodes(&self) -> Result<Vec<DomainNode>> {
+        service::stored::json(&self.0.nodes, &format!("nodes of workflow {}", self.0.id)).gql()
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
+impl Workflow {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> Result<WorkflowKind> {
+        stored(&self.0.kind)
+    }
+    /// The nodes in order.
+    async fn nodes(&self) -> Result<Vec<WorkflowNode>> {
+        Ok(self
+            .domain_nodes()?
+            .iter()
+            .enumerate()
+            .map(|(i, n)| WorkflowNode::new(i, n, self.1))
+            .collect())
+    }
+    /// Whether orders of this workflow can be dispatched to service-provider engineers: an
+    /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node.
+    async fn has_dispatch_node(&self) -> Result<bool> {
+        Ok(service::orders::Flow::from_model(self.0.clone())
+            .gql()?
+            .dispatch_index
+            .is_some())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A work order outsourced by an upstream tenant.
+pub struct WorkOrder(pub work_order::Model, pub Audience);
+
+impl WorkOrder {
+    pub async fn seen(ctx: &Context<'_>, o: work_order::Model) -> Result<WorkOrder> {
+        let a = audience::order(ctx.caller().await?, &o);
+        Ok(WorkOrder(o, a))
+    }
+
+    /// Reached through a task (or notification) of the caller's: a former assignee still sees
+    /// what it was given.
+    pub async fn seen_held(ctx: &Context<'_>, o: work_order::Model, held: bool) -> Result<WorkOrder> {
+        let a = audience::order_held(ctx.caller().await?, &o, held);
+        Ok(WorkOrder(o, a))
+    }
+
+    /// Every order of a list, each with its own audience.
+    pub async fn seen_all(ctx: &Context<'_>, orders: &[work_order::Model]) -> Result<Vec<WorkOrder>> {
+        let c = ctx.caller().await?;
+        Ok(orders
+            .iter()
+            .map(|o| WorkOrder(o.clone(), audience::order(c, o)))
+            .collect())
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
+impl WorkOrder {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The caller's own reference, unique per upstream tenant.
+    async fn external_ref(&self) -> Option<&str> {
+        self.0.external_ref.as_deref()
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn customer(&self) -> Option<&str> {
+        self.0.customer.as_deref()
+    }
+    async fn state(&self) -> Result<WorkOrderState> {
+        stored(&self.0.state)
+    }
+    /// Bumps on every change; pass it back as `expectedVersion`.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// Hierarchical region code, e.g. "CN-31-04".
+    async fn region(&self) -> &str {
+        &self.0.region
+    }
+    async fn product(&self) -> Option<&str> {
+        self.0.product.as_deref()
+    }
+    async fn service_type(&self) -> Option<&str> {
+        self.0.service_type.as_deref()
+    }
+    async fn priority(&self) -> Result<Priority> {
+        stored(&self.0.priority)
+    }
+    async fn required_skills(&self) -> Result<Vec<String>> {
+        strings(&self.0.required_skills, "required skills", &self.0.id)
+    }
+    async fn custom_fields(&self) -> Option<Json<Value>> {
+        self.0.custom_fields.clone().map(Json)
+    }
+    async fn workflow(&self, ctx: &Context<'_>) -> Result<Workflow> {
+        Workflow::seen(ctx, must(ctx.loaders().workflows(), &self.0.workflow_id).await?).await
+    }
+    /// The workflow node the order stands at.
+    async fn current_node(&self, ctx: &Context<'_>) -> Result<Option<WorkflowNode>> {
+        let w = Workflow(must(ctx.loaders().workflows(), &self.0.workflow_id).await?, self.1);
+        let i = self.0.current_node as usize;
+        Ok(w.domain_nodes()?.get(i).map(|n| WorkflowNode::new(i, n, self.1)))
+    }
+    /// The dispatch record: null until an engineer is assigned.
+    async fn dispatch(&self) -> Option<DispatchRecord> {
+        self.0
+            .field_out_deal_user
+            .as_ref()
+            .map(|_| DispatchRecord(self.0.clone(), self.1))
+    }
+    /// The seed's eight dispatch fields keyed by their API names: `assign_user`, `assign_way__c`,
+    /// `assign_time__c`, `field_partner__c`, `field_fwssf__c`, `field_outDealUser__c`,
+    /// `field_downstreamOuterTenantName__c`, `field_downstreamOuterTenantId__c` (null when empty).
+    /// Only the keys whose `DispatchRecord` field the caller sees are present.
+    async fn api_fields(&self) -> Json<Value> {
+        Json(visibility::api_fields_for(self.1, service::orders::api_fields(&self.0)))
+    }
+    /// Why automatic dispatch sent the order where it went, from its latest evaluation.
+    async fn dispatch_trace(&self, ctx: &Context<'_>) -> Result<Option<DispatchTrace>> {
+        // Orders read for a list come without their trace: read it then (batched).
+        let stored = match &self.0.dispatch_trace {
+            Some(t) => Some(t.clone()),
+            None => one(ctx.loaders().traces(), &self.0.id).await?.flatten(),
+        };
+        let Some(stored) = stored else { return Ok(None) };
+        Ok(Some(DispatchTrace(
+            service::rules::order_trace(ctx.state(), &self.0.tenant_id, stored)
+                .await
+                .gql()?,
+            self.1,
+        )))
+    }
+    /// The downstream engineer's task, once issued (the latest one).
+    async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
+        match one(ctx.loaders().tasks(), &self.0.id).await?.flatten() {
+            Some(t) => Ok(Some(Task::seen(ctx, t).await?)),
+            None => Ok(None),
+        }
+    }
+    /// Every step of the order, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<WorkOrderEvent>> {
+        let c = ctx.caller().await?;
+        Ok(one(ctx.loaders().events(), &self.0.id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                let a = audience::event(c, &e);
+                WorkOrderEvent(e, a)
+            })
+            .collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// What assignment wrote on the work order: the seed's dispatch fields, readable.
+pub struct DispatchRecord(work_order::Model, Audience);
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
+impl DispatchRecord {
+    /// `assign_user` (Dispatcher): the dispatcher for manual assignments; null for automatic ones.
+    async fn dispatcher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match &self.0.assign_user {
+            Some(id) => match one(ctx.loaders().users(), id).await? {
+                Some(u) => Ok(Some(User::seen(ctx, u).await?)),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+    /// `assign_user` as a contact: the dispatcher's display name (manual assignments); null for
+    /// automatic ones.
+    async fn dispatcher_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        match &self.0.assign_user {
+            Some(id) => Ok(one(ctx.loaders().users(), id).await?.map(|u| u.name)),
+            None => Ok(None),
+        }
+    }
+    /// `assign_way__c` (Dispatch Method).
+    async fn method(&self) -> Result<DispatchMethod> {
+        stored(self.0.assign_way.as_deref().unwrap_or_default())
+    }
+    /// `assign_time__c` (Dispatch Time).
+    async fn assigned_at(&self) -> Result<DateTime<Utc>> {
+        self.0
+            .assign_time
+            .ok_or_else(|| Error::internal("assign_time missing"))
+            .gql()
+    }
+    /// `field_partner__c` (Service Implementation Partner, Lookup > Partner).
+    async fn partner(&self, ctx: &Context<'_>) -> Result<Partner> {
+        let p = must(
+            ctx.loaders().partners(),
+            self.0.field_partner.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        Partner::seen(ctx, p).await
+    }
+    /// `field_fwssf__c` (Downstream Service Provider, Lookup > Account): only for upstream
+    /// tenants activated before v880.
+    async fn legacy_account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        let Some(id) = &self.0.field_fwssf else { return Ok(None) };
+        // Wait for the partner batch first (shared with `partner`), so this lookup lands in the
+        // same accounts batch as `partner.legacyAccount` instead of a second one.
+        one(
+            ctx.loaders().partners(),
+            self.0.field_partner.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        match one(ctx.loaders().accounts(), id).await? {
+            Some(a) => Ok(Some(Account::seen(ctx, a).await?)),
+            None => Ok(None),
+        }
+    }
+    /// `field_outDealUser__c` (Service Provider Engineer, External User).
+    async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
+        let e = must(
+            ctx.loaders().engineers(),
+            self.0.field_out_deal_user.as_deref().unwrap_or_default(),
+        )
+        .await?;
+        Engineer::seen(ctx, e).await
+    }
+    /// The rule that assigned the engineer (automatic assignments); null when deleted since.
+    async fn rule(&self, ctx: &Context<'_>) -> Result<Option<DispatchRule>> {
+        match (&self.0.dispatch_rule_id, self.0.assign_way.as_deref()) {
+            (Some(id), Some("AUTOMATIC")) => match one(ctx.loaders().rules(), id).await? {
+                Some(r) => Ok(Some(DispatchRule::seen(ctx, r).await?)),
+                None => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+    /// `field_downstreamOuterTenantName__c` (Connected Enterprise Name; a copy, non-business).
+    async fn connected_enterprise_name(&self) -> &str {
+        self.0.field_downstream_outer_tenant_name.as_deref().unwrap_or_default()
+    }
+    /// `field_downstreamOuterTenantId__c` (Connected Enterprise ID; a copy, non-business).
+    async fn connected_enterprise_id(&self) -> &str {
+        self.0.field_downstream_outer_tenant_id.as_deref().unwrap_or_default()
+    }
+}
+
+/// A downstream engineer's task for one work order.
+pub struct Task(pub task::Model, pub Audience);
+
+impl Task {
+    pub async fn seen(ctx: &Context<'_>, t: task::Model) -> Result<Task> {
+        let a = audience::task(ctx.caller().await?, &t);
+        Ok(Task(t, a))
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
+impl Task {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn status(&self) -> Result<TaskStatus> {
+        stored(&self.0.status)
+    }
+    /// The workflow node the engineer performs.
+    async fn node_name(&self) -> &str {
+        &self.0.node_name
+    }
+    async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
+        let o = must(ctx.loaders().work_orders(), &self.0.work_order_id).await?;
+        // The task is the caller's (its own, or its provider's): the order stays readable as a
+        // former assignee's once it has gone to someone else.
+        WorkOrder::seen_held(ctx, o, self.1 != Audience::Stranger).await
+    }
+    async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
+        Engineer::seen(ctx, must(ctx.loaders().engineers(), &self.0.engineer_id).await?).await
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// One entry of a work order's history: who did what, when, and why.
+pub struct WorkOrderEvent(pub work_order_event::Model, pub Audience);
+
+impl WorkOrderEvent {
+    pub async fn seen(ctx: &Context<'_>, e: work_order_event::Model) -> Result<WorkOrderEvent> {
+        let a = audience::event(ctx.caller().await?, &e);
+        Ok(WorkOrderEvent(e, a))
+    }
+}
+
+#[Object(guard = "Sees::object::<Self>(self.1)")]
+impl WorkOrderEvent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn kind(&self) -> Result<WorkOrderEventKind> {
+        stored(&self.0.kind)
+    }
+    #[allow(clippy::wrong_self_convention)] // a GraphQL field, not a conversion
+    async fn from_state(&self) -> Result<Option<WorkOrderState>> {
+        self.0.from_state.as_deref().map(stored).transpose()
+    }
+    async fn to_state(&self) -> Result<Option<WorkOrderState>> {
+        self.0.to_state.as_deref().map(stored).transpose()
+    }
+    /// The role of whoever caused it; null when the system did it on its own.
+    async fn actor_role(&self) -> Result<Option<Role>> {
+        self.0.actor_role.as_deref().map(stored).transpose()
+    }
+    /// The ID of the user, engineer or integration that caused it.
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_id.clone().map(ID)
+    }
+    /// The work order it happened to.
+    async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
+        WorkOrder::seen(ctx, must(ctx.loaders().work_orders(), &self.0.work_order_id).await?).await
+    }
+    /// A sentence saying what happened and why.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Details (e.g. the dispatch fields written, the task issued).
+    async fn data(&self) -> Option<Json<Value>> {
+        self.0.data.clone().map(Json)
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+    /// The tenant's own sequence number: 1, 2, 3, … with no gap, in the order committed.
+    async fn sequence(&self) -> i64 {
+        self.0.seq
+    }
+    /// Resume point: pass it as `after` to `workOrderEvents`.
+    async fn cursor(&self) -> String {
+        self.0.seq.to_string()
+    }
+}
