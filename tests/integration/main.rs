@@ -9,6 +9,7 @@ mod events;
 mod http;
 mod instances;
 mod loaders;
+mod matrix;
 mod permissions;
 mod rights;
 mod rules;
