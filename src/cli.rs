@@ -12,6 +12,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let secret = cli.jwt_secret.as_deref();
     match cli.command {
         Command::Schema => print!("{}", app::export_sdl()),
+        Command::Policy => print!("{}", crate::domain::visibility::markdown()),
         Command::Migrate => {
             AppState::open(&cli.db, secret).await?;
             println!("migrations applied");

@@ -159,6 +159,8 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL SDL.
     Schema,
+    /// Print who sees what and who may do what (the visibility policy), as Markdown tables.
+    Policy,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),

@@ -463,6 +463,65 @@ pub fn may(name: &str, kind: CallerKind) -> bool {
     operation(name).is_some_and(|who| who.contains(&kind))
 }
 
+/// The policy as Markdown tables (the README's "Who sees what", `dispatchd policy`): the
+/// fields of each type grouped by who sees them, then who may run each operation.
+pub fn markdown() -> String {
+    let cols = [
+        Audience::Upstream,
+        Audience::Provider,
+        Audience::Engineer,
+        Audience::Former,
+    ];
+    let mut out = String::from(
+        "| type | fields | upstream staff | provider staff | engineer | former assignee |\n|---|---|---|---|---|---|\n",
+    );
+    let mut containers = Vec::new();
+    for (ty, fields) in FIELDS {
+        if fields.iter().all(|(_, g)| *g == Grant::Caller) {
+            containers.push(*ty);
+            continue;
+        }
+        let mut groups: Vec<(Grant, Vec<&str>)> = Vec::new();
+        for (f, g) in fields.iter() {
+            match groups.iter_mut().find(|(x, _)| x == g) {
+                Some((_, fs)) => fs.push(f),
+                None => groups.push((*g, vec![f])),
+            }
+        }
+        for (g, fs) in groups {
+            let marks: Vec<&str> = cols.iter().map(|a| if g.allows(*a) { "yes" } else { "—" }).collect();
+            out.push_str(&format!("| `{ty}` | {} | {} |\n", fs.join(", "), marks.join(" | ")));
+        }
+    }
+    out.push_str(&format!(
+        "\nContainers show whoever the operation answered; what they hold is checked on its own: {}.\n",
+        containers
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str("\n| operation | who may run it |\n|---|---|\n");
+    for (op, who) in OPERATIONS {
+        let names: Vec<String> = who
+            .iter()
+            .map(|(k, r)| {
+                let kind = if *k == TenantKind::Upstream {
+                    "upstream"
+                } else {
+                    "provider"
+                };
+                match r {
+                    Role::Engineer => "engineer".to_owned(),
+                    r => format!("{kind} {r}"),
+                }
+            })
+            .collect();
+        out.push_str(&format!("| `{op}` | {} |\n", names.join(", ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,3 +46,22 @@ fn schema_has_the_contract_core() {
         );
     }
 }
+
+/// The README's "Who sees what" tables are the policy's own (UPDATE_README=1 rewrites them).
+#[test]
+fn readme_who_sees_what_is_the_policy() {
+    let (begin, end) = ("<!-- who-sees-what:begin -->\n", "<!-- who-sees-what:end -->");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let (head, rest) = readme.split_once(begin).expect("README has the who-sees-what markers");
+    let (_, tail) = rest.split_once(end).expect("README has the who-sees-what end marker");
+    let want = dispatchd::domain::visibility::markdown();
+    if std::env::var("UPDATE_README").is_ok_and(|v| v == "1") {
+        std::fs::write(path, format!("{head}{begin}{want}{end}{tail}")).unwrap();
+        return;
+    }
+    assert!(
+        rest.starts_with(&format!("{want}{end}")),
+        "README's who-sees-what tables differ from the policy: run `UPDATE_README=1 cargo test readme` (or `dispatchd policy`)"
+    );
+}
