@@ -14,6 +14,12 @@ use super::Caller;
 use super::tenants::kind_of;
 
 pub const MAX_CAPACITY: i32 = 1000;
+
+/// A name as given for a partner, engineer or user: checked, trimmed.
+fn checked_name(n: &str) -> Result<String> {
+    validate::name(n, 200).map_err(|m| Error::bad_input("name", m))?;
+    Ok(n.trim().to_owned())
+}
 pub const DEFAULT_CAPACITY: i32 = 10;
 
 pub struct NewWorkflow {
@@ -145,8 +151,7 @@ pub async fn update_partner(state: &AppState, actor: &Actor, input: PartnerChang
         .ok_or_else(|| Error::not_found("partner", &input.partner_id))?;
     let mut am: partner::ActiveModel = p.into();
     if let Some(n) = input.name {
-        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
-        am.name = Set(n.trim().to_owned());
+        am.name = Set(checked_name(&n)?);
     }
     if let Some(a) = input.active {
         am.active = Set(a);
@@ -228,8 +233,7 @@ pub async fn update_engineer(
     let e_active = e.active;
     let mut am: engineer::ActiveModel = e.into();
     if let Some(n) = spec.name {
-        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
-        am.name = Set(n.trim().to_owned());
+        am.name = Set(checked_name(&n)?);
     }
     if let Some(s) = spec.skills {
         am.skills = Set(json!(validate::skills(&s).map_err(|m| Error::bad_input("skills", m))?));
@@ -298,8 +302,7 @@ pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) ->
     let rights_changed = change.active.is_some_and(|a| a != u.active);
     let mut am: user::ActiveModel = u.into();
     if let Some(n) = change.name {
-        validate::name(&n, 200).map_err(|m| Error::bad_input("name", m))?;
-        am.name = Set(n.trim().to_owned());
+        am.name = Set(checked_name(&n)?);
     }
     if let Some(a) = change.active {
         am.active = Set(a);

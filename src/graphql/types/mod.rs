@@ -15,6 +15,19 @@ macro_rules! mirror {
     };
 }
 
+/// `T::seen(ctx, row)`: the object built from its row with the audience its caller is to it,
+/// as `audience::$f(caller, &row)` decides (`service::audience`).
+macro_rules! seen {
+    ($($ty:ident($model:ty) by $f:path;)*) => {$(
+        impl $ty {
+            pub async fn seen(ctx: &async_graphql::Context<'_>, m: $model) -> async_graphql::Result<$ty> {
+                let a = $f(crate::graphql::context::ContextExt::caller(ctx).await?, &m);
+                Ok($ty(m, a))
+            }
+        }
+    )*};
+}
+
 mod containers;
 mod enums;
 mod inputs;

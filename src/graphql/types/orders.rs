@@ -44,12 +44,14 @@ impl WorkflowNode {
 
 pub struct Workflow(pub workflow::Model, pub Audience);
 
-impl Workflow {
-    pub async fn seen(ctx: &Context<'_>, w: workflow::Model) -> Result<Workflow> {
-        let a = audience::workflow(ctx.caller().await?, &w);
-        Ok(Workflow(w, a))
-    }
+seen! {
+    Workflow(workflow::Model) by audience::workflow;
+    WorkOrder(work_order::Model) by audience::order;
+    Task(task::Model) by audience::task;
+    WorkOrderEvent(work_order_event::Model) by audience::event;
+}
 
+impl Workflow {
     fn domain_nodes(&self) -> Result<Vec<DomainNode>> {
         service::stored::json(&self.0.nodes, &format!("nodes of workflow {}", self.0.id)).gql()
     }
@@ -92,11 +94,6 @@ impl Workflow {
 pub struct WorkOrder(pub work_order::Model, pub Audience);
 
 impl WorkOrder {
-    pub async fn seen(ctx: &Context<'_>, o: work_order::Model) -> Result<WorkOrder> {
-        let a = audience::order(ctx.caller().await?, &o);
-        Ok(WorkOrder(o, a))
-    }
-
     /// Reached through a task (or notification) of the caller's: a former assignee still sees
     /// what it was given.
     pub async fn seen_held(ctx: &Context<'_>, o: work_order::Model, held: bool) -> Result<WorkOrder> {
@@ -315,13 +312,6 @@ impl DispatchRecord {
 /// A downstream engineer's task for one work order.
 pub struct Task(pub task::Model, pub Audience);
 
-impl Task {
-    pub async fn seen(ctx: &Context<'_>, t: task::Model) -> Result<Task> {
-        let a = audience::task(ctx.caller().await?, &t);
-        Ok(Task(t, a))
-    }
-}
-
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl Task {
     pub async fn id(&self) -> ID {
@@ -353,13 +343,6 @@ impl Task {
 
 /// One entry of a work order's history: who did what, when, and why.
 pub struct WorkOrderEvent(pub work_order_event::Model, pub Audience);
-
-impl WorkOrderEvent {
-    pub async fn seen(ctx: &Context<'_>, e: work_order_event::Model) -> Result<WorkOrderEvent> {
-        let a = audience::event(ctx.caller().await?, &e);
-        Ok(WorkOrderEvent(e, a))
-    }
-}
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl WorkOrderEvent {

@@ -97,15 +97,14 @@ impl Tenant {
     }
 }
 
+seen! {
+    User(user::Model) by audience::user;
+    Account(account::Model) by audience::account;
+    Partner(partner::Model) by audience::partner;
+}
+
 /// A person (or machine client) of a tenant: ADMIN, DISPATCHER or INTEGRATION.
 pub struct User(pub user::Model, pub Audience);
-
-impl User {
-    pub async fn seen(ctx: &Context<'_>, u: user::Model) -> Result<User> {
-        let a = audience::user(ctx.caller().await?, &u);
-        Ok(User(u, a))
-    }
-}
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl User {
@@ -133,13 +132,6 @@ impl User {
 /// A legacy Account: how upstream tenants activated before v880 record a service provider.
 pub struct Account(pub account::Model, pub Audience);
 
-impl Account {
-    pub async fn seen(ctx: &Context<'_>, m: account::Model) -> Result<Account> {
-        let a = audience::account(ctx.caller().await?, &m);
-        Ok(Account(m, a))
-    }
-}
-
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl Account {
     async fn id(&self) -> ID {
@@ -158,13 +150,6 @@ impl Account {
 
 /// The upstream's record of one connected downstream tenant ("Service Implementation Partner").
 pub struct Partner(pub partner::Model, pub Audience);
-
-impl Partner {
-    pub async fn seen(ctx: &Context<'_>, p: partner::Model) -> Result<Partner> {
-        let a = audience::partner(ctx.caller().await?, &p);
-        Ok(Partner(p, a))
-    }
-}
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl Partner {

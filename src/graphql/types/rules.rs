@@ -193,12 +193,11 @@ impl RuleTarget {
 /// An automatic dispatch rule of an upstream tenant.
 pub struct DispatchRule(pub dispatch_rule::Model, pub Audience);
 
-impl DispatchRule {
-    pub async fn seen(ctx: &Context<'_>, r: dispatch_rule::Model) -> Result<DispatchRule> {
-        let a = audience::rule(ctx.caller().await?, &r);
-        Ok(DispatchRule(r, a))
-    }
+seen! {
+    DispatchRule(dispatch_rule::Model) by audience::rule;
+}
 
+impl DispatchRule {
     pub async fn seen_all(ctx: &Context<'_>, rules: Vec<dispatch_rule::Model>) -> Result<Vec<DispatchRule>> {
         let c = ctx.caller().await?;
         Ok(rules
