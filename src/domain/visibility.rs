@@ -453,6 +453,41 @@ pub fn allows(type_name: &str, field: &str, audience: Option<Audience>) -> bool 
     }
 }
 
+/// One object type's rows, found once: a field's grant is then a short scan of a few names
+/// (the check runs for every field of every object a response holds).
+pub struct TypePolicy {
+    pub name: String,
+    fields: &'static [(&'static str, Grant)],
+}
+
+impl TypePolicy {
+    /// The rows of `type_name` (none when the table has no such type: every field refused).
+    pub fn of(type_name: &str) -> TypePolicy {
+        let fields = FIELDS
+            .iter()
+            .find(|(ty, _)| *ty == type_name)
+            .map(|(_, fs)| *fs)
+            .unwrap_or(&[]);
+        TypePolicy {
+            name: type_name.to_owned(),
+            fields,
+        }
+    }
+
+    pub fn grant(&self, field: &str) -> Option<Grant> {
+        self.fields.iter().find(|(f, _)| *f == field).map(|(_, g)| *g)
+    }
+
+    /// As [`allows`], for this type.
+    pub fn allows(&self, field: &str, audience: Option<Audience>) -> bool {
+        match (self.grant(field), audience) {
+            (Some(Grant::Caller), _) => true,
+            (Some(g @ Grant::To(_)), Some(a)) => g.allows(a),
+            _ => false,
+        }
+    }
+}
+
 /// The callers that may run an operation (`Query.workOrders`); None when it has no row.
 pub fn operation(name: &str) -> Option<&'static [CallerKind]> {
     OPERATIONS.iter().find(|(n, _)| *n == name).map(|(_, who)| *who)
@@ -570,6 +605,9 @@ mod tests {
             "no row: refused"
         );
         assert!(allows("PageInfo", "endCursor", None));
+        let wo = TypePolicy::of("WorkOrder");
+        assert!(wo.allows("title", Some(Audience::Former)) && !wo.allows("history", Some(Audience::Engineer)));
+        assert!(!TypePolicy::of("Unknown").allows("id", Some(Audience::Upstream)));
         assert!(may("Query.me", EN));
         assert!(!may("Mutation.createWorkOrder", EN));
         assert!(!may("Mutation.somethingNew", UA), "no row: refused");

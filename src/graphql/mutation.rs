@@ -242,9 +242,15 @@ impl Mutation {
             conditions: input.conditions.map(|c| c.into_iter().map(Into::into).collect()),
             target: input.target.map(Into::into),
         };
-        let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
-            .await
-            .gql()?;
+        let r = rules::update(
+            ctx.state(),
+            ctx.actor()?,
+            "Mutation.updateDispatchRule",
+            &input.rule_id,
+            change,
+        )
+        .await
+        .gql()?;
         Ok(DispatchRulePayload {
             rule: DispatchRule::seen(ctx, r).await?,
         })
@@ -262,9 +268,15 @@ impl Mutation {
             conditions: None,
             target: None,
         };
-        let r = rules::update(ctx.state(), ctx.actor()?, &input.rule_id, change)
-            .await
-            .gql()?;
+        let r = rules::update(
+            ctx.state(),
+            ctx.actor()?,
+            "Mutation.setDispatchRuleEnabled",
+            &input.rule_id,
+            change,
+        )
+        .await
+        .gql()?;
         Ok(DispatchRulePayload {
             rule: DispatchRule::seen(ctx, r).await?,
         })

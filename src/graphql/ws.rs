@@ -99,6 +99,8 @@ struct Connection {
     expires_at: i64,
     /// Woken when the rights of the token's subject change.
     rights: Option<Wake>,
+    /// Woken when anyone's rights may have changed unseen.
+    everyone: Option<Wake>,
     init_seen: bool,
     /// The running operations by id, each with the handle that ends its stream.
     active: HashMap<String, AbortHandle>,
@@ -134,6 +136,7 @@ impl Connection {
             actor: None,
             expires_at: i64::MAX,
             rights: None,
+            everyone: None,
             init_seen: false,
             active: HashMap::new(),
             streams: SelectAll::new(),
@@ -184,6 +187,14 @@ impl Connection {
                     Flow::Close(close::FORBIDDEN, "Forbidden: token expired".into())
                 }
                 () = woken(&mut self.rights) => self.check_rights().await,
+                // Everyone's rights may have changed unseen (the cross-instance listener was
+                // away): each connection checks again at a moment of its own, not all at once.
+                () = woken(&mut self.everyone) => {
+                    let spread = self.cfg.auth_recheck.min(Duration::from_secs(5));
+                    let at = tokio::time::Instant::now() + spread.mul_f64(rand::random::<f64>());
+                    recheck.reset_at(at);
+                    Flow::Continue
+                }
                 _ = recheck.tick(), if self.actor.is_some() => self.check_rights().await,
                 _ = keepalive.tick() => {
                     let ping = match protocol {
@@ -264,13 +275,18 @@ impl Connection {
             .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
             .and_then(Value::as_str);
         let verified = match self.state.keys.verify_header_token(header) {
-            // The subject must still be allowed to act, as for every HTTP request.
-            Ok(v) => crate::service::Caller::load(&self.state, &v.actor).await.map(|_| v),
+            Ok(v) => {
+                // Listening for changes of the subject's rights before they are checked: a
+                // revocation between the two is not missed.
+                self.rights = Some(self.state.hub.principal(&v.actor.subject));
+                self.everyone = Some(self.state.hub.everyone());
+                // The subject must still be allowed to act, as for every HTTP request.
+                crate::service::Caller::load(&self.state, &v.actor).await.map(|_| v)
+            }
             Err(e) => Err(e),
         };
         match verified {
             Ok(v) => {
-                self.rights = Some(self.state.hub.principal(&v.actor.subject));
                 self.expires_at = v.expires_at;
                 self.actor = Some(v.actor);
                 self.send(json!({"type": "connection_ack"})).await

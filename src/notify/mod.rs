@@ -26,6 +26,8 @@ pub struct Hub {
     tenants: Channels,
     /// WebSocket connections by the subject of their token: woken to check its rights again.
     principals: Channels,
+    /// Every WebSocket connection: woken when anyone's rights may have changed unseen.
+    everyone: Arc<watch::Sender<u64>>,
     /// Run on every revocation (the service layer forgets what it remembered of the subjects).
     revoke_hooks: Arc<Mutex<Vec<RevokeHook>>>,
     /// This process's name in cross-instance wake-ups (`pg`), so it skips its own.
@@ -38,6 +40,7 @@ impl Default for Hub {
             engineers: Channels::default(),
             tenants: Channels::default(),
             principals: Channels::default(),
+            everyone: Arc::new(watch::channel(0).0),
             revoke_hooks: Arc::default(),
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
         }
@@ -117,6 +120,18 @@ impl Hub {
         subscribe(&self.principals, subject)
     }
 
+    /// A connection's wake-up for "anyone's rights may have changed": it checks again soon,
+    /// at a moment of its own.
+    pub fn everyone(&self) -> Wake {
+        let mut rx = self.everyone.subscribe();
+        rx.mark_unchanged();
+        Wake {
+            rx,
+            key: String::new(),
+            channels: Channels::default(),
+        }
+    }
+
     /// Registers what to run when rights change (before any connection is woken to check).
     pub fn on_revoke(&self, hook: impl Fn(Revoked<'_>) + Send + Sync + 'static) {
         lock(&self.revoke_hooks).push(Arc::new(hook));
@@ -139,11 +154,12 @@ impl Hub {
     }
 
     /// Wakes every subscriber: each reads again after its cursor, and every connection checks
-    /// its rights again (after the cross-instance listener reconnects, when wake-ups and
-    /// revocations may have been missed).
+    /// its rights again, spread over a few seconds (after the cross-instance listener
+    /// reconnects, when wake-ups and revocations may have been missed).
     pub fn wake_all(&self) {
         self.run_revoke_hooks(Revoked::All);
-        for channels in [&self.engineers, &self.tenants, &self.principals] {
+        self.everyone.send_modify(|n| *n = n.wrapping_add(1));
+        for channels in [&self.engineers, &self.tenants] {
             for tx in lock(channels).values() {
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }

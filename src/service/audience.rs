@@ -3,6 +3,7 @@
 //! the same to the same caller through `node`, a list, or any nested field.
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use entity::{
     account, dispatch_rule, engineer, notification, partner, task, tenant, user, work_order, work_order_event, workflow,
@@ -162,27 +163,46 @@ pub async fn tenant(state: &crate::app::AppState, c: &Caller, t: &tenant::Model)
 }
 
 /// Which downstream tenants each upstream tenant is connected to. Partners are never deleted,
-/// so a link once seen stays true: known links are answered from memory; anything else reads
+/// so a link once seen stays true: known links are answered from memory. Anything else reads
 /// the upstream's links again (one statement), so a partner connected on another instance is
-/// seen at its first use.
+/// seen at its first use; but at most once a second per upstream tenant, so asking about
+/// tenants that are not connected costs no more than that.
 #[derive(Clone, Default)]
-pub struct Links(Arc<RwLock<HashMap<String, HashSet<String>>>>);
+pub struct Links(Arc<RwLock<LinkMap>>);
+
+/// Per upstream tenant: the downstream tenants known connected, and when they were last read.
+type LinkMap = HashMap<String, (HashSet<String>, Instant)>;
+
+/// How long a read of an upstream's links answers "not connected" without reading again.
+const LINKS_FRESH: Duration = Duration::from_secs(1);
 
 impl Links {
-    fn known(&self, up: &str, down: &str) -> bool {
+    /// Some(true) when known connected; Some(false) when not, per a read made just now; None
+    /// when the links must be read.
+    fn known(&self, up: &str, down: &str) -> Option<bool> {
         let map = self.0.read().unwrap_or_else(|p| p.into_inner());
-        map.get(up).is_some_and(|s| s.contains(down))
+        match map.get(up) {
+            Some((downs, _)) if downs.contains(down) => Some(true),
+            Some((_, read)) if read.elapsed() < LINKS_FRESH => Some(false),
+            _ => None,
+        }
     }
 
     /// Remembers a link just made (`connectServiceProvider`).
     pub fn add(&self, up: &str, down: &str) {
         let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(up.to_owned()).or_default().insert(down.to_owned());
+        let (downs, _) = map.entry(up.to_owned()).or_insert_with(|| {
+            (
+                HashSet::new(),
+                Instant::now().checked_sub(LINKS_FRESH).unwrap_or_else(Instant::now),
+            )
+        });
+        downs.insert(down.to_owned());
     }
 
     pub async fn connected<C: ConnectionTrait>(&self, db: &C, up: &str, down: &str) -> Result<bool> {
-        if self.known(up, down) {
-            return Ok(true);
+        if let Some(known) = self.known(up, down) {
+            return Ok(known);
         }
         let downs: HashSet<String> = partner::Entity::find()
             .filter(partner::Column::UpstreamTenantId.eq(up))
@@ -195,7 +215,11 @@ impl Links {
             .collect();
         let found = downs.contains(down);
         let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(up.to_owned()).or_default().extend(downs);
+        let entry = map
+            .entry(up.to_owned())
+            .or_insert_with(|| (HashSet::new(), Instant::now()));
+        entry.0.extend(downs);
+        entry.1 = Instant::now();
         Ok(found)
     }
 }

@@ -147,11 +147,12 @@ impl<'a> History<'a> {
 
 /// Writes the history, commits, then wakes the subscribers of what changed.
 async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
+    // Other instances' subscribers are woken by PostgreSQL at commit (queued first: nothing
+    // else should wait behind the event counter).
+    crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
     // Last: the tenant's event counter stays locked from here to the commit.
     crate::store::events::push(&mut history.batch, &tx, history.tenant_id, &history.rows)?;
     history.batch.run(&tx).await?;
-    // Other instances' subscribers are woken by PostgreSQL at commit.
-    crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
     tx.commit().await?;
     // On the write lane, once the group's commit made the change durable.
     let (hub, tenant, wake) = (state.hub.clone(), history.tenant_id.to_owned(), history.wake);

@@ -271,9 +271,17 @@ pub async fn create(
     Ok(rule)
 }
 
-pub async fn update(state: &AppState, actor: &Actor, id: &str, change: RuleChange) -> Result<dispatch_rule::Model> {
+/// Changes a rule; `operation` is the one the caller ran (`Mutation.updateDispatchRule` or
+/// `Mutation.setDispatchRuleEnabled`), checked against its own row of the policy.
+pub async fn update(
+    state: &AppState,
+    actor: &Actor,
+    operation: &str,
+    id: &str,
+    change: RuleChange,
+) -> Result<dispatch_rule::Model> {
     let caller = Caller::load(state, actor).await?;
-    caller.require_op("Mutation.updateDispatchRule")?;
+    caller.require_op(operation)?;
     let tx = begin_write(&state.writer).await?;
     let rule = load_rule(&tx, &caller, id).await?;
     let mut am: dispatch_rule::ActiveModel = rule.into();

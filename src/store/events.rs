@@ -2,7 +2,7 @@
 //! their tenant's sequence at commit time, in the transaction's batch.
 use entity::{event_counter, work_order_event};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement, Value};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +21,10 @@ pub fn push<C: ConnectionTrait>(
 ) -> Result<()> {
     let n = rows.len() as i64;
     if n == 0 {
+        return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        batch.add_statement(numbered_pg(tenant_id, rows));
         return Ok(());
     }
     let bump = event_counter::Entity::insert(event_counter::ActiveModel {
@@ -76,4 +80,42 @@ pub fn push<C: ConnectionTrait>(
         batch.add(conn, &insert);
     }
     Ok(())
+}
+
+/// On PostgreSQL, the bump and the rows in one statement (one round trip while the counter is
+/// locked): the counter's new value comes back from the bump and numbers the rows.
+fn numbered_pg(tenant_id: &str, rows: &[work_order_event::Model]) -> Statement {
+    let n = rows.len() as i64;
+    let mut values: Vec<Value> = vec![tenant_id.into(), n.into()];
+    let mut tuples = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let first = values.len() + 1;
+        values.extend([
+            r.id.clone().into(),
+            r.work_order_id.clone().into(),
+            r.kind.clone().into(),
+            r.from_state.clone().into(),
+            r.to_state.clone().into(),
+            r.actor_role.clone().into(),
+            r.actor_id.clone().into(),
+            r.message.clone().into(),
+            r.data.clone().into(),
+            r.at.into(),
+            (n - 1 - i as i64).into(),
+        ]);
+        let params: Vec<String> = (first..first + 11).map(|k| format!("${k}")).collect();
+        tuples.push(format!("({})", params.join(", ")));
+    }
+    let sql = format!(
+        "WITH c AS (INSERT INTO event_counters (tenant_id, last_seq) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_counters.last_seq + EXCLUDED.last_seq \
+         RETURNING last_seq) \
+         INSERT INTO work_order_events (id, work_order_id, tenant_id, kind, from_state, to_state, \
+         actor_role, actor_id, message, data, at, seq) \
+         SELECT v.id, v.work_order_id, $1, v.kind, v.from_state, v.to_state, v.actor_role, v.actor_id, \
+         v.message, v.data, v.at, c.last_seq - v.back FROM c, (VALUES {}) AS v(id, work_order_id, kind, \
+         from_state, to_state, actor_role, actor_id, message, data, at, back)",
+        tuples.join(", ")
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }

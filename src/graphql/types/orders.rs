@@ -59,7 +59,7 @@ impl Workflow {
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl Workflow {
-    pub async fn id(&self) -> ID {
+    async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
     async fn name(&self) -> &str {
@@ -113,7 +113,7 @@ impl WorkOrder {
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl WorkOrder {
-    pub async fn id(&self) -> ID {
+    async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
     /// The caller's own reference, unique per upstream tenant.
@@ -314,7 +314,7 @@ pub struct Task(pub task::Model, pub Audience);
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl Task {
-    pub async fn id(&self) -> ID {
+    async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
     async fn status(&self) -> Result<TaskStatus> {
