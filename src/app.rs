@@ -44,6 +44,8 @@ pub struct AppState {
     pub principals: crate::service::principals::PrincipalCache,
     /// Which tenants are connected (for who sees what).
     pub links: crate::service::audience::Links,
+    /// PostgreSQL: tenants whose events wait to be numbered.
+    pub numbering: crate::service::numbering::Numbering,
     /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
 }
@@ -79,6 +81,7 @@ impl AppState {
             hub,
             principals,
             links: Default::default(),
+            numbering: Default::default(),
             listen_pool: pools.listen,
         })
     }
@@ -278,6 +281,7 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
     if let Some(pool) = state.listen_pool.clone() {
         tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
     }
+    tokio::spawn(crate::service::numbering::run(state.clone(), stop.subscribe()));
     tokio::spawn(crate::service::recovery::run(
         state.clone(),
         cfg.recovery(),

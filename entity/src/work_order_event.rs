@@ -25,8 +25,9 @@ pub struct Model {
     #[sea_orm(column_type = "Json", nullable)]
     pub data: Option<Json>,
     pub at: DateTimeUtc,
-    /// The tenant's own sequence number: 1, 2, 3, ... with no gap, in commit order.
-    pub seq: i64,
+    /// The tenant's own sequence number: 1, 2, 3, ... with no gap, in commit order (on
+    /// PostgreSQL null for a moment after commit, until numbered).
+    pub seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

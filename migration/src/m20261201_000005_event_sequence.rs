@@ -1,6 +1,8 @@
 //! Work-order events get a gapless sequence per tenant (as notifications have per engineer), so
 //! a console resumes `workOrderEvents` from a cursor and loses nothing, whatever the order in
-//! which transactions commit.
+//! which transactions commit. On SQLite an event is numbered in the transaction that writes it;
+//! on PostgreSQL it is written unnumbered (`seq` NULL) and numbered just after its commit, so
+//! that concurrent writers of one tenant never wait for each other's commit.
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261124_000001_core::{index, s};
@@ -25,7 +27,7 @@ impl MigrationTrait for Migration {
         m.alter_table(
             Table::alter()
                 .table(Alias::new("work_order_events"))
-                .add_column(big_integer(Alias::new("seq")).default(0))
+                .add_column(big_integer_null(Alias::new("seq")))
                 .to_owned(),
         )
         .await?;
@@ -56,10 +58,22 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // What is still to be numbered, found without a scan.
+        db.execute_unprepared(
+            "CREATE INDEX ix_events_unnumbered ON work_order_events (tenant_id, at, id) WHERE seq IS NULL",
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("ix_events_unnumbered")
+                .table(Alias::new("work_order_events"))
+                .to_owned(),
+        )
+        .await?;
         m.create_index(index(
             "work_order_events",
             "ix_events_tenant_at",

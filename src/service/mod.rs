@@ -5,6 +5,7 @@ pub mod audience;
 pub mod demo;
 pub mod directory;
 pub mod notifications;
+pub mod numbering;
 pub mod orders;
 pub mod principals;
 pub mod recovery;

@@ -179,8 +179,9 @@ impl Numbered for Delivered {
 }
 
 impl Numbered for work_order_event::Model {
+    // The stream reads numbered events only (`seq > cursor`).
     fn number(&self) -> i64 {
-        self.seq
+        self.seq.unwrap_or(0)
     }
 }
 
@@ -289,11 +290,15 @@ pub async fn work_order_events(
     // Joined before the cursor is read: an event committed after this read wakes the stream.
     let cursor = match after {
         Some(_) => parse_cursor("after", after)?,
-        None => event_counter::Entity::find_by_id(tenant.clone())
-            .one(&state.db)
-            .await?
-            .map(|c| c.last_seq)
-            .unwrap_or(0),
+        None => {
+            // "From now": what committed before is numbered first, so it is not taken for new.
+            super::numbering::number_now(state, &tenant).await?;
+            event_counter::Entity::find_by_id(tenant.clone())
+                .one(&state.db)
+                .await?
+                .map(|c| c.last_seq)
+                .unwrap_or(0)
+        }
     };
     Ok(replay_then_live(state.clone(), wake, cursor, move |state, after| {
         let tenant = tenant.clone();

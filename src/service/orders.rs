@@ -119,8 +119,8 @@ impl<'a> History<'a> {
             message,
             data,
             at: self.at,
-            // Numbered at commit (`store::events::push`).
-            seq: 0,
+            // Numbered with the commit (`store::events`).
+            seq: None,
         });
     }
 
@@ -156,6 +156,9 @@ async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<
     tx.commit().await?;
     // On the write lane, once the group's commit made the change durable.
     let (hub, tenant, wake) = (state.hub.clone(), history.tenant_id.to_owned(), history.wake);
+    if !history.rows.is_empty() && state.writer.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        state.numbering.poke(&tenant);
+    }
     crate::store::lane::after_commit(move || hub.publish(&tenant, &wake));
     Ok(())
 }

@@ -239,14 +239,11 @@ async fn the_event_feed_is_gapless_across_instances() {
     let a = Proc::start(&app.database_url, &[]).await;
     let b = Proc::start(&app.database_url, &[]).await;
     let http = reqwest::Client::new();
-    let start = app
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM work_order_events WHERE tenant_id = '{}'",
-            w.up.id
-        ))
-        .await;
+    let after = crate::events::cursor_now(&app, &w.up.id).await;
+    let start: i64 = after.parse().unwrap();
     let mut ws = ws_acked(&a.addr, &w.dispatcher_token).await;
-    ws.subscribe("e", crate::events::EVENTS, json!({})).await;
+    ws.subscribe("e", crate::events::EVENTS, json!({ "after": after }))
+        .await;
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.recv().await["type"], "pong");
     let addrs = [a.addr.as_str(), b.addr.as_str()];

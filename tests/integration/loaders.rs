@@ -20,6 +20,9 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     for n in 0..55 {
         w.assigned_order(&app, n % 3).await;
     }
+    // Steady state: the caller's rights remembered (they may have just been forgotten, as when
+    // the instance's listener connects).
+    app.gql_counted(Some(&w.dispatcher_token), PAGE, json!({"n": 5})).await;
     let (small, small_sql) = app.gql_counted(Some(&w.dispatcher_token), PAGE, json!({"n": 5})).await;
     let (big, big_sql) = app.gql_counted(Some(&w.dispatcher_token), PAGE, json!({"n": 50})).await;
     assert!(code(&small).is_none() && code(&big).is_none(), "{big}");

@@ -760,6 +760,9 @@ async fn a_rules_target_partners_cost_one_statement_whatever_their_number() {
             json!({"name": format!("{n}"), "target": {"partnerIds": partners[..n], "strategy": "ROUND_ROBIN"}}),
         )
         .await;
+        // Steady state: what a request costs once the caller's rights are remembered (they may
+        // have just been forgotten, as when the instance's listener connects).
+        app.gql_counted(Some(&w.up.admin_token), q, json!({})).await;
         let (body, sql) = app.gql_counted(Some(&w.up.admin_token), q, json!({})).await;
         assert!(code(&body).is_none(), "{body}");
         let listed: Vec<Value> = body["data"]["dispatchRules"][0]["target"]["partners"]

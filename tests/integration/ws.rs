@@ -113,7 +113,15 @@ async fn decline_then_dispatch_again_to_someone_else() {
     )
     .await;
     let mut console = app.ws(&w.dispatcher_token).await;
-    console.subscribe("c", EVENTS, json!({})).await;
+    // From the first event: a subscription without a cursor starts when the server has set it
+    // up, which a client cannot see.
+    console
+        .subscribe(
+            "c",
+            "subscription{ workOrderEvents(after: \"0\") { kind toState workOrder { id } } }",
+            json!({}),
+        )
+        .await;
     let mut e0 = app.ws(&w.engineer_tokens[0]).await;
     e0.subscribe("0", NOTES, json!({})).await;
     let mut e1 = app.ws(&w.engineer_tokens[1]).await;

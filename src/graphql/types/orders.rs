@@ -382,12 +382,14 @@ impl WorkOrderEvent {
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
-    /// The tenant's own sequence number: 1, 2, 3, … with no gap, in the order committed.
-    async fn sequence(&self) -> i64 {
+    /// The tenant's own sequence number: 1, 2, 3, … with no gap, in the order committed. Every
+    /// event `workOrderEvents` delivers has one; in `history`, an event committed a moment ago
+    /// may not have it yet (PostgreSQL numbers events just after their commit): null then.
+    async fn sequence(&self) -> Option<i64> {
         self.0.seq
     }
-    /// Resume point: pass it as `after` to `workOrderEvents`.
-    async fn cursor(&self) -> String {
-        self.0.seq.to_string()
+    /// Resume point: pass it as `after` to `workOrderEvents` (null while `sequence` is).
+    async fn cursor(&self) -> Option<String> {
+        self.0.seq.map(|s| s.to_string())
     }
 }

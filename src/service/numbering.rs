@@ -1,0 +1,85 @@
+//! PostgreSQL: work-order events are written unnumbered and numbered just after their
+//! transaction commits (`store::events::number`), so that the writers of one tenant never wait
+//! for each other's commit. Each instance numbers, as soon as it has committed them, the events
+//! it wrote, and sweeps every few seconds for any left unnumbered (an instance killed between a
+//! commit and its numbering). Numbering wakes the tenant's `workOrderEvents` subscribers, on
+//! every instance. On SQLite events are numbered in their own transaction: nothing runs here.
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::app::AppState;
+use crate::store::events;
+
+/// How often an instance looks for events left unnumbered.
+const SWEEP: Duration = Duration::from_secs(5);
+
+/// Tenants whose events are waiting to be numbered.
+#[derive(Clone, Default)]
+pub struct Numbering {
+    pending: Arc<Mutex<HashSet<String>>>,
+    wake: Arc<Notify>,
+}
+
+impl Numbering {
+    /// After a commit that wrote events of `tenant` (PostgreSQL).
+    pub fn poke(&self, tenant: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned());
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect()
+    }
+}
+
+/// Numbers what is poked, and what a sweep finds, until `stop` turns true (PostgreSQL only).
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    if state.writer.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return;
+    }
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        let swept = tokio::select! {
+            _ = state.numbering.wake.notified() => false,
+            _ = sweep.tick() => true,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if swept {
+            match events::unnumbered_tenants(&state.db).await {
+                Ok(tenants) => tenants.iter().for_each(|t| state.numbering.poke(t)),
+                Err(e) => tracing::warn!(error = %e, "cannot look for unnumbered events; trying again later"),
+            }
+        }
+        for tenant in state.numbering.take() {
+            match number_now(&state, &tenant).await {
+                Ok(n) if n >= events::NUMBER_BATCH as u64 => state.numbering.poke(&tenant), // more
+                Ok(_) => {}
+                // Left for the next sweep: nothing is lost, it is only numbered later.
+                Err(e) => tracing::warn!(error = %e, %tenant, "cannot number events; the sweep will"),
+            }
+        }
+    }
+}
+
+/// Numbers the tenant's committed, unnumbered events now (PostgreSQL; nothing to do on SQLite)
+/// and wakes their subscribers, here and on the other instances.
+pub async fn number_now(state: &AppState, tenant: &str) -> crate::error::Result<u64> {
+    if state.writer.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(0);
+    }
+    let wake_others = |tx: sea_orm::DatabaseTransaction| async move {
+        crate::notify::pg::notify_in(&tx, &state.hub, tenant, &[]).await?;
+        Ok(tx)
+    };
+    let n = events::number(&state.writer, tenant, wake_others).await?;
+    if n > 0 {
+        state.hub.publish(tenant, &[]);
+    }
+    Ok(n)
+}
