@@ -24,6 +24,11 @@ impl Batch {
         self.statements.push(conn.get_database_backend().build(statement));
     }
 
+    /// Queues a statement already built for its database.
+    pub fn add_statement(&mut self, statement: Statement) {
+        self.statements.push(statement);
+    }
+
     /// Queues a sea-orm query (an `Insert`, an `UpdateMany`...).
     pub fn add_query<C: ConnectionTrait, Q: sea_orm::QueryTrait>(&mut self, conn: &C, query: &Q) {
         self.statements.push(query.build(conn.get_database_backend()));

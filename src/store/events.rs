@@ -5,7 +5,7 @@
 //! writers' transactions would hold the tenant's counter through every commit, making all the
 //! writers of a tenant wait for each other's fsync.
 use entity::{event_counter, work_order_event};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement, TransactionTrait, Value};
 
 use crate::error::{Error, Result};
@@ -44,45 +44,35 @@ pub fn push<C: ConnectionTrait>(
             .to_owned(),
     );
     batch.add_query(conn, &bump);
-    use work_order_event::Column as E;
+    // All the rows in one statement, each numbered from the counter's new value.
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 12 + 1);
+    let mut tuples = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        let row = Query::select()
-            .expr(Expr::val(r.id.as_str()))
-            .expr(Expr::val(r.work_order_id.as_str()))
-            .expr(Expr::val(tenant_id))
-            .expr(Expr::val(r.kind.as_str()))
-            .expr(Expr::val(r.from_state.clone()))
-            .expr(Expr::val(r.to_state.clone()))
-            .expr(Expr::val(r.actor_role.clone()))
-            .expr(Expr::val(r.actor_id.clone()))
-            .expr(Expr::val(r.message.as_str()))
-            .expr(Expr::val(r.data.clone()))
-            .expr(Expr::val(r.at))
-            .expr(Expr::col(event_counter::Column::LastSeq).sub(n - 1 - i as i64))
-            .from(event_counter::Entity)
-            .and_where(Expr::col(event_counter::Column::TenantId).eq(tenant_id))
-            .to_owned();
-        let insert = Query::insert()
-            .into_table(work_order_event::Entity)
-            .columns([
-                E::Id,
-                E::WorkOrderId,
-                E::TenantId,
-                E::Kind,
-                E::FromState,
-                E::ToState,
-                E::ActorRole,
-                E::ActorId,
-                E::Message,
-                E::Data,
-                E::At,
-                E::Seq,
-            ])
-            .select_from(row)
-            .map_err(Error::internal)?
-            .to_owned();
-        batch.add(conn, &insert);
+        values.extend([
+            r.id.clone().into(),
+            r.work_order_id.clone().into(),
+            tenant_id.into(),
+            r.kind.clone().into(),
+            r.from_state.clone().into(),
+            r.to_state.clone().into(),
+            r.actor_role.clone().into(),
+            r.actor_id.clone().into(),
+            r.message.clone().into(),
+            r.data.clone().into(),
+            r.at.into(),
+            (n - 1 - i as i64).into(),
+        ]);
+        tuples.push("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     }
+    values.push(tenant_id.into());
+    let sql = format!(
+        "INSERT INTO work_order_events (id, work_order_id, tenant_id, kind, from_state, to_state, \
+         actor_role, actor_id, message, data, at, seq) SELECT v.column1, v.column2, v.column3, \
+         v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, \
+         c.last_seq - v.column12 FROM (VALUES {}) AS v, event_counters AS c WHERE c.tenant_id = ?",
+        tuples.join(", ")
+    );
+    batch.add_statement(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values));
     Ok(())
 }
 
