@@ -426,7 +426,7 @@ pub fn facts_of(o: &work_order::Model) -> Result<OrderFacts> {
         priority: crate::domain::Priority::parse(&o.priority)
             .ok_or_else(|| Error::internal("stored priority unknown"))?,
         customer: o.customer.clone(),
-        required_skills: super::stored::strings(&o.required_skills, &format!("work order {} required skills", o.id))?,
+        required_skills: super::stored::strings(&o.required_skills, || format!("work order {} required skills", o.id))?,
         custom_fields: o.custom_fields.clone(),
     })
 }
@@ -563,8 +563,8 @@ pub async fn candidates<C: ConnectionTrait>(
         .map(|e| {
             Ok(EngineerInfo {
                 today: counts.get(&e.id).copied().unwrap_or(0),
-                skills: super::stored::strings(&e.skills, &format!("engineer {} skills", e.id))?,
-                regions: super::stored::strings(&e.regions, &format!("engineer {} regions", e.id))?,
+                skills: super::stored::strings_owned(e.skills, || format!("engineer {} skills", e.id))?,
+                regions: super::stored::strings_owned(e.regions, || format!("engineer {} regions", e.id))?,
                 id: e.id,
                 name: e.name,
                 tenant_id: e.tenant_id,

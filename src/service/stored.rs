@@ -7,14 +7,20 @@ use serde_json::Value;
 use crate::domain::TenantKind;
 use crate::error::{Error, Result};
 
-/// A stored JSON value as `T`; `what` names it in the error (e.g. "engineer eng_1 skills").
-pub fn json<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T> {
-    T::deserialize(v).map_err(|e| Error::internal(format!("stored {what} do not parse: {e}")))
+/// A stored JSON value as `T`; `what` names it in the error (e.g. "engineer eng_1 skills"),
+/// made only when there is one (this runs for every engineer a dispatch considers).
+pub fn json<T: DeserializeOwned>(v: &Value, what: impl FnOnce() -> String) -> Result<T> {
+    T::deserialize(v).map_err(|e| Error::internal(format!("stored {} do not parse: {e}", what())))
 }
 
 /// A stored JSON array of strings (skills, regions).
-pub fn strings(v: &Value, what: &str) -> Result<Vec<String>> {
+pub fn strings(v: &Value, what: impl FnOnce() -> String) -> Result<Vec<String>> {
     json(v, what)
+}
+
+/// As [`strings`], taking the value (its strings are moved, not copied).
+pub fn strings_owned(v: Value, what: impl FnOnce() -> String) -> Result<Vec<String>> {
+    serde_json::from_value(v).map_err(|e| Error::internal(format!("stored {} do not parse: {e}", what())))
 }
 
 /// A stored tenant kind.
@@ -29,10 +35,12 @@ mod tests {
 
     #[test]
     fn what_does_not_parse_is_an_internal_error_never_a_default() {
-        assert_eq!(strings(&serde_json::json!(["a", "b"]), "x").unwrap(), vec!["a", "b"]);
+        let what = || "engineer e skills".to_string();
+        assert_eq!(strings(&serde_json::json!(["a", "b"]), what).unwrap(), vec!["a", "b"]);
         for bad in [serde_json::json!("a"), serde_json::json!([1]), serde_json::json!(null)] {
+            assert!(matches!(strings(&bad, what), Err(Error::Internal(_))), "{bad}");
             assert!(
-                matches!(strings(&bad, "engineer e skills"), Err(Error::Internal(_))),
+                matches!(strings_owned(bad.clone(), what), Err(Error::Internal(_))),
                 "{bad}"
             );
         }

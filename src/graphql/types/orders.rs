@@ -53,7 +53,7 @@ seen! {
 
 impl Workflow {
     fn domain_nodes(&self) -> Result<Vec<DomainNode>> {
-        service::stored::json(&self.0.nodes, &format!("nodes of workflow {}", self.0.id)).gql()
+        service::stored::json(&self.0.nodes, || format!("nodes of workflow {}", self.0.id)).gql()
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) fn stored<T: async_graphql::resolver_utils::EnumType>(s: &str) -> Res
 }
 
 pub(super) fn strings(v: &serde_json::Value, what: &str, id: &str) -> Result<Vec<String>> {
-    service::stored::strings(v, &format!("{what} of {id}")).gql()
+    service::stored::strings(v, || format!("{what} of {id}")).gql()
 }
 
 /// Any object with a global ID; `node(id:)` resolves each of them.
