@@ -118,7 +118,10 @@ async fn subscribe(
     ))
     .await
     .unwrap();
-    let _ack = ws.next().await;
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) if t.contains("connection_ack") => {}
+        other => panic!("connection_init refused: {other:?}"),
+    }
     let q = "subscription { taskNotifications { sequence createdAt } }";
     ws.send(send(json!({"id": "1", "type": "subscribe", "payload": {"query": q}})))
         .await
@@ -147,7 +150,7 @@ async fn subscribe(
     }
 }
 
-/// Subscribes the first `subscribers` engineers of the world, then assigns `orders` at `rate`
+/// Subscribes the first `subscribers` active engineers of the world, then assigns `orders` at `rate`
 /// per second, each to the next assignable engineer in turn.
 pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[String], rate: u64) -> Fanout {
     let addr = server.addr.clone();
@@ -160,9 +163,17 @@ pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[S
     // Subscribe in two halves and read the server's RSS after each: the slope between the
     // two is the cost of one more idle subscription, apart from fixed costs that the first
     // subscribers warm up (pooled connections' page caches, buffers, the runtime).
-    let half = subscribers / 2;
     let mut rss_half = 0;
-    for (i, e) in world.engineers.iter().take(subscribers).enumerate() {
+    // Engineers whose tokens work: a deactivated engineer's connection is refused (4403).
+    let subscribers = subscribers.min(world.engineers.iter().filter(|e| e.active).count());
+    let half = subscribers / 2;
+    for (i, e) in world
+        .engineers
+        .iter()
+        .filter(|e| e.active)
+        .take(subscribers)
+        .enumerate()
+    {
         if i == half {
             for _ in 0..half {
                 ready_rx.recv().await.unwrap();
@@ -184,6 +195,7 @@ pub async fn run(server: &Server, world: &World, subscribers: usize, orders: &[S
     let targets: Vec<&str> = world
         .engineers
         .iter()
+        .filter(|e| e.active)
         .take(subscribers)
         .filter(|e| e.assignable)
         .map(|e| e.id.as_str())

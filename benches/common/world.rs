@@ -73,6 +73,8 @@ pub struct Engineer {
     pub id: String,
     pub token: String,
     pub province: usize,
+    /// Active: its token works (a deactivated engineer's is refused).
+    pub active: bool,
     /// Active, of an active and allocated partner: may be assigned by hand.
     pub assignable: bool,
 }
@@ -246,6 +248,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
                 id,
                 token,
                 province,
+                active,
                 assignable: active && p.assignable,
             });
             of_partner.push(pi);
