@@ -120,7 +120,6 @@ fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<watch::Send
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
         max_subscriptions: cfg.ws_max_subscriptions,
         max_message_bytes: cfg.ws_max_message_bytes,
-        auth_recheck: std::time::Duration::from_millis(cfg.ws_auth_recheck_ms.max(100)),
         ..ws::WsConfig::default()
     };
     let http = Http {
@@ -282,6 +281,11 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
     }
     tokio::spawn(crate::service::numbering::run(state.clone(), stop.subscribe()));
+    tokio::spawn(crate::service::rights::run(
+        state.clone(),
+        Duration::from_millis(cfg.ws_auth_recheck_ms.max(100)),
+        stop.subscribe(),
+    ));
     tokio::spawn(crate::service::recovery::run(
         state.clone(),
         cfg.recovery(),

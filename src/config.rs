@@ -107,8 +107,8 @@ pub struct ServeConfig {
     /// milliseconds (a deactivation is seen at once on every instance; this bounds the rest).
     #[arg(long, env = "DISPATCHD_AUTH_CACHE_MS", default_value_t = 5_000)]
     pub auth_cache_ms: u64,
-    /// WebSocket: how often a connection checks again that its token's subject may still act,
-    /// besides being told of each change, in milliseconds.
+    /// WebSocket: how often the instance checks, in one batch, that the subjects of its open
+    /// connections may still act (besides being told of each change), in milliseconds.
     #[arg(long, env = "DISPATCHD_WS_AUTH_RECHECK_MS", default_value_t = 60_000)]
     pub ws_auth_recheck_ms: u64,
 

@@ -32,9 +32,6 @@ pub struct WsConfig {
     pub keepalive: Duration,
     pub max_subscriptions: usize,
     pub max_message_bytes: usize,
-    /// How often a connection checks again that its subject may still act (it is also woken
-    /// by every change of the subject's rights).
-    pub auth_recheck: Duration,
 }
 
 impl Default for WsConfig {
@@ -44,7 +41,6 @@ impl Default for WsConfig {
             keepalive: Duration::from_secs(30),
             max_subscriptions: 100,
             max_message_bytes: 64 * 1024,
-            auth_recheck: Duration::from_secs(60),
         }
     }
 }
@@ -97,10 +93,9 @@ struct Connection {
     actor: Option<Actor>,
     /// When the token expires (seconds since the Unix epoch): the connection closes then.
     expires_at: i64,
-    /// Woken when the rights of the token's subject change.
+    /// Woken when the rights of the token's subject change (`Hub::revoke`: through the API, or
+    /// found by the instance's periodic sweep of its connected subjects).
     rights: Option<Wake>,
-    /// Woken when anyone's rights may have changed unseen.
-    everyone: Option<Wake>,
     init_seen: bool,
     /// The running operations by id, each with the handle that ends its stream.
     active: HashMap<String, AbortHandle>,
@@ -136,7 +131,6 @@ impl Connection {
             actor: None,
             expires_at: i64::MAX,
             rights: None,
-            everyone: None,
             init_seen: false,
             active: HashMap::new(),
             streams: SelectAll::new(),
@@ -156,9 +150,6 @@ impl Connection {
         tokio::pin!(init_deadline);
         let mut keepalive = tokio::time::interval(self.cfg.keepalive);
         keepalive.tick().await;
-        // Connections check again at their own moments, not all at once.
-        let first = self.cfg.auth_recheck.mul_f64(rand::random::<f64>());
-        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + first, self.cfg.auth_recheck);
         loop {
             let flow = tokio::select! {
                 msg = self.socket.recv() => match msg {
@@ -187,15 +178,6 @@ impl Connection {
                     Flow::Close(close::FORBIDDEN, "Forbidden: token expired".into())
                 }
                 () = woken(&mut self.rights) => self.check_rights().await,
-                // Everyone's rights may have changed unseen (the cross-instance listener was
-                // away): each connection checks again at a moment of its own, not all at once.
-                () = woken(&mut self.everyone) => {
-                    let spread = self.cfg.auth_recheck.min(Duration::from_secs(5));
-                    let at = tokio::time::Instant::now() + spread.mul_f64(rand::random::<f64>());
-                    recheck.reset_at(at);
-                    Flow::Continue
-                }
-                _ = recheck.tick(), if self.actor.is_some() => self.check_rights().await,
                 _ = keepalive.tick() => {
                     let ping = match protocol {
                         Protocol::Transport => json!({"type": "ping"}),
@@ -279,7 +261,6 @@ impl Connection {
                 // Listening for changes of the subject's rights before they are checked: a
                 // revocation between the two is not missed.
                 self.rights = Some(self.state.hub.principal(&v.actor.subject));
-                self.everyone = Some(self.state.hub.everyone());
                 // The subject must still be allowed to act, as for every HTTP request.
                 crate::service::Caller::load(&self.state, &v.actor).await.map(|_| v)
             }

@@ -26,7 +26,7 @@ pub struct Hub {
     tenants: Channels,
     /// WebSocket connections by the subject of their token: woken to check its rights again.
     principals: Channels,
-    /// Every WebSocket connection: woken when anyone's rights may have changed unseen.
+    /// The sweep of connected subjects' rights: woken when anyone's may have changed unseen.
     everyone: Arc<watch::Sender<u64>>,
     /// Run on every revocation (the service layer forgets what it remembered of the subjects).
     revoke_hooks: Arc<Mutex<Vec<RevokeHook>>>,
@@ -120,16 +120,16 @@ impl Hub {
         subscribe(&self.principals, subject)
     }
 
-    /// A connection's wake-up for "anyone's rights may have changed": it checks again soon,
-    /// at a moment of its own.
-    pub fn everyone(&self) -> Wake {
+    /// The rights sweep's wake-up for "anyone's rights may have changed unseen".
+    pub fn everyone(&self) -> watch::Receiver<u64> {
         let mut rx = self.everyone.subscribe();
         rx.mark_unchanged();
-        Wake {
-            rx,
-            key: String::new(),
-            channels: Channels::default(),
-        }
+        rx
+    }
+
+    /// The subjects with a WebSocket connection here (whose rights the sweep checks).
+    pub fn principal_subjects(&self) -> Vec<String> {
+        lock(&self.principals).keys().cloned().collect()
     }
 
     /// Registers what to run when rights change (before any connection is woken to check).
@@ -153,9 +153,10 @@ impl Hub {
         }
     }
 
-    /// Wakes every subscriber: each reads again after its cursor, and every connection checks
-    /// its rights again, spread over a few seconds (after the cross-instance listener
-    /// reconnects, when wake-ups and revocations may have been missed).
+    /// Wakes every subscriber: each reads again after its cursor; what was remembered of anyone's
+    /// rights is forgotten, and the connected subjects' rights are swept at once, in one batch
+    /// (after the cross-instance listener reconnects, when wake-ups and revocations may have
+    /// been missed).
     pub fn wake_all(&self) {
         self.run_revoke_hooks(Revoked::All);
         self.everyone.send_modify(|n| *n = n.wrapping_add(1));

@@ -9,6 +9,7 @@ pub mod numbering;
 pub mod orders;
 pub mod principals;
 pub mod recovery;
+pub mod rights;
 pub mod rules;
 pub mod stored;
 pub mod tenants;

@@ -232,3 +232,28 @@ async fn a_websocket_closes_when_its_token_expires() {
         "2"
     );
 }
+
+/// A deactivation made behind the server's back (directly in the database) reaches open
+/// connections too: the instance sweeps its connected subjects' rights in one batch every
+/// `DISPATCHD_WS_AUTH_RECHECK_MS`, and closes those that may no longer act.
+#[tokio::test]
+async fn the_rights_sweep_closes_connections_of_subjects_deactivated_behind_its_back() {
+    let app = TestApp::spawn_with(|c| c.ws_auth_recheck_ms = 300).await;
+    let w = World::new(&app, 900).await;
+    let mut gone = app.ws(&w.engineer_tokens[0]).await;
+    gone.subscribe("1", "subscription { taskNotifications { cursor } }", json!({}))
+        .await;
+    let mut stays = app.ws(&w.engineer_tokens[1]).await;
+    stays
+        .subscribe("1", "subscription { taskNotifications { cursor } }", json!({}))
+        .await;
+    let sql = format!("UPDATE engineers SET active = false WHERE id = '{}'", w.engineers[0]);
+    app.state.db.execute_unprepared(&sql).await.unwrap();
+    let t = Instant::now();
+    assert_eq!(gone.closed().await, 4403);
+    assert!(t.elapsed() < Duration::from_secs(5), "closed by the next sweeps");
+    assert!(
+        stays.recv_within(Duration::from_millis(700)).await.is_none(),
+        "an active engineer's connection stays open"
+    );
+}

@@ -1,0 +1,80 @@
+//! The periodic sweep of the rights of every subject with an open WebSocket here: one query
+//! per few hundred subjects, every `DISPATCHD_WS_AUTH_RECHECK_MS` and at once after the
+//! cross-instance listener reconnects. A subject found deactivated (or gone) is revoked
+//! (`Hub::revoke`): its connections check again and close with 4403. Revocations made through
+//! the API reach every instance at once anyway; this catches what was changed behind the
+//! server's back, without every connection polling the database on its own.
+use std::time::Duration;
+
+use entity::{engineer, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::error::Result;
+use crate::ids;
+use crate::store::db::one_of;
+
+/// Subjects checked per statement.
+const CHUNK: usize = 500;
+
+/// One sweep; returns how many subjects it revoked.
+pub async fn sweep(state: &AppState) -> Result<usize> {
+    let subjects = state.hub.principal_subjects();
+    let backend = state.db.get_database_backend();
+    let mut gone = Vec::new();
+    for chunk in subjects.chunks(CHUNK) {
+        let (engineers, users): (Vec<&String>, Vec<&String>) =
+            chunk.iter().partition(|s| ids::prefix(s) == Some(ids::ENGINEER));
+        let mut active: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if !engineers.is_empty() {
+            let found: Vec<String> = engineer::Entity::find()
+                .select_only()
+                .column(engineer::Column::Id)
+                .filter(one_of(backend, "id", engineers.iter().map(|s| s.to_string())))
+                .filter(engineer::Column::Active.eq(true))
+                .into_tuple()
+                .all(&state.db)
+                .await?;
+            active.extend(found);
+        }
+        if !users.is_empty() {
+            let found: Vec<String> = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(one_of(backend, "id", users.iter().map(|s| s.to_string())))
+                .filter(user::Column::Active.eq(true))
+                .into_tuple()
+                .all(&state.db)
+                .await?;
+            active.extend(found);
+        }
+        gone.extend(chunk.iter().filter(|s| !active.contains(*s)).cloned());
+    }
+    if !gone.is_empty() {
+        tracing::info!(
+            subjects = gone.len(),
+            "rights sweep: deactivated subjects' connections close"
+        );
+        state.hub.revoke(&gone);
+    }
+    Ok(gone.len())
+}
+
+/// Sweeps every `interval`, and at once when the hub says anyone's rights may have changed
+/// unseen, until `stop` turns true.
+pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut everyone = state.hub.everyone();
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = everyone.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = sweep(&state).await {
+            tracing::warn!(error = %e, "rights sweep failed; trying again at the next");
+        }
+    }
+}
