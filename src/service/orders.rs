@@ -1151,7 +1151,11 @@ pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInp
     Ok(updated)
 }
 
-/// The engineer's own open task and its order, inside a write transaction.
+/// The engineer's own open task and its order, inside a write transaction. The order is
+/// locked first (the lock order: order, then its tasks), then the task is read again: every
+/// change of a task happens under its order's lock, so what is checked here holds until this
+/// transaction commits. The task must still be open and be the order's current one (the order
+/// still at the engineer's node, assigned to this engineer); otherwise CONFLICT.
 async fn engineer_task<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
@@ -1164,27 +1168,25 @@ async fn engineer_task<C: ConnectionTrait>(
             .filter(|t| t.engineer_id == caller.actor.subject)
             .ok_or_else(|| Error::not_found("task", task_id))
     };
+    let seen = find_task().await?;
+    let order = store::lock_order(conn, &seen.work_order_id)
+        .await?
+        .ok_or_else(|| Error::internal("task without order"))?;
     let task = find_task().await?;
-    let mut q = work_order::Entity::find_by_id(task.work_order_id.clone());
-    // PostgreSQL: the order is locked first, as every other writer of an existing order
-    // locks it first (its conditional update), so two writers never wait on each other.
-    let task = if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-        find_task().await?
-    } else {
-        task
-    };
     if !task_status::OPEN.contains(&task.status.as_str()) {
         return Err(Error::Conflict(format!(
             "task {task_id} is {}: it is no longer open",
             task.status
         )));
     }
-    let order = q
-        .one(conn)
-        .await?
-        .ok_or_else(|| Error::internal("task without order"))?;
     let state = State::parse(&order.state).ok_or_else(|| Error::internal("stored state unknown"))?;
+    let current =
+        state == State::DownstreamTask && order.field_out_deal_user.as_deref() == Some(task.engineer_id.as_str());
+    if !current {
+        return Err(Error::Conflict(format!(
+            "task {task_id} is no longer the work order's current task (the order is {state})"
+        )));
+    }
     Ok((task, order, state))
 }
 
@@ -1203,7 +1205,9 @@ pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Resu
     if !store::update_if_current(&tx, &order.id, order.version, &order.state, am).await? {
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
-    store::set_task_status(&tx, &task.id, task_status::ACCEPTED, now).await?;
+    if !store::set_task_status(&tx, &task.id, &[task_status::ASSIGNED], task_status::ACCEPTED, now).await? {
+        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+    }
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
     history.record(
         EventKind::TaskAccepted,
@@ -1261,7 +1265,9 @@ async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Op
     let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
     let dispatch_index = flow.require_dispatch_node()?;
 
-    store::set_task_status(&tx, &task.id, task_status::DECLINED, now).await?;
+    if !store::set_task_status(&tx, &task.id, &task_status::OPEN, task_status::DECLINED, now).await? {
+        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+    }
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
     history.step(
         decline,

@@ -1,7 +1,25 @@
 //! Work-order persistence: conditional (optimistic) updates, engineer load counters, tasks, events.
+//!
+//! # Lock order
+//!
+//! Every write transaction takes its row locks in this order, so that two of them never wait
+//! for each other in a cycle (on PostgreSQL; SQLite has one writer at a time):
+//!
+//! 1. the work order (its conditional update, `update_if_current`, or `lock_order`): a task is
+//!    read and written only under its order's lock, so what a command checks of a task holds
+//!    until it commits;
+//! 2. the rules' round-robin cursors (`FOR UPDATE`, in rule ID order) when rules run;
+//! 3. engineers' load counters (`claim_engineer`, `release_engineer`), in engineer ID order
+//!    when one change touches several;
+//! 4. engineers' notification counters, then the tenant's event counter (SQLite), both in the
+//!    batch sent just before the commit.
+//!
+//! One change breaks (3): a decline releases the engineer who declined after the rules have
+//! claimed the next one, which cannot be known in advance. A deadlock there is undone whole by
+//! PostgreSQL (`Error::Raced`) and the decline runs again; nothing is ever half-applied.
 use entity::{engineer, partner, task, work_order};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::error::Result;
 
@@ -80,7 +98,18 @@ pub async fn release_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<
     Ok(())
 }
 
-/// Closes the order's open task (if any) with `status`; returns the task as it was.
+/// Locks the order's row for the rest of the transaction (PostgreSQL `FOR UPDATE`; SQLite's
+/// write transaction holds the whole database already) and reads it as it is now.
+pub async fn lock_order<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<work_order::Model>> {
+    let mut q = work_order::Entity::find_by_id(id.to_owned());
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    Ok(q.one(conn).await?)
+}
+
+/// Closes the order's open task (if any) with `status`; returns the task as it was. Call it
+/// under the order's lock (see the lock order).
 pub async fn close_open_task<C: ConnectionTrait>(
     conn: &C,
     order_id: &str,
@@ -92,28 +121,28 @@ pub async fn close_open_task<C: ConnectionTrait>(
         .filter(task::Column::Status.is_in(task_status::OPEN))
         .one(conn)
         .await?;
-    if let Some(t) = &open {
-        task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(status))
-            .col_expr(task::Column::UpdatedAt, Expr::value(at))
-            .filter(task::Column::Id.eq(t.id.as_str()))
-            .exec(conn)
-            .await?;
+    match open {
+        Some(t) if set_task_status(conn, &t.id, &task_status::OPEN, status, at).await? => Ok(Some(t)),
+        // Closed meanwhile (cannot happen under the order's lock): nothing to close.
+        _ => Ok(None),
     }
-    Ok(open)
 }
 
+/// Moves a task to `status` only from one of `from`; false when it is in none of them (another
+/// change got there first): the caller answers CONFLICT and writes nothing.
 pub async fn set_task_status<C: ConnectionTrait>(
     conn: &C,
     id: &str,
+    from: &[&str],
     status: &str,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
-    task::Entity::update_many()
+) -> Result<bool> {
+    let res = task::Entity::update_many()
         .col_expr(task::Column::Status, Expr::value(status))
         .col_expr(task::Column::UpdatedAt, Expr::value(at))
         .filter(task::Column::Id.eq(id))
+        .filter(task::Column::Status.is_in(from.iter().copied()))
         .exec(conn)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
 }

@@ -249,3 +249,37 @@ async fn a_full_write_queue_refuses_at_once_and_writes_nothing() {
         assert_eq!(got["workOrders"]["totalCount"], 1, "{r}");
     }
 }
+
+/// A cancelled order keeps the record of who was assigned when it was cancelled (its eight
+/// dispatch fields, as history), while its task closes and the engineer is told and freed.
+#[tokio::test]
+async fn a_cancelled_order_keeps_its_dispatch_record_and_closes_its_task() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let o = w.assigned_order(&app, 0).await;
+    app.ok(
+        &w.dispatcher_token,
+        CANCEL,
+        json!({"o": o, "v": 2, "r": "customer withdrew"}),
+    )
+    .await;
+    let q = "query($o:ID!){ workOrder(id:$o){ state dispatch { method engineer { id openTasks } } apiFields task { status } } }";
+    let d = app.ok(&w.dispatcher_token, q, json!({"o": o})).await["workOrder"].clone();
+    assert_eq!(d["state"], "CANCELLED");
+    assert_eq!(d["dispatch"]["method"], "MANUAL", "the record stays");
+    assert_eq!(d["dispatch"]["engineer"]["id"], w.engineers[0]);
+    assert_eq!(d["apiFields"]["field_outDealUser__c"], w.engineers[0]);
+    assert_eq!(d["task"]["status"], "CANCELLED");
+    assert_eq!(d["dispatch"]["engineer"]["openTasks"], 0, "the engineer is freed");
+    // The engineer still sees it, cancelled, with its closed task.
+    let seen = app
+        .ok(
+            &w.engineer_tokens[0],
+            "query($o:ID!){ workOrder(id:$o){ state task { status } } }",
+            json!({"o": o}),
+        )
+        .await;
+    assert_eq!(seen["workOrder"]["state"], "CANCELLED");
+    assert_eq!(seen["workOrder"]["task"]["status"], "CANCELLED");
+    crate::invariants::assert_consistent(&app).await;
+}
