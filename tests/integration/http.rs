@@ -94,7 +94,7 @@ async fn get_serves_queries_but_not_mutations() {
 #[tokio::test]
 async fn limits_on_body_depth_and_complexity() {
     let app = TestApp::spawn_with(|c| {
-        c.max_body_bytes = 64 * 1024;
+        c.edge.max_body_bytes = 64 * 1024;
     })
     .await;
     let w = World::new(&app, 900).await;

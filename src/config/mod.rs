@@ -3,6 +3,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod edge;
+pub use edge::{EdgeConfig, Introspection};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dispatchd",
@@ -77,15 +80,9 @@ pub struct ServeConfig {
     /// Seed a demo world into an empty database and print ready-to-paste tokens.
     #[arg(long)]
     pub demo: bool,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "DISPATCHD_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-    pub max_body_bytes: usize,
-    /// Deepest accepted query.
-    #[arg(long, env = "DISPATCHD_MAX_QUERY_DEPTH", default_value_t = 15)]
-    pub max_query_depth: usize,
-    /// Highest accepted query complexity (each field counts 1, connections multiply by `first`).
-    #[arg(long, env = "DISPATCHD_MAX_QUERY_COMPLEXITY", default_value_t = 5000)]
-    pub max_query_complexity: usize,
+    /// The public edge: request limits, timeouts, introspection, CORS.
+    #[command(flatten)]
+    pub edge: EdgeConfig,
     /// Add an `x-sql-statements` header (SQL statements the request ran) to each GraphQL response.
     #[arg(long, env = "DISPATCHD_SQL_STATS")]
     pub sql_stats: bool,
@@ -126,9 +123,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: "127.0.0.1:0".into(),
             demo: false,
-            max_body_bytes: 1 << 20,
-            max_query_depth: 15,
-            max_query_complexity: 5000,
+            edge: EdgeConfig::default(),
             sql_stats: false,
             ws_init_timeout_ms: 10_000,
             ws_max_subscriptions: 100,
