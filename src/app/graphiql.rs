@@ -1,8 +1,15 @@
 //! GraphiQL at `/`.
 use async_graphql::http::GraphiQLSource;
+use axum::Router;
 use axum::response::Html;
+use axum::routing::get;
 
-pub(super) async fn page() -> Html<String> {
+/// The routes GraphiQL needs (its page at `/`).
+pub(super) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/", get(page))
+}
+
+async fn page() -> Html<String> {
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")

@@ -23,6 +23,8 @@ struct Http {
     state: AppState,
     schema: AppSchema,
     sql_stats: bool,
+    /// Limits, introspection and the deadline every operation passes.
+    gate: Arc<graphql::gate::Gate>,
     ws: ws::WsConfig,
     /// Turns true when shutdown begins. Each WebSocket connection holds a receiver: when the
     /// sender has none left, every WebSocket has been closed.
@@ -44,11 +46,12 @@ pub(super) fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<
         schema: schema(state.clone(), cfg),
         state,
         sql_stats: cfg.sql_stats,
+        gate: Arc::new(graphql::gate::Gate::new(&cfg.edge)),
         ws,
         draining,
     };
     Router::new()
-        .route("/", get(super::graphiql::page))
+        .merge(super::graphiql::router())
         .route("/graphql", get(graphql_http).post(graphql_http))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
@@ -126,12 +129,14 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
     }
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let actor = http.state.keys.verify_header(auth);
+    let authenticated = actor.is_ok();
     let req = req
         .data(RequestAuth(actor))
         .data(CallerCell::default())
         .data(Loaders::new(&http.state.db));
     let counter = Arc::new(AtomicU64::new(0));
-    let mut resp = store::sql_statements_scope(counter.clone(), http.schema.execute(req)).await;
+    let mut resp =
+        store::sql_statements_scope(counter.clone(), http.gate.execute(&http.schema, req, authenticated)).await;
     graphql::ensure_codes(&mut resp);
     let mut out = GraphQLResponse::from(resp).into_response();
     if http.sql_stats {
