@@ -1,16 +1,23 @@
-//! The HTTP edge: routes, the GraphQL endpoint over HTTP, readiness.
+//! The HTTP edge: routes, the GraphQL endpoint over HTTP (GraphQL over HTTP: media types,
+//! status codes, CSRF), CORS, readiness.
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::Value;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
+use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
 
+use super::negotiate::{self, MediaType};
+use super::operation::{self, Kind, Selected};
 use super::{AppState, schema};
 use crate::config::ServeConfig;
 use crate::graphql::context::{CallerCell, RequestAuth};
@@ -29,6 +36,10 @@ struct Http {
     /// Turns true when shutdown begins. Each WebSocket connection holds a receiver: when the
     /// sender has none left, every WebSocket has been closed.
     draining: Arc<watch::Sender<bool>>,
+    /// Largest request body read (413 beyond).
+    max_body_bytes: usize,
+    /// How long a client has to send a request's body (408 beyond).
+    body_timeout: Duration,
 }
 
 pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
@@ -49,16 +60,59 @@ pub(super) fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<
         gate: Arc::new(graphql::gate::Gate::new(&cfg.edge)),
         ws,
         draining,
+        max_body_bytes: cfg.edge.max_body_bytes,
+        body_timeout: Duration::from_millis(cfg.edge.body_timeout_ms.max(1)),
     };
-    Router::new()
+    let router = Router::new()
         .merge(super::graphiql::router())
         .route("/graphql", get(graphql_http).post(graphql_http))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(cfg.edge.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .with_state(http)
+        // After every route: axum adds `Allow` to these 405s.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    // Outermost, so that every answer (errors and panics too) carries the CORS headers.
+    match cors(&cfg.edge.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+    .with_state(http)
+}
+
+/// CORS for the configured origins (`DISPATCHD_CORS_ORIGINS`); none configured: no CORS at all
+/// (no `Access-Control-*` header on any answer, preflights refused like any other OPTIONS).
+/// `*` allows every origin. Credentials (cookies) are never allowed: callers present bearer
+/// tokens.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<&str> = origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o.trim_end_matches('/')) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(origin = %o, "DISPATCHD_CORS_ORIGINS: not an origin, ignored");
+                    None
+                }
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// A bug must not drop the connection: answer 500 with a GraphQL error, log the panic.
@@ -69,8 +123,25 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("panic");
     tracing::error!(panic = detail, "request handler panicked");
-    let body = serde_json::json!({"data": null, "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]});
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error").into_response(MediaType::Json)
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint: GraphQL is served at /graphql",
+    )
+    .into_response(negotiate::response_type(&headers).unwrap_or(MediaType::Json))
+}
+
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_USER_INPUT",
+        "method not allowed here (see the Allow header)",
+    )
+    .into_response(negotiate::response_type(&headers).unwrap_or(MediaType::Json))
 }
 
 async fn graphql_ws(State(http): State<Http>, ws: axum::extract::WebSocketUpgrade) -> Response {
@@ -102,35 +173,118 @@ async fn readyz(State(http): State<Http>) -> Response {
     }
 }
 
-fn is_mutation(req: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::OperationType;
-    match async_graphql::parser::parse_query(&req.query) {
-        Ok(doc) => doc.operations.iter().any(|(name, op)| {
-            let selected = match (&req.operation_name, name) {
-                (Some(want), Some(n)) => n.as_str() == want,
-                _ => true,
-            };
-            selected && op.node.ty != OperationType::Query
-        }),
-        Err(_) => false,
+/// An answer given before anything ran: an HTTP status and one GraphQL error, no `data`.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Not a well-formed GraphQL-over-HTTP request: 400 whatever the media type.
+    fn malformed(message: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+    }
+
+    fn header(mut self, name: HeaderName, value: &'static str) -> Refusal {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    fn into_response(self, media: MediaType) -> Response {
+        // `message` before `extensions`, as async-graphql writes an error.
+        let body = format!(
+            r#"{{"errors":[{{"message":{},"extensions":{{"code":{}}}}}]}}"#,
+            Json::String(self.message.into_owned()),
+            Json::String(self.code.to_owned())
+        );
+        let mut resp = (self.status, body).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+        headers.extend(self.headers);
+        resp
     }
 }
 
-async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderMap, req: GraphQLRequest) -> Response {
-    let req = req.into_inner();
-    if method == Method::GET && is_mutation(&req) {
-        let err = async_graphql::ServerError::new("GET serves queries only: send mutations with POST", None);
-        let mut resp = async_graphql::Response::from_errors(vec![err]);
-        resp.errors[0]
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", "BAD_USER_INPUT");
-        return (StatusCode::METHOD_NOT_ALLOWED, GraphQLResponse::from(resp)).into_response();
+/// The GraphQL endpoint (GraphQL over HTTP). GET runs queries from the URL's parameters; POST
+/// runs any operation but a subscription from a JSON body, and only from a JSON body: a form
+/// or `text/plain` post, which a browser sends cross-site without asking, is refused with 415
+/// before anything is read (CSRF). The response is `application/graphql-response+json` or
+/// `application/json` as `Accept` asks (406 when it allows neither); see `respond` for the
+/// status codes.
+async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(media) = negotiate::response_type(&parts.headers) else {
+        return Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "BAD_USER_INPUT",
+            "not acceptable: GraphQL responses are application/graphql-response+json or application/json",
+        )
+        .into_response(MediaType::Json);
+    };
+    let params = if parts.method == Method::POST {
+        if !negotiate::is_json_content_type(&parts.headers) {
+            return Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "BAD_USER_INPUT",
+                "unsupported media type: POST a JSON body with Content-Type: application/json",
+            )
+            .into_response(media);
+        }
+        match read_body(body, &parts.headers, http.max_body_bytes, http.body_timeout).await {
+            Ok(bytes) => Params::from_body(&bytes),
+            Err(refusal) => Err(refusal),
+        }
+    } else {
+        Params::from_url(parts.uri.query().unwrap_or(""))
+    };
+    let params = match params {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(media),
+    };
+    let selected = operation::selected(&params.query, params.operation_name.as_deref());
+    if parts.method != Method::POST {
+        let writes = match selected {
+            Selected::One(kind) => kind != Kind::Query,
+            Selected::Unresolved { writes } => writes,
+        };
+        if writes {
+            return Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BAD_USER_INPUT",
+                "GET serves queries only: send mutations with POST, subscriptions over the WebSocket at /graphql/ws",
+            )
+            .header(header::ALLOW, "POST")
+            .into_response(media);
+        }
     }
-    let auth = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    if selected == Selected::One(Kind::Subscription) {
+        let mut resp = async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+            "subscriptions are served over the WebSocket at /graphql/ws (graphql-transport-ws), not over HTTP",
+            None,
+        )]);
+        graphql::ensure_codes(&mut resp);
+        return respond(resp, media);
+    }
+
+    let auth = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
     let actor = http.state.keys.verify_header(auth);
     let authenticated = actor.is_ok();
-    let req = req
+    let req = params
+        .into_request()
         .data(RequestAuth(actor))
         .data(CallerCell::default())
         .data(Loaders::new(&http.state.db));
@@ -138,10 +292,292 @@ async fn graphql_http(State(http): State<Http>, method: Method, headers: HeaderM
     let mut resp =
         store::sql_statements_scope(counter.clone(), http.gate.execute(&http.schema, req, authenticated)).await;
     graphql::ensure_codes(&mut resp);
-    let mut out = GraphQLResponse::from(resp).into_response();
+    let mut out = respond(resp, media);
     if http.sql_stats {
         let n = counter.load(Ordering::Relaxed);
         out.headers_mut().insert("x-sql-statements", HeaderValue::from(n));
     }
     out
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond, whether the client declared its
+/// length or streams it in chunks) within `timeout` (408 beyond). Both refusals close the
+/// connection: what is left of the body is never read.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize, timeout: Duration) -> Result<Vec<u8>, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            format!("the request body is larger than {limit} bytes"),
+        )
+        .header(header::CONNECTION, "close")
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| Refusal::malformed("the request body could not be read"))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(read) => read,
+        Err(_) => Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "BAD_USER_INPUT",
+            format!("the request body did not arrive within {} ms", timeout.as_millis()),
+        )
+        .header(header::CONNECTION, "close")),
+    }
+}
+
+/// A GraphQL-over-HTTP request's parameters, checked for their types.
+#[derive(Debug)]
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Json>>,
+    extensions: Option<Map<String, Json>>,
+}
+
+impl Params {
+    /// From a POST's JSON body: one object (a batch, an array, is not supported).
+    fn from_body(bytes: &[u8]) -> Result<Params, Refusal> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Refusal::malformed(
+                "the request body is empty: send a JSON object with a `query`",
+            ));
+        }
+        // Errors name a place, never the content: a message must not echo the request.
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| {
+            Refusal::malformed(format!(
+                "the request body is not valid JSON in UTF-8 (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        match json {
+            Json::Object(map) => Params::from_map(map),
+            Json::Array(_) => Err(Refusal::malformed(
+                "batched requests (a JSON array) are not supported: send one JSON object",
+            )),
+            _ => Err(Refusal::malformed(
+                "the request body must be a JSON object with a `query`",
+            )),
+        }
+    }
+
+    /// From a GET's URL parameters: `query`, `operationName`, and `variables` and `extensions`
+    /// as JSON text. An empty parameter counts as absent.
+    fn from_url(query_string: &str) -> Result<Params, Refusal> {
+        let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(
+            &format!("/?{query_string}")
+                .parse()
+                .map_err(|_| Refusal::malformed("the URL's parameters cannot be read"))?,
+        )
+        .map(|axum::extract::Query(pairs)| pairs)
+        .map_err(|_| Refusal::malformed("the URL's parameters cannot be read"))?;
+        let mut map = Map::new();
+        for (key, value) in pairs {
+            let name = match key.as_str() {
+                "query" | "operationName" | "variables" | "extensions" => key,
+                _ => continue,
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let value = if name == "variables" || name == "extensions" {
+                serde_json::from_str(&value)
+                    .map_err(|_| Refusal::malformed(format!("the `{name}` parameter is not valid JSON")))?
+            } else {
+                Json::String(value)
+            };
+            if map.insert(name.clone(), value).is_some() {
+                return Err(Refusal::malformed(format!(
+                    "the `{name}` parameter is given more than once"
+                )));
+            }
+        }
+        Params::from_map(map)
+    }
+
+    fn from_map(mut map: Map<String, Json>) -> Result<Params, Refusal> {
+        let query = match map.remove("query") {
+            Some(Json::String(q)) => q,
+            None | Some(Json::Null) => return Err(Refusal::malformed("the request has no `query`")),
+            Some(_) => return Err(Refusal::malformed("`query` must be a string")),
+        };
+        let operation_name = match map.remove("operationName") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(name)) => Some(name),
+            Some(_) => return Err(Refusal::malformed("`operationName` must be a string or null")),
+        };
+        let object = |map: &mut Map<String, Json>, name: &str| match map.remove(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Object(m)) => Ok(Some(m)),
+            Some(_) => Err(Refusal::malformed(format!(
+                "`{name}` must be a map (a JSON object) or null"
+            ))),
+        };
+        let variables = object(&mut map, "variables")?;
+        let extensions = object(&mut map, "extensions")?;
+        Ok(Params {
+            query,
+            operation_name,
+            variables,
+            extensions,
+        })
+    }
+
+    fn into_request(self) -> async_graphql::Request {
+        let mut req = async_graphql::Request::new(self.query);
+        if let Some(name) = self.operation_name {
+            req = req.operation_name(name);
+        }
+        if let Some(vars) = self.variables {
+            req = req.variables(async_graphql::Variables::from_json(Json::Object(vars)));
+        }
+        if let Some(ext) = self.extensions {
+            req.extensions = async_graphql::Extensions(
+                ext.into_iter()
+                    .map(|(k, v)| (k, Value::from_json(v).unwrap_or(Value::Null)))
+                    .collect(),
+            );
+        }
+        req
+    }
+}
+
+/// The response body: `data` only when execution began.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, Value>,
+}
+
+/// Serializes a GraphQL response as `media`. A response whose errors all came before execution
+/// (no `data`, no error with a path: a syntax or validation error, a variable that does not
+/// coerce, a limit the gate refused) is a request error: it carries no `data`, and under
+/// `application/graphql-response+json` its status is 4xx (400; 401/403 for UNAUTHENTICATED /
+/// FORBIDDEN) or 5xx (INTERNAL 500; OVERLOADED, TIMEOUT 503). Anything executed, even with
+/// errors and `data: null`, is 200; so is everything under `application/json`, as the spec asks.
+fn respond(mut resp: async_graphql::Response, media: MediaType) -> Response {
+    let unexecuted =
+        resp.data == Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty());
+    if unexecuted {
+        resp.errors.iter_mut().for_each(scrub_syntax_error);
+    }
+    let body = ResponseBody {
+        data: (!unexecuted).then_some(&resp.data),
+        errors: &resp.errors,
+        extensions: &resp.extensions,
+    };
+    let bytes = match serde_json::to_vec(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "a GraphQL response could not be serialized");
+            return Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error").into_response(media);
+        }
+    };
+    let status = match media {
+        MediaType::GraphQLResponse if unexecuted => request_error_status(&resp.errors),
+        _ => StatusCode::OK,
+    };
+    let mut out = (status, bytes).into_response();
+    let headers = out.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if resp.errors.is_empty()
+        && let Some(cache) = resp.cache_control.value()
+        && let Ok(cache) = HeaderValue::from_str(&cache)
+    {
+        headers.insert(header::CACHE_CONTROL, cache);
+    }
+    headers.extend(resp.http_headers);
+    out
+}
+
+/// The status of a request error under `application/graphql-response+json`, from its first
+/// error's code.
+fn request_error_status(errors: &[async_graphql::ServerError]) -> StatusCode {
+    let code = errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|ext| ext.get("code"))
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        });
+    match code {
+        Some("UNAUTHENTICATED") => StatusCode::UNAUTHORIZED,
+        Some("FORBIDDEN") => StatusCode::FORBIDDEN,
+        Some("INTERNAL") => StatusCode::INTERNAL_SERVER_ERROR,
+        Some("OVERLOADED" | "TIMEOUT") => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The parser's syntax errors quote the document's line; keep what was expected (the position
+/// is in `locations`), never the document itself.
+fn scrub_syntax_error(e: &mut async_graphql::ServerError) {
+    if !e.message.starts_with(" --> ") {
+        return;
+    }
+    let expected = e
+        .message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim_start().strip_prefix("= "))
+        .unwrap_or("unexpected input")
+        .to_owned();
+    e.message = format!("syntax error: {expected}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_graphql_error_without_its_cause() {
+        let resp = panic_response(Box::new(String::from("index out of bounds: secret detail")));
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json; charset=utf-8");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let body: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})
+        );
+    }
+
+    #[test]
+    fn syntax_errors_keep_what_was_expected_not_the_document() {
+        let err = async_graphql::parser::parse_query("{ secret(").unwrap_err();
+        let mut e = async_graphql::ServerError::from(err);
+        assert!(
+            e.message.contains("secret"),
+            "the parser quotes the line: {}",
+            e.message
+        );
+        scrub_syntax_error(&mut e);
+        assert!(e.message.starts_with("syntax error: "), "{}", e.message);
+        assert!(!e.message.contains("secret"), "{}", e.message);
+    }
 }

@@ -1,6 +1,8 @@
 //! The composition root: AppState, the schema, the HTTP edge (`http`), GraphiQL, `spawn()`.
 mod graphiql;
 mod http;
+mod negotiate;
+mod operation;
 mod serve;
 
 pub use http::router;

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod dispatch;
+mod edge_http;
 mod events;
 mod http;
 mod instances;
