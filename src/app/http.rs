@@ -144,7 +144,22 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
     .into_response(negotiate::response_type(&headers).unwrap_or(MediaType::Json))
 }
 
-async fn graphql_ws(State(http): State<Http>, ws: axum::extract::WebSocketUpgrade) -> Response {
+async fn graphql_ws(
+    State(http): State<Http>,
+    ws: Result<axum::extract::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    // Not a WebSocket handshake: a JSON error like every other refusal (426 or 400).
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return Refusal::new(
+                rejection.status(),
+                "BAD_USER_INPUT",
+                "/graphql/ws is a WebSocket (subprotocol graphql-transport-ws): GraphQL over HTTP is at /graphql",
+            )
+            .into_response(MediaType::Json);
+        }
+    };
     let draining = http.draining.subscribe();
     ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), draining, ws)
         .await

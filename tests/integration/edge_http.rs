@@ -343,6 +343,11 @@ async fn unknown_paths_and_methods_answer_json_errors() {
     let (status, ct, body) = read(app.http.get(app.url("/nowhere")).send().await.unwrap()).await;
     assert_eq!((status, ct.as_str()), (404, JSON));
     assert_error_body(&body, "NOT_FOUND");
+    // The WebSocket's path without a handshake.
+    let (status, ct, body) = read(app.http.get(app.url("/graphql/ws")).send().await.unwrap()).await;
+    assert!((400..500).contains(&status), "{status}");
+    assert_eq!(ct, JSON);
+    assert_error_body(&body, "BAD_USER_INPUT");
     for method in [reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::OPTIONS] {
         let r = app
             .http
