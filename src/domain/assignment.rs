@@ -1,5 +1,5 @@
 //! What an assignment writes on a work order: the seed's eight dispatch fields, and the steps.
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::work_order::{Command, State, Transition, TransitionError, run};
@@ -111,7 +111,9 @@ pub fn api_fields(
     json!({
         "assign_user": assign_user,
         "assign_way__c": assign_way,
-        "assign_time__c": assign_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        // As the API's `DateTime` scalar writes it (async-graphql's `to_rfc3339`), so that
+        // `assign_time__c` and `assignedAt` read the same.
+        "assign_time__c": assign_time.map(|t| t.to_rfc3339()),
         "field_partner__c": partner,
         "field_fwssf__c": legacy_account,
         "field_outDealUser__c": engineer,

@@ -17,4 +17,5 @@ mod rights;
 mod rules;
 mod schema;
 mod stress;
+mod timestamps;
 mod ws;
