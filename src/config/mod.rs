@@ -1,7 +1,7 @@
 //! Command line and environment: every setting has a flag, an environment variable and a default.
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod edge;
 pub use edge::{EdgeConfig, Introspection};
@@ -13,45 +13,37 @@ pub use edge::{EdgeConfig, Introspection};
     about = "Dispatches outsourced field-service work orders to service-provider engineers"
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub db: DbConfig,
-    /// HS256 secret for bearer tokens. Unset: a random secret is generated once and kept in the database.
-    #[arg(long, env = "DISPATCHD_JWT_SECRET", global = true, hide_env_values = true)]
-    pub jwt_secret: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Where the database is and how its connections are used: for the commands that open it.
 #[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Database")]
 pub struct DbConfig {
     /// Database URL: `sqlite://FILE` (default, created if missing) or `postgres://...`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://dispatchd.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://dispatchd.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Maximum connections in the pool.
-    #[arg(long, env = "DISPATCHD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(long, env = "DISPATCHD_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
     /// How long a request waits for a pooled connection, in milliseconds.
-    #[arg(long, env = "DISPATCHD_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    #[arg(long, env = "DISPATCHD_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     pub db_acquire_timeout_ms: u64,
     /// PostgreSQL `statement_timeout`, in milliseconds (0: none).
-    #[arg(
-        long,
-        env = "DISPATCHD_DB_STATEMENT_TIMEOUT_MS",
-        default_value_t = 30000,
-        global = true
-    )]
+    #[arg(long, env = "DISPATCHD_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30000)]
     pub db_statement_timeout_ms: u64,
     /// SQLite `busy_timeout`: how long a writer waits for the write lock, in milliseconds.
-    #[arg(
-        long,
-        env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS",
-        default_value_t = 10000,
-        global = true
-    )]
+    #[arg(long, env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 10000)]
     pub sqlite_busy_timeout_ms: u64,
     /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
     /// with `OVERLOADED` (nothing written).
-    #[arg(long, env = "DISPATCHD_WRITE_QUEUE", default_value_t = 1024, global = true)]
+    #[arg(long, env = "DISPATCHD_WRITE_QUEUE", default_value_t = 1024)]
     pub write_queue: usize,
 }
 
@@ -146,12 +138,40 @@ impl ServeConfig {
     }
 }
 
+/// The secret bearer tokens are signed with: for the commands that mint or check tokens.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Tokens")]
+pub struct SecretConfig {
+    /// HS256 secret for bearer tokens. Unset: a random secret is generated once and kept in the database.
+    #[arg(long, env = "DISPATCHD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (coloured only when stderr is a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging: for the commands that log (those that open the database).
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogConfig {
+    /// Log format on stderr: `text` or `json` (one object per line). The filter is `RUST_LOG`.
+    #[arg(long, env = "DISPATCHD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply migrations, then serve GraphQL.
-    Serve(ServeConfig),
+    Serve(ServeArgs),
     /// Apply migrations and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Print the GraphQL SDL.
     Schema,
     /// Print who sees what and who may do what (the visibility policy), as Markdown tables.
@@ -160,34 +180,88 @@ pub enum Command {
     #[command(subcommand)]
     Tenant(TenantCommand),
     /// Mint a bearer token.
-    Token {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        sub: String,
-        /// ADMIN, DISPATCHER, ENGINEER or INTEGRATION.
-        #[arg(long)]
-        role: String,
-        /// Lifetime, e.g. 90s, 15m, 1h, 7d.
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-    },
+    Token(TokenArgs),
+}
+
+impl Command {
+    /// The log format the command asked for (text for those that take no logging settings).
+    pub fn log_format(&self) -> LogFormat {
+        match self {
+            Command::Serve(a) => a.log.log_format,
+            Command::Migrate(a) => a.log.log_format,
+            Command::Tenant(TenantCommand::Add(a)) => a.log.log_format,
+            Command::Token(a) => a.log.log_format,
+            Command::Schema | Command::Policy => LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub secret: SecretConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The tenant the token acts for (its ID).
+    #[arg(long)]
+    pub tenant: String,
+    /// The subject: an active user (or engineer) of the tenant with that role (its ID).
+    #[arg(long)]
+    pub sub: String,
+    /// ADMIN, DISPATCHER, ENGINEER or INTEGRATION.
+    #[arg(long)]
+    pub role: String,
+    /// Lifetime, e.g. 90s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub secret: SecretConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant; prints its ID and an ADMIN token.
-    Add {
-        /// upstream or downstream.
-        #[arg(long)]
-        kind: String,
-        #[arg(long)]
-        name: String,
-        /// Outer tenant id (downstream; generated when omitted).
-        #[arg(long)]
-        outer_id: Option<String>,
-        /// Activation version of an upstream tenant (before 880: legacy Accounts are kept).
-        #[arg(long)]
-        activation_version: Option<i32>,
-    },
+    Add(TenantAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAddArgs {
+    /// upstream or downstream.
+    #[arg(long)]
+    pub kind: String,
+    /// The tenant's display name.
+    #[arg(long)]
+    pub name: String,
+    /// Outer tenant id (downstream; generated when omitted).
+    #[arg(long)]
+    pub outer_id: Option<String>,
+    /// Activation version of an upstream tenant (before 880: legacy Accounts are kept).
+    #[arg(long)]
+    pub activation_version: Option<i32>,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub secret: SecretConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
 }

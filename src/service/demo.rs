@@ -59,8 +59,13 @@ impl DemoWorld {
         ];
     }
 
-    pub fn env_file(&self, addr: &str) -> String {
-        let mut s = format!("export DISPATCHD_URL=http://{addr}/graphql\n");
+    /// The shell variables of the demo world (`source demo.env`), headed by the database they
+    /// belong to (`database_identity`): its IDs and tokens are good in that database only.
+    pub fn env_file(&self, addr: &str, database: &str) -> String {
+        let mut s = format!(
+            "# Written by `dispatchd serve --demo`: the demo world of this database.\n{DATABASE_LINE}{database}\n"
+        );
+        s.push_str(&format!("export DISPATCHD_URL=http://{addr}/graphql\n"));
         for (k, v) in &self.tokens {
             s.push_str(&format!("export {k}={v}\n"));
         }
@@ -70,11 +75,37 @@ impl DemoWorld {
         s
     }
 
-    pub fn banner(&self, addr: &str) -> String {
+    /// What `serve --demo` prints; `env_file_note` says where the variables were also written
+    /// (or why not).
+    pub fn banner(&self, addr: &str, database: &str, env_file_note: &str) -> String {
         format!(
-            "Demo world ready (tokens valid 7 days; also written to ./demo.env):\n\n{}\nOpen http://{addr}/ for GraphiQL and add the header {{\"Authorization\": \"Bearer <DISPATCHER_TOKEN>\"}}.",
-            self.env_file(addr)
+            "Demo world ready (tokens valid 7 days; {env_file_note}):\n\n{}\nOpen http://{addr}/ for GraphiQL and add the header {{\"Authorization\": \"Bearer <DISPATCHER_TOKEN>\"}}.",
+            self.env_file(addr, database)
         )
+    }
+}
+
+/// The file `serve --demo` writes the demo world's variables to, in the working directory.
+pub const ENV_FILE: &str = "demo.env";
+
+/// The line of an env file naming its database.
+const DATABASE_LINE: &str = "# database: ";
+
+/// The database an env file says it belongs to, if it says.
+pub fn env_file_database(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix(DATABASE_LINE)).map(str::trim)
+}
+
+/// Whether an env file may be (over)written with the demo of `database`, given what is there
+/// now: only nothing, or the demo of the same database. Anything else (another database's demo,
+/// whose tokens its user may still be using, or a file that does not say) is left alone; the
+/// error says why.
+pub fn may_write_env_file(existing: Option<&str>, database: &str) -> std::result::Result<(), String> {
+    let Some(existing) = existing else { return Ok(()) };
+    match env_file_database(existing) {
+        Some(d) if d == database => Ok(()),
+        Some(other) => Err(format!("it holds the demo of another database ({other})")),
+        None => Err("it does not say which database it is for".into()),
     }
 }
 
@@ -251,4 +282,32 @@ pub async fn seed(state: &AppState) -> Result<DemoWorld> {
     row.insert(db).await?;
     world.mint(state);
     Ok(world)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_file_is_rewritten_only_for_its_own_database() {
+        let world = DemoWorld {
+            upstream_tenant: "tnt_u".into(),
+            admin: "usr_a".into(),
+            dispatcher: "usr_d".into(),
+            downstream_tenant: "tnt_d".into(),
+            downstream_admin: "usr_p".into(),
+            engineer: "eng_1".into(),
+            other_engineer: "eng_2".into(),
+            workflow: "wfl_1".into(),
+            tokens: Vec::new(),
+        };
+        let mine = world.env_file("127.0.0.1:8080", "sqlite:///srv/a.db");
+        assert_eq!(env_file_database(&mine), Some("sqlite:///srv/a.db"));
+        assert_eq!(may_write_env_file(None, "sqlite:///srv/a.db"), Ok(()));
+        assert_eq!(may_write_env_file(Some(&mine), "sqlite:///srv/a.db"), Ok(()));
+        let other = may_write_env_file(Some(&mine), "postgres://postgres@127.0.0.1:5432/demo").unwrap_err();
+        assert!(other.contains("sqlite:///srv/a.db"), "{other}");
+        // Written by someone else (or an older dispatchd): not ours to overwrite.
+        assert!(may_write_env_file(Some("export DISPATCHD_URL=http://x/graphql\n"), "sqlite:///srv/a.db").is_err());
+    }
 }

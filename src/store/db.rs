@@ -74,8 +74,11 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             .min_connections(2.min(cfg.db_pool_size.max(1)))
             .acquire_timeout(cfg.acquire_timeout())
             .connect_with(opts.clone())
-            .await
-            .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(e) => return Err(postgres_unavailable(&opts, e, cfg.acquire_timeout()).await),
+        };
         let listen = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(cfg.acquire_timeout())
@@ -110,13 +113,19 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
                 .test_before_acquire(false)
                 .connect_with(opts.clone())
         };
+        let cannot_open = |e: sea_orm::sqlx::Error| {
+            Error::internal(format!(
+                "cannot open the SQLite database {}: {e}",
+                opts.get_filename().display()
+            ))
+        };
         let read = open(sqlite_readers(cfg.db_pool_size), cfg.acquire_timeout())
             .await
-            .map_err(|e| Error::internal(format!("cannot open SQLite database: {e}")))?;
+            .map_err(cannot_open)?;
         // Writers queue for the one write connection as long as they would wait for the lock.
         let write = open(1, Duration::from_millis(cfg.sqlite_busy_timeout_ms))
             .await
-            .map_err(|e| Error::internal(format!("cannot open SQLite database: {e}")))?;
+            .map_err(cannot_open)?;
         Ok(Pools {
             read: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(read)),
             write: counted(SqlxSqliteConnector::from_sqlx_sqlite_pool(write)),
@@ -127,6 +136,115 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             "DATABASE_URL must start with sqlite: or postgres:// (got '{url}')"
         )))
     }
+}
+
+/// Why PostgreSQL could not be reached, said so that the reader knows what to fix: the
+/// database missing, the user refused, nothing listening. The pool retries a connection that
+/// fails at the socket until its acquire timeout and then reports only the timeout: one plain
+/// attempt finds the reason.
+async fn postgres_unavailable(opts: &PgConnectOptions, e: sea_orm::sqlx::Error, wait: Duration) -> Error {
+    use sea_orm::sqlx::{ConnectOptions, Connection, Error as Sqlx};
+    let at = match opts.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", opts.get_host(), opts.get_port()),
+    };
+    let e = match e {
+        Sqlx::PoolTimedOut => match tokio::time::timeout(wait, opts.connect()).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Error::internal(format!(
+                    "PostgreSQL at {at} gave no connection within {} ms: raise DISPATCHD_DB_ACQUIRE_TIMEOUT_MS",
+                    wait.as_millis()
+                ));
+            }
+            Err(_) => {
+                return Error::internal(format!(
+                    "PostgreSQL at {at} did not answer within {} ms: is the server up, and are DATABASE_URL's host and port right?",
+                    wait.as_millis()
+                ));
+            }
+        },
+        e => e,
+    };
+    let user = opts.get_username();
+    let database = opts.get_database().unwrap_or(user);
+    let message = match &e {
+        Sqlx::Database(db) if db.code().as_deref() == Some("3D000") => {
+            let host = match opts.get_socket() {
+                Some(socket) => socket.display().to_string(),
+                None => opts.get_host().to_owned(),
+            };
+            format!(
+                "database \"{database}\" does not exist on {at}: create it with `createdb -h {host} -p {} -U {user} {database}` or point DATABASE_URL at an existing one",
+                opts.get_port()
+            )
+        }
+        // invalid_authorization_specification (no such role, no pg_hba.conf entry),
+        // invalid_password.
+        Sqlx::Database(db) if matches!(db.code().as_deref(), Some("28000" | "28P01")) => format!(
+            "PostgreSQL at {at} refused user \"{user}\": {}: check the user and password in DATABASE_URL",
+            db.message()
+        ),
+        Sqlx::Database(db) => format!("PostgreSQL at {at} refused the connection: {}", db.message()),
+        Sqlx::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot reach PostgreSQL at {at}: connection refused: is the server running, and are DATABASE_URL's host and port right?"
+        ),
+        Sqlx::Io(io) => format!("cannot reach PostgreSQL at {at}: {io}: are DATABASE_URL's host and port right?"),
+        Sqlx::Tls(tls) => format!("TLS with PostgreSQL at {at} failed: {tls}"),
+        e => format!("cannot connect to PostgreSQL at {at}: {e}"),
+    };
+    Error::internal(message)
+}
+
+/// The database a `DATABASE_URL` names, written so that two URLs of one database read the same
+/// and no password shows: `sqlite:///absolute/path.db`, `postgres://user@host:port/name`.
+pub fn database_identity(url: &str) -> Result<String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let opts = PgConnectOptions::from_str(url).map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+        let user = opts.get_username();
+        let at = match opts.get_socket() {
+            Some(socket) => socket.display().to_string(),
+            None => format!("{}:{}", opts.get_host(), opts.get_port()),
+        };
+        Ok(format!(
+            "postgres://{user}@{at}/{}",
+            opts.get_database().unwrap_or(user)
+        ))
+    } else {
+        let opts = SqliteConnectOptions::from_str(url).map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+        let file = opts.get_filename();
+        let file = std::fs::canonicalize(file)
+            .or_else(|_| std::path::absolute(file))
+            .unwrap_or_else(|_| file.to_owned());
+        Ok(format!("sqlite://{}", file.display()))
+    }
+}
+
+/// Before the process exits: on SQLite, moves everything in the write-ahead log into the
+/// database file and empties the log, so the `.db` file alone is a complete copy. Waits
+/// (`busy_timeout`) for readers and writers still at work; nothing on PostgreSQL.
+pub async fn checkpoint(db: &Db) -> Result<()> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(());
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ))
+        .await?;
+    // (busy, frames in the log, frames checkpointed); busy 1: a reader or writer held on.
+    let busy: i64 = match &row {
+        Some(r) => r.try_get_by_index(0)?,
+        None => 0,
+    };
+    if busy != 0 {
+        return Err(Error::internal(
+            "the SQLite checkpoint did not complete (a connection was still reading or writing): the -wal file holds the latest changes",
+        ));
+    }
+    Ok(())
 }
 
 /// SQLite's reading connections: at most `pool_size`, and at most two per core. Each is a
