@@ -47,17 +47,19 @@ pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
 }
 
 pub(super) fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<watch::Sender<bool>>) -> Router {
+    let gate = Arc::new(graphql::gate::Gate::new(&cfg.edge));
     let ws = ws::WsConfig {
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
         max_subscriptions: cfg.ws_max_subscriptions,
         max_message_bytes: cfg.ws_max_message_bytes,
+        gate: gate.clone(),
         ..ws::WsConfig::default()
     };
     let http = Http {
         schema: schema(state.clone(), cfg),
         state,
         sql_stats: cfg.sql_stats,
-        gate: Arc::new(graphql::gate::Gate::new(&cfg.edge)),
+        gate,
         ws,
         draining,
         max_body_bytes: cfg.edge.max_body_bytes,

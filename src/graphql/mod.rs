@@ -31,6 +31,12 @@ pub fn ensure_codes(resp: &mut Response) {
             continue;
         }
         if e.path.is_empty() {
+            // async-graphql's own depth and complexity limits (the gate's come coded).
+            let limit =
+                e.message.starts_with("Query is too complex") || e.message.starts_with("Query is nested too deep");
+            ext.set("code", if limit { "QUERY_TOO_COMPLEX" } else { "BAD_USER_INPUT" });
+        } else if is_coercion_error(&e.message) {
+            // An argument or variable that does not fit its type, found while resolving.
             ext.set("code", "BAD_USER_INPUT");
         } else {
             tracing::error!(path = ?e.path, error = %e.message, "a resolver failed without an error code");
@@ -38,6 +44,19 @@ pub fn ensure_codes(resp: &mut Response) {
             e.message = "internal error".into();
         }
     }
+}
+
+/// async-graphql's messages for an input value that does not coerce to its type.
+fn is_coercion_error(message: &str) -> bool {
+    [
+        "Failed to parse \"",
+        "Expected input type \"",
+        "Invalid value for argument",
+        "Variable ",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+        || message.contains("(occurred while parsing \"")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub struct Query;
 #[Object]
 impl Query {
     /// Any object by its global ID, if the caller may see it.
+    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         Ok(directory::node(ctx.state(), ctx.actor()?, &id)
             .await
@@ -21,10 +22,12 @@ impl Query {
     }
 
     /// The caller.
+    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
         Ok(Viewer(directory::me(ctx.state(), ctx.actor()?).await.gql()?))
     }
 
+    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
     async fn work_order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WorkOrder>> {
         match directory::work_order(ctx.state(), ctx.actor()?, &id).await {
             Ok((o, a)) => Ok(Some(WorkOrder(o, a))),
@@ -34,7 +37,9 @@ impl Query {
     }
 
     /// Work orders the caller may see, newest first (Relay cursor connection; `first` at most 100).
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + first.unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn work_orders(
         &self,
         ctx: &Context<'_>,
@@ -60,6 +65,9 @@ impl Query {
     }
 
     /// Partners: of an upstream tenant, its connected service providers; of a downstream tenant, its upstream links.
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
     async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Partner>> {
         let list = directory::partners(ctx.state(), ctx.actor()?).await.gql()?;
         let mut out = Vec::with_capacity(list.len());
@@ -71,6 +79,9 @@ impl Query {
 
     /// Engineers: an upstream tenant sees those of its connected partners (optionally of one);
     /// a downstream tenant its own.
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
     async fn engineers(&self, ctx: &Context<'_>, partner_id: Option<ID>) -> Result<Vec<Engineer>> {
         let list = directory::engineers(ctx.state(), ctx.actor()?, partner_id.as_ref().map(|p| p.as_str()))
             .await
@@ -83,12 +94,16 @@ impl Query {
     }
 
     /// The tenant's automatic dispatch rules, in priority order.
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
     async fn dispatch_rules(&self, ctx: &Context<'_>) -> Result<Vec<DispatchRule>> {
         DispatchRule::seen_all(ctx, rules::list(ctx.state(), ctx.actor()?).await.gql()?).await
     }
 
     /// A dry run of automatic dispatch for an existing order or one not created yet: the same
     /// evaluation as on creation, nothing written.
+    #[graphql(complexity = "crate::graphql::gate::EXPLAIN_COST + child_complexity")]
     async fn explain_dispatch(&self, ctx: &Context<'_>, input: ExplainDispatchInput) -> Result<DispatchTrace> {
         let what = match (input.work_order_id, input.order) {
             (Some(id), None) => orders::Explain::Order(id.0),
@@ -119,6 +134,9 @@ impl Query {
     }
 
     /// ENGINEER: its task notifications, unacknowledged first (Relay connection).
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + first.unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -138,6 +156,9 @@ impl Query {
         Ok(TaskNotificationConnection(page))
     }
 
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
     async fn workflows(&self, ctx: &Context<'_>) -> Result<Vec<Workflow>> {
         let list = directory::workflows(ctx.state(), ctx.actor()?).await.gql()?;
         let mut out = Vec::with_capacity(list.len());

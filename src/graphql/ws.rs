@@ -32,6 +32,8 @@ pub struct WsConfig {
     pub keepalive: Duration,
     pub max_subscriptions: usize,
     pub max_message_bytes: usize,
+    /// The limits, introspection and deadline every operation passes (as over HTTP).
+    pub gate: std::sync::Arc<super::gate::Gate>,
 }
 
 impl Default for WsConfig {
@@ -41,6 +43,7 @@ impl Default for WsConfig {
             keepalive: Duration::from_secs(30),
             max_subscriptions: 100,
             max_message_bytes: 64 * 1024,
+            gate: std::sync::Arc::new(super::gate::Gate::new(&crate::config::EdgeConfig::default())),
         }
     }
 }
@@ -323,16 +326,37 @@ impl Connection {
         if let Some(op) = payload.get("operationName").and_then(Value::as_str) {
             req = req.operation_name(op);
         }
+        // Refused before anything runs, as over HTTP (the connection's caller is authenticated).
+        if let Err(resp) = self.cfg.gate.admit(&mut req, true) {
+            let err = serde_json::to_value(&resp.errors).unwrap_or_else(|_| json!([]));
+            return self.send(error_message(protocol, id, err)).await;
+        }
+        let is_subscription = req.parsed_query().is_ok_and(|doc| {
+            doc.operations
+                .iter()
+                .any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Subscription)
+        });
         // A stream lives as long as its subscription: its loaders batch but do not cache, so
         // each event is resolved against the rows as they are then.
         let req = req
             .data(RequestAuth(Ok(actor)))
             .data(CallerCell::default())
             .data(Loaders::uncached(&self.state.db));
-        let responses = self
-            .schema
-            .execute_stream(req)
-            .map(Some)
+        let responses = if is_subscription {
+            self.schema.execute_stream(req).boxed()
+        } else {
+            // A query or mutation: one answer, under the operation deadline.
+            let (schema, gate) = (self.schema.clone(), self.cfg.gate.clone());
+            futures::stream::once(async move { gate.within_deadline(schema.execute(req)).await }).boxed()
+        };
+        let suggest = self.cfg.gate.may_introspect(true);
+        let responses = responses
+            .map(move |mut r| {
+                if !suggest {
+                    super::gate::strip_suggestions(&mut r);
+                }
+                Some(r)
+            })
             .chain(futures::stream::once(async { None }));
         let (responses, handle) = futures::stream::abortable(responses);
         let id = id.to_owned();

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod dispatch;
 mod edge_http;
+mod edge_limits;
 mod events;
 mod http;
 mod instances;

@@ -1,0 +1,204 @@
+//! Abuse refused before it costs anything: the probes of the public-edge issue, each answered
+//! with its code, fast, without echoing the query, over HTTP and over the WebSocket.
+use std::time::{Duration, Instant};
+
+use dispatchd::config::Introspection;
+use dispatchd::domain::{Role, TenantKind};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// 24 fragments, each spreading the previous one twice: 2^24 fields once expanded (1 KB).
+fn fragment_bomb() -> String {
+    let mut q = String::from("query { me { ...F23 } }\nfragment F0 on Viewer { __typename }\n");
+    for i in 1..24 {
+        q.push_str(&format!("fragment F{i} on Viewer {{ ...F{p} ...F{p} }}\n", p = i - 1));
+    }
+    q
+}
+
+async fn anonymous(app: &TestApp, query: &str) -> (Value, usize, Duration) {
+    let t = Instant::now();
+    let resp = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let bytes = resp.bytes().await.unwrap();
+    (serde_json::from_slice(&bytes).unwrap(), bytes.len(), t.elapsed())
+}
+
+#[tokio::test]
+async fn the_fragment_bomb_without_a_token_is_refused_at_once_and_stalls_no_one() {
+    let app = TestApp::spawn().await;
+    let bomb = fragment_bomb();
+    let t = Instant::now();
+    let bombs: Vec<_> = (0..4).map(|_| anonymous(&app, &bomb)).collect();
+    let me = anonymous(&app, "{ __typename }");
+    let (bombs, (me_body, _, me_took)) = tokio::join!(futures::future::join_all(bombs), me);
+    for (body, len, took) in bombs {
+        assert_error(&body, "QUERY_TOO_COMPLEX", "fields");
+        assert!(took < Duration::from_secs(1), "refused in {took:?}");
+        assert!(len < 1024, "a short answer: {len} bytes");
+        assert!(!body.to_string().contains("F23"), "never echoes the query: {body}");
+    }
+    assert_eq!(me_body["data"]["__typename"], "Query");
+    assert!(me_took < Duration::from_secs(1), "others not stalled: {me_took:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn a_900_kb_query_is_refused_by_its_size_without_being_echoed() {
+    let app = TestApp::spawn().await;
+    let q = format!("{{ __typename {} }}", "__typename ".repeat(90_000));
+    let (body, len, took) = anonymous(&app, &q).await;
+    assert_error(&body, "QUERY_TOO_LARGE", "bytes");
+    assert!(len < 1024, "{len} bytes out");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[tokio::test]
+async fn aliases_directives_tokens_and_depth_are_limited_and_counts_cost_their_statements() {
+    let app = TestApp::spawn().await;
+    let up = tenant(&app, TenantKind::Upstream, "Up", Some(900)).await;
+    let dispatcher = app.token(&up.id, &up.admin, Role::Admin);
+    // 4,900 aliases of a COUNT: refused by the alias limit before any statement ran.
+    let counts: String = (0..4900)
+        .map(|i| format!("c{i}: workOrders(first: 0) {{ totalCount }} "))
+        .collect();
+    let (body, sql) = app
+        .gql_counted(Some(&dispatcher), &format!("{{ {counts} }}"), json!({}))
+        .await;
+    assert!(
+        matches!(code(&body).as_deref(), Some("QUERY_TOO_LARGE" | "QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    assert_eq!(sql, 0, "nothing ran");
+    // Within the alias limit, each COUNT weighs its statement: 25 of them are still refused
+    // by the root-field limit, and a page with `first: 0` is not free.
+    let counts: String = (0..25)
+        .map(|i| format!("c{i}: workOrders(first: 0) {{ totalCount }} "))
+        .collect();
+    let (body, sql) = app
+        .gql_counted(Some(&dispatcher), &format!("{{ {counts} }}"), json!({}))
+        .await;
+    assert_error(&body, "QUERY_TOO_COMPLEX", "root fields");
+    assert_eq!(sql, 0);
+    // The cost model: 20 pages of 100 orders with a dozen fields each exceed 5,000.
+    let pages: String = (0..20)
+        .map(|i| format!("p{i}: workOrders(first: 100) {{ totalCount edges {{ node {{ id title state version region priority externalRef createdAt updatedAt }} }} }} "))
+        .collect();
+    let (body, sql) = app
+        .gql_counted(Some(&dispatcher), &format!("{{ {pages} }}"), json!({}))
+        .await;
+    assert_error(&body, "QUERY_TOO_COMPLEX", "complex");
+    assert_eq!(sql, 0);
+    // 1,000 @include on one field; unknown directives and arguments on __typename.
+    let includes = "@include(if: true) ".repeat(1000);
+    let (body, _, _) = anonymous(&app, &format!("{{ __typename {includes} }}")).await;
+    assert!(
+        matches!(code(&body).as_deref(), Some("QUERY_TOO_LARGE" | "QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    for q in ["{ __typename @whatever }", "{ __typename(secret: 1) }"] {
+        let (body, _, _) = anonymous(&app, q).await;
+        assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{q}: {body}");
+    }
+    // Nested list literals deep enough to exhaust the parser's stack.
+    let nested = format!("{{ node(id: {}1{}) {{ id }} }}", "[".repeat(5000), "]".repeat(5000));
+    let (body, _, _) = anonymous(&app, &nested).await;
+    assert!(code(&body).is_some_and(|c| c.starts_with("QUERY_TOO")), "{body}");
+}
+
+#[tokio::test]
+async fn coercion_failures_inside_arguments_are_the_clients_fault_not_internal() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let down_admin = app.token(&w.provider.id, &w.provider.admin, Role::Admin);
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            "{ explainDispatch(input: FOO) { outcome } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    let body = app
+        .gql(
+            &down_admin,
+            "mutation($i: AddEngineerInput!) { addEngineer(input: $i) { __typename } }",
+            json!({"i": {"name": "x", "capacity": 99_999_999_999i64}}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            "query($id: ID!) { workOrder(id: $id) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+}
+
+#[tokio::test]
+async fn introspection_and_suggestions_follow_the_setting() {
+    let app = TestApp::spawn().await; // default: authenticated
+    let up = tenant(&app, TenantKind::Upstream, "Up", Some(900)).await;
+    let admin = app.token(&up.id, &up.admin, Role::Admin);
+    let (body, _, _) = anonymous(&app, "{ __schema { queryType { name } } }").await;
+    assert_error(&body, "FORBIDDEN", "introspection");
+    let body = app.gql(&admin, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query", "{body}");
+    let (body, _, _) = anonymous(&app, "{ workOrdes { totalCount } }").await;
+    assert!(!body.to_string().contains("Did you mean"), "{body}");
+    let body = app.gql(&admin, "{ workOrdes { totalCount } }", json!({})).await;
+    assert!(body.to_string().contains("Did you mean"), "{body}");
+
+    let off = TestApp::spawn_with(|c| c.edge.introspection = Introspection::Off).await;
+    let up = tenant(&off, TenantKind::Upstream, "Up", Some(900)).await;
+    let admin = off.token(&up.id, &up.admin, Role::Admin);
+    let body = off.gql(&admin, "{ __schema { queryType { name } } }", json!({})).await;
+    assert_error(&body, "FORBIDDEN", "introspection is off");
+    let body = off.gql(&admin, "{ workOrdes { totalCount } }", json!({})).await;
+    assert!(!body.to_string().contains("Did you mean"), "{body}");
+
+    let on = TestApp::spawn_with(|c| c.edge.introspection = Introspection::On).await;
+    let (body, _, _) = anonymous(&on, "{ __schema { queryType { name } } }").await;
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query", "{body}");
+}
+
+#[tokio::test]
+async fn an_operation_past_its_deadline_is_answered_timeout() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    for _ in 0..3 {
+        w.order(&app).await;
+    }
+    // A second instance on the same database whose deadline is 1 ms.
+    let mut cfg = dispatchd::config::ServeConfig::default();
+    cfg.edge.operation_timeout_ms = 1;
+    let hasty = dispatchd::app::spawn(app.state.clone(), &cfg).await.unwrap();
+    let page = "{ workOrders(first: 100) { totalCount edges { node { id title dispatch { method } task { status } history { kind } } } } }";
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let body = gql_at(&app.http, &hasty.addr.to_string(), &w.dispatcher_token, page, json!({})).await;
+        codes.push(code(&body));
+    }
+    assert!(codes.iter().any(|c| c.as_deref() == Some("TIMEOUT")), "{codes:?}");
+    hasty.shutdown();
+}
+
+#[tokio::test]
+async fn the_websocket_passes_the_same_gate() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 900).await;
+    let mut ws = app.ws(&w.dispatcher_token).await;
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": fragment_bomb()}}))
+        .await;
+    let msg = ws.recv().await;
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["payload"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{msg}");
+}
