@@ -79,25 +79,14 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         }
     });
     let deadline = Duration::from_millis(cfg.shutdown_deadline_ms);
+    let edge = cfg.edge.clone();
     let handle = tokio::spawn({
         let stop = stop.clone();
         async move {
-            // Small messages (notifications, acks) must not wait for Nagle's algorithm.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
             let mut stopping = stop.subscribe();
-            let signal = {
-                let (mut stopping, draining) = (stop.subscribe(), draining.clone());
-                async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                    let _ = draining.send(true);
-                }
-            };
             let drained = async {
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                    tracing::error!(error = %e, "server stopped");
-                }
+                serve_connections(listener, app, &edge, stop.subscribe()).await;
+                let _ = draining.send(true);
                 draining.closed().await;
             };
             tokio::select! {
@@ -115,4 +104,58 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         handle,
         stop,
     })
+}
+
+/// Accepts connections until `stop` turns true, at most `max_connections` open at once (beyond,
+/// new ones wait in the listen backlog), each cut off when a request's headers (or, on a kept-alive
+/// connection, the next request) take longer than the header timeout; then waits for the HTTP
+/// requests in flight. WebSockets leave this count once upgraded: they drain on their own.
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    edge: &crate::config::EdgeConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(edge.header_timeout_ms.max(1)))
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(edge.max_connections.max(1)));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        };
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        };
+        // Small messages (notifications, acks) must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }

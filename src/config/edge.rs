@@ -54,16 +54,13 @@ pub struct EdgeConfig {
     #[arg(long, env = "DISPATCHD_INTROSPECTION", value_enum, default_value_t = Introspection::Authenticated)]
     pub introspection: Introspection,
 
-    /// How long a client has to send a request's headers (and, on a kept-alive connection,
-    /// its next request's), in milliseconds.
+    /// How long a client has to send a request's headers, in milliseconds. The clock starts
+    /// when the server waits for a request: a kept-alive connection idle this long is closed.
     #[arg(long, env = "DISPATCHD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
     /// How long a client has to send a request's body once its headers arrived, in milliseconds.
     #[arg(long, env = "DISPATCHD_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
-    /// How long an idle kept-alive HTTP connection stays open, in milliseconds.
-    #[arg(long, env = "DISPATCHD_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
-    pub idle_timeout_ms: u64,
     /// Most open connections (HTTP and WebSocket); beyond, new ones wait to be accepted.
     #[arg(long, env = "DISPATCHD_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
@@ -89,7 +86,6 @@ impl Default for EdgeConfig {
             introspection: Introspection::Authenticated,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
-            idle_timeout_ms: 60_000,
             max_connections: 20_000,
             cors_origins: Vec::new(),
         }

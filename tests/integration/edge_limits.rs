@@ -202,3 +202,92 @@ async fn the_websocket_passes_the_same_gate() {
     assert_eq!(msg["type"], "error", "{msg}");
     assert_eq!(msg["payload"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX", "{msg}");
 }
+
+#[tokio::test]
+async fn a_client_sending_its_headers_byte_by_byte_is_cut_off_within_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.edge.header_timeout_ms = 500).await;
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let t = Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut = false;
+    for b in request {
+        if tcp.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if t.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    if !cut {
+        // The server closed (or answered 408): reading gives EOF or a 408, never a 200.
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(!text.contains("200 OK"), "the slow client was served: {text}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "cut off after {:?}", t.elapsed());
+    // An idle kept-alive connection is closed after the same timeout.
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+    let t = Instant::now();
+    let eof = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(eof.is_ok(), "an idle kept-alive connection stays open");
+    assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn two_thousand_idle_connections_do_not_slow_anyone_and_the_cap_holds_new_ones() {
+    let app = TestApp::spawn_with(|c| c.edge.max_connections = 2_050).await;
+    let mut idle = Vec::new();
+    for _ in 0..2_000 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (body, _, _) = anonymous(&app, "{ __typename }").await;
+        took.push(t.elapsed());
+        assert_eq!(body["data"]["__typename"], "Query");
+    }
+    took.sort();
+    assert!(
+        took[2] < Duration::from_millis(200),
+        "median {:?} with 2,000 idle connections",
+        took[2]
+    );
+    drop(idle);
+
+    // With a cap of 1, a second connection waits until the first closes.
+    let capped = TestApp::spawn_with(|c| c.edge.max_connections = 1).await;
+    let holder = tokio::net::TcpStream::connect(capped.addr).await.unwrap();
+    let waiting = reqwest::Client::new()
+        .get(capped.url("/healthz"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(waiting.is_err(), "served beyond the cap");
+    drop(holder);
+    let served = reqwest::Client::new()
+        .get(capped.url("/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+}
