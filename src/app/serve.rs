@@ -85,8 +85,13 @@ pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
         async move {
             let mut stopping = stop.subscribe();
             let drained = async {
-                serve_connections(listener, app, &edge, stop.subscribe()).await;
-                let _ = draining.send(true);
+                // WebSockets begin closing as soon as shutdown begins, while HTTP requests finish.
+                let mut stopping_ws = stop.subscribe();
+                let signal = async {
+                    let _ = stopping_ws.wait_for(|s| *s).await;
+                    let _ = draining.send(true);
+                };
+                tokio::join!(serve_connections(listener, app, &edge, stop.subscribe()), signal);
                 draining.closed().await;
             };
             tokio::select! {

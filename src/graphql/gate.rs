@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::parser::{Positioned, types::DocumentOperations};
 use async_graphql::{Request, Response, ServerError};
 
 use super::AppSchema;
@@ -41,6 +41,8 @@ pub struct Gate {
 pub struct Refusal {
     pub code: &'static str,
     pub message: String,
+    /// Where in the document (syntax errors).
+    pub at: Option<async_graphql::Pos>,
 }
 
 impl Refusal {
@@ -48,22 +50,25 @@ impl Refusal {
         Refusal {
             code: "QUERY_TOO_LARGE",
             message,
+            at: None,
         }
     }
     fn complex(message: String) -> Refusal {
         Refusal {
             code: "QUERY_TOO_COMPLEX",
             message,
+            at: None,
         }
     }
     fn bad(message: String) -> Refusal {
         Refusal {
             code: "BAD_USER_INPUT",
             message,
+            at: None,
         }
     }
     fn into_response(self) -> Response {
-        let mut e = ServerError::new(self.message, None);
+        let mut e = ServerError::new(self.message, self.at);
         e.extensions.get_or_insert_with(Default::default).set("code", self.code);
         Response::from_errors(vec![e])
     }
@@ -127,12 +132,16 @@ impl Gate {
                     Some(p) => format!("syntax error at line {}, column {}", p.line, p.column),
                     None => "syntax error".to_owned(),
                 };
-                return Err(Refusal::bad(message));
+                return Err(Refusal {
+                    at,
+                    ..Refusal::bad(message)
+                });
             }
         };
         let introspects = self.measure(&doc, req.operation_name.as_deref())?;
         if introspects && !may_introspect {
             return Err(Refusal {
+                at: None,
                 code: "FORBIDDEN",
                 message: match self.introspection {
                     Introspection::Off => "introspection is off on this server".into(),
@@ -146,27 +155,33 @@ impl Gate {
 
     /// Walks the operation to run with every fragment measured once (so a fragment spread twice
     /// by each of 24 nested fragments costs 24 steps, not 2^24).
-    /// `Ok(true)`: the operation introspects the schema.
+    /// Measures every operation of the document (validation walks them all, whichever is
+    /// run). `Ok(true)`: the one to run introspects the schema.
     fn measure(&self, doc: &ExecutableDocument, operation: Option<&str>) -> Result<bool, Refusal> {
-        let op = match (&doc.operations, operation) {
-            (DocumentOperations::Single(op), _) => op,
-            (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-                Some(op) => op,
-                None => return Ok(false), // async-graphql refuses it: unknown operation
-            },
-            (DocumentOperations::Multiple(_), None) => return Ok(false), // refused: which one?
-        };
         let mut walk = Walk {
             doc,
             memo: HashMap::new(),
             visiting: Vec::new(),
         };
-        check_directives(&op.node.directives, false)?;
-        let s = walk.set(&op.node.selection_set)?;
         for (name, frag) in &doc.fragments {
             check_directives(&frag.node.directives, false)?;
             walk.fragment(name.as_str()).map(|_| ())?;
         }
+        let mut introspects = false;
+        for (name, op) in doc.operations.iter() {
+            check_directives(&op.node.directives, false)?;
+            let s = walk.set(&op.node.selection_set)?;
+            self.within_limits(&s)?;
+            let selected = match (operation, name) {
+                (Some(want), Some(n)) => n.as_str() == want,
+                _ => true,
+            };
+            introspects |= selected && s.introspects;
+        }
+        Ok(introspects)
+    }
+
+    fn within_limits(&self, s: &Stats) -> Result<(), Refusal> {
         let over = |what: &str, n: u64, max: usize| {
             (n > max as u64).then(|| {
                 Refusal::complex(format!(
@@ -187,7 +202,7 @@ impl Gate {
         ];
         match checks.into_iter().flatten().next() {
             Some(r) => Err(r),
-            None => Ok(s.introspects),
+            None => Ok(()),
         }
     }
 
@@ -216,6 +231,7 @@ impl Gate {
     /// The answer to an operation stopped at its deadline.
     pub fn timed_out(&self) -> Response {
         Refusal {
+            at: None,
             code: "TIMEOUT",
             message: format!(
                 "the operation did not finish within {} ms (a change is applied whole or not at all: read it back to know)",
@@ -464,6 +480,14 @@ mod tests {
         let nested = format!("{{ node(id: {}1{}) {{ id }} }}", "[".repeat(100), "]".repeat(100));
         assert_eq!(refused(&nested).unwrap().code, "QUERY_TOO_COMPLEX");
         assert!(refused("{ me { id } workOrders(first: 5) { totalCount } }").is_none());
+        // A single named operation run without its name is measured too, and so is one not run.
+        assert_eq!(
+            refused(&format!("query Q {{ {roots} }}")).unwrap().code,
+            "QUERY_TOO_COMPLEX"
+        );
+        let two = format!("query A {{ __typename }} query B {{ {roots} }}");
+        let mut req = Request::new(two).operation_name("A");
+        assert_eq!(gate().check_for(&mut req, true).unwrap_err().code, "QUERY_TOO_COMPLEX");
     }
 
     #[test]
