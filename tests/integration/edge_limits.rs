@@ -172,22 +172,35 @@ async fn introspection_and_suggestions_follow_the_setting() {
 
 #[tokio::test]
 async fn an_operation_past_its_deadline_is_answered_timeout() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
     let app = TestApp::spawn().await;
     let w = World::new(&app, 900).await;
-    for _ in 0..3 {
-        w.order(&app).await;
-    }
-    // A second instance on the same database whose deadline is 1 ms.
+    // A second instance on the same database whose deadline is 300 ms.
     let mut cfg = dispatchd::config::ServeConfig::default();
-    cfg.edge.operation_timeout_ms = 1;
+    cfg.edge.operation_timeout_ms = 300;
     let hasty = dispatchd::app::spawn(app.state.clone(), &cfg).await.unwrap();
-    let page = "{ workOrders(first: 100) { totalCount edges { node { id title dispatch { method } task { status } history { kind } } } } }";
-    let mut codes = Vec::new();
-    for _ in 0..10 {
-        let body = gql_at(&app.http, &hasty.addr.to_string(), &w.dispatcher_token, page, json!({})).await;
-        codes.push(code(&body));
-    }
-    assert!(codes.iter().any(|c| c.as_deref() == Some("TIMEOUT")), "{codes:?}");
+    // Another client holds the lock the creation needs (SQLite: the write lock; PostgreSQL:
+    // the orders table) for 3 s.
+    let other = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    let tx = other.begin().await.unwrap();
+    let lock = match app.backend() {
+        sea_orm::DatabaseBackend::Postgres => "LOCK TABLE work_orders IN ACCESS EXCLUSIVE MODE",
+        _ => "DELETE FROM work_orders WHERE id = 'none'",
+    };
+    tx.execute_unprepared(lock).await.unwrap();
+    let t = Instant::now();
+    let body = gql_at(
+        &app.http,
+        &hasty.addr.to_string(),
+        &w.dispatcher_token,
+        CREATE_ORDER,
+        json!({"i": {"workflowId": w.workflow, "title": "Fix AC", "region": "CN-31-04", "requiredSkills": ["hvac"]}}),
+    )
+    .await;
+    assert_error(&body, "TIMEOUT", "did not finish within 300 ms");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(t.elapsed())).await;
+    tx.rollback().await.unwrap();
     hasty.shutdown();
 }
 
