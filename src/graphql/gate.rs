@@ -100,9 +100,9 @@ impl Gate {
 
     /// Checks the request's limits and parses it once (execution reuses the parse); sets
     /// introspection for the caller. `Err`: the response to send instead, nothing ran.
-    pub fn admit(&self, req: &mut Request, authenticated: bool) -> Result<(), Response> {
+    pub fn admit(&self, req: &mut Request, authenticated: bool) -> Result<(), Box<Response>> {
         let may = self.may_introspect(authenticated);
-        self.check_for(req, may).map_err(Refusal::into_response)?;
+        self.check_for(req, may).map_err(|r| Box::new(r.into_response()))?;
         if !may {
             req.introspection_mode = async_graphql::IntrospectionMode::Disabled;
         }
@@ -210,7 +210,7 @@ impl Gate {
     /// presented a valid token.
     pub async fn execute(&self, schema: &AppSchema, mut req: Request, authenticated: bool) -> Response {
         if let Err(resp) = self.admit(&mut req, authenticated) {
-            return resp;
+            return *resp;
         }
         let suggest = self.may_introspect(authenticated);
         let mut resp = self.within_deadline(schema.execute(req)).await;
