@@ -1,12 +1,14 @@
 //! The stable smoke run of the fuzz targets (no libFuzzer, no coverage guidance): each target
-//! runs for `FUZZ_SECS` seconds (default 60) on its seed corpus, mutations of it and random
-//! inputs, and the run fails on the first panic (anywhere in the process: handlers, tasks) or
-//! hang, with the input saved under `fuzz/artifacts-smoke/`.
+//! runs for `FUZZ_SECS` seconds (default 60) on its seed corpus and the reproducers of past
+//! findings (`artifacts-found/`), mutations of them and random inputs, and the run fails on the
+//! first panic (anywhere in the process: handlers, tasks) or hang, with the input saved under
+//! `fuzz/artifacts-smoke/`.
 //!
 //! `FUZZ_TARGETS` (default `http_request,ws_messages`) picks targets; `FUZZ_SEED` repeats a run;
-//! `FUZZ_LOG=error` shows the server's log; `FUZZ_SAVE_EACH=1` writes each input to
-//! `artifacts-smoke/<target>/last-input` before running it (for crashes no hook sees); `FUZZ_STRICT=1` makes known findings fatal.
-//! `smoke <target> <file>...` runs those inputs once each (a reproducer).
+//! `FUZZ_LOG=error` shows the server's log; `FUZZ_DEBUG=1` each answer; `FUZZ_SAVE_EACH=1`
+//! writes each input to `artifacts-smoke/<target>/last-input` before running it (for crashes no
+//! hook sees); `FUZZ_STRICT=1` makes known findings fatal. `smoke <target> <file>...` runs those
+//! inputs once each (a reproducer).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -62,10 +64,14 @@ fn main() {
             "ws_messages" => |d| format!("{:?}", dispatchd_fuzz::ws::run(d)),
             other => panic!("unknown target {other}"),
         };
+        // The seeds, and the reproducers of past findings (regressions).
         let corpus = if env("FUZZ_RANDOM_ONLY").is_some() {
             Vec::new()
         } else {
-            load_corpus(&Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target))
+            let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let mut c = load_corpus(&here.join("corpus").join(target));
+            c.extend(load_corpus(&here.join("artifacts-found").join(target)));
+            c
         };
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut outcomes: HashMap<String, u64> = HashMap::new();

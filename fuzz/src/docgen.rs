@@ -969,6 +969,22 @@ fn introspection(d: &mut Draw) -> Doc {
 mod tests {
     use super::*;
 
+    /// How deep brackets nest (strings included: an upper bound).
+    fn nesting(doc: &str) -> usize {
+        let (mut depth, mut max) = (0usize, 0usize);
+        for b in doc.bytes() {
+            match b {
+                b'[' | b'{' | b'(' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' | b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
     /// The generator's output from random bytes: sizes stay moderate, most documents parse.
     #[test]
     fn documents_from_random_bytes() {
@@ -995,8 +1011,9 @@ mod tests {
             total += 1;
             bytes += doc.text.len();
             largest = largest.max(doc.text.len());
-            // (Not parsed when too deep: the parser's own stack overflow, `known::too_deep`.)
-            if !crate::known::too_deep(&doc.text) && async_graphql::parser::parse_query(&doc.text).is_ok() {
+            // Not parsed when deeply nested: async-graphql-parser's recursion overflows the test
+            // thread's stack (the server's gate refuses such documents before parsing them).
+            if nesting(&doc.text) <= 64 && async_graphql::parser::parse_query(&doc.text).is_ok() {
                 parsed += 1;
             }
             parsing += t.elapsed();
