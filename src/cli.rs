@@ -1,11 +1,12 @@
 //! The command line: serve, migrate, schema, policy, tenant add, token.
 use chrono::Duration;
 
-use crate::app::{self, AppState};
+use crate::app;
 use crate::auth::{Actor, parse_ttl};
 use crate::config::{Cli, Command, ServeArgs, TenantAddArgs, TenantCommand, TokenArgs};
 use crate::domain::{Role, TenantKind};
 use crate::error::{Error, Result};
+use crate::service::Services;
 use crate::service::{admin, demo, tenants};
 use crate::store;
 
@@ -27,7 +28,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let state = AppState::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
+    let state = Services::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
     let demo = if args.serve.demo {
         Some(demo::seed(&state).await?)
     } else {
@@ -89,7 +90,7 @@ fn write_demo_env(contents: &str, database: &str) -> String {
 
 async fn tenant_add(args: TenantAddArgs) -> Result<()> {
     let kind = TenantKind::parse(&args.kind).ok_or_else(|| Error::bad_input("kind", "upstream or downstream"))?;
-    let state = AppState::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
+    let state = Services::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
     let t = tenants::create(
         &state.db,
         tenants::NewTenant {
@@ -123,7 +124,7 @@ async fn token(args: TokenArgs) -> Result<()> {
     let role = Role::parse(&args.role.to_uppercase())
         .ok_or_else(|| Error::bad_input("role", "ADMIN, DISPATCHER, ENGINEER or INTEGRATION"))?;
     let ttl = parse_ttl(&args.ttl).map_err(|m| Error::bad_input("ttl", m))?;
-    let state = AppState::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
+    let state = Services::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
     let actor = Actor {
         subject: args.sub,
         tenant: args.tenant,

@@ -3,12 +3,12 @@
 //! and the existing orders, written in bulk through the library (entities, plus the services
 //! for what has bookkeeping: tenants, partners, the rules' revision).
 use chrono::{Duration, Utc};
-use dispatchd::app::AppState;
 use dispatchd::auth::{Actor, Keys};
 use dispatchd::config::DbConfig;
 use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy, Target};
 use dispatchd::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
 use dispatchd::domain::{Role, TenantKind};
+use dispatchd::service::Services;
 use dispatchd::service::{admin, rules, tenants};
 use entity::{dispatch_rule, dispatch_rule_cursor, engineer, task, work_order};
 use sea_orm::{EntityTrait, Set, TransactionTrait};
@@ -124,7 +124,7 @@ fn partner_province(p: usize, n: usize, k: usize) -> usize {
 }
 
 pub async fn seed(url: &str, scale: Scale) -> World {
-    let state = AppState::open(&DbConfig::new(url), Some(SECRET))
+    let state = Services::open(&DbConfig::new(url), Some(SECRET))
         .await
         .expect("open database");
     let db = &state.db;

@@ -1,4 +1,4 @@
-//! The server under test, built once per process: a tokio runtime, an `AppState` on a temporary
+//! The server under test, built once per process: a tokio runtime, an `Services` on a temporary
 //! SQLite file with the demo world seeded, tokens minted with the server's keys, the IDs that
 //! exist, the in-process router (HTTP) and, on demand, a listening server (WebSocket).
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
-use dispatchd::app::AppState;
+use dispatchd::service::Services;
 use dispatchd::auth::{Actor, Keys};
 use dispatchd::config::{DbConfig, ServeConfig};
 use dispatchd::domain::Role;
@@ -23,7 +23,7 @@ pub const BOUND: Duration = Duration::from_secs(5);
 
 pub struct World {
     pub rt: tokio::runtime::Runtime,
-    pub state: AppState,
+    pub state: Services,
     pub router: Router,
     /// Valid tokens, by name (the names are the seeds' `$PLACEHOLDERS`).
     pub tokens: Vec<(&'static str, String)>,
@@ -72,7 +72,7 @@ impl World {
             .build()
             .expect("a tokio runtime");
         let (state, demo) = rt.block_on(async {
-            let state = AppState::open(&DbConfig::new(url), Some("fuzzing-secret"))
+            let state = Services::open(&DbConfig::new(url), Some("fuzzing-secret"))
                 .await
                 .expect("the database opens");
             let demo = dispatchd::service::demo::seed(&state)

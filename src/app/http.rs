@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::negotiate::{self, MediaType};
 use super::operation::{self, Kind, Selected};
-use super::{AppState, schema};
+use super::{Services, schema};
 use crate::config::ServeConfig;
 use crate::graphql::context::{CallerCell, RequestAuth};
 use crate::graphql::loaders::Loaders;
@@ -27,7 +27,7 @@ use crate::store;
 
 #[derive(Clone)]
 struct Http {
-    state: AppState,
+    state: Services,
     schema: AppSchema,
     sql_stats: bool,
     /// Limits, introspection and the deadline every operation passes.
@@ -42,11 +42,11 @@ struct Http {
     body_timeout: Duration,
 }
 
-pub fn router(state: AppState, cfg: &ServeConfig) -> Router {
+pub fn router(state: Services, cfg: &ServeConfig) -> Router {
     router_draining(state, cfg, Arc::new(watch::channel(false).0))
 }
 
-pub(super) fn router_draining(state: AppState, cfg: &ServeConfig, draining: Arc<watch::Sender<bool>>) -> Router {
+pub(super) fn router_draining(state: Services, cfg: &ServeConfig, draining: Arc<watch::Sender<bool>>) -> Router {
     let gate = Arc::new(graphql::gate::Gate::new(&cfg.edge));
     let ws = ws::WsConfig {
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),

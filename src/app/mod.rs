@@ -1,4 +1,4 @@
-//! The composition root: AppState, the schema, the HTTP edge (`http`), GraphiQL, `spawn()`.
+//! The composition root (nothing below imports it): the schema over the `Services`, the schema, the HTTP edge (`http`), GraphiQL, `spawn()`.
 mod graphiql;
 mod http;
 mod negotiate;
@@ -8,78 +8,11 @@ mod serve;
 pub use http::router;
 pub use serve::{Server, spawn};
 
-use crate::auth::Keys;
-use crate::config::{DbConfig, ServeConfig};
-use crate::error::Result;
+use crate::config::ServeConfig;
 use crate::graphql::{self, AppSchema};
-use crate::notify::Hub;
-use crate::service::rules::RuleCache;
-use crate::service::tenants::TenantCache;
-use crate::store::{self, Db};
+use crate::service::Services;
 
-/// Everything a request needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// Reads, and writes outside transactions.
-    pub db: Db,
-    /// Write transactions (`store::begin_write`).
-    pub writer: Db,
-    /// Where the busiest write transactions run (SQLite: a thread of their own).
-    pub lane: store::WriteLane,
-    pub keys: Keys,
-    pub tenants: TenantCache,
-    pub rules: RuleCache,
-    /// Workflows by ID: a workflow never changes once created.
-    pub workflows: crate::service::orders::FlowCache,
-    pub hub: Hub,
-    /// Whether tokens' subjects may still act (forgotten on the hub's revocations).
-    pub principals: crate::service::principals::PrincipalCache,
-    /// Which tenants are connected (for who sees what).
-    pub links: crate::service::audience::Links,
-    /// PostgreSQL: tenants whose events wait to be numbered.
-    pub numbering: crate::service::numbering::Numbering,
-    /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
-    pub listen_pool: Option<sea_orm::sqlx::PgPool>,
-}
-
-impl AppState {
-    /// Connects, migrates, and loads the token secret (the flag's, or the one kept in the database).
-    pub async fn open(db_cfg: &DbConfig, jwt_secret: Option<&str>) -> Result<AppState> {
-        let pools = store::db::connect(db_cfg).await?;
-        let db = pools.read;
-        store::db::migrate(&pools.write).await?;
-        let secret = match jwt_secret {
-            Some(s) if !s.is_empty() => s.to_owned(),
-            _ => store::db::jwt_secret(&db).await?,
-        };
-        let hub = Hub::default();
-        let principals = crate::service::principals::PrincipalCache::default();
-        hub.on_revoke({
-            let principals = principals.clone();
-            move |which| principals.forget(which)
-        });
-        Ok(AppState {
-            db,
-            lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
-                store::WriteLane::spawn(pools.write.clone(), db_cfg.write_queue)?
-            } else {
-                store::WriteLane::default()
-            },
-            writer: pools.write,
-            keys: Keys::new(secret.as_bytes()),
-            tenants: TenantCache::default(),
-            rules: RuleCache::default(),
-            workflows: Default::default(),
-            hub,
-            principals,
-            links: Default::default(),
-            numbering: Default::default(),
-            listen_pool: pools.listen,
-        })
-    }
-}
-
-pub fn schema(state: AppState, cfg: &ServeConfig) -> AppSchema {
+pub fn schema(state: Services, cfg: &ServeConfig) -> AppSchema {
     graphql::builder()
         .data(state)
         .limit_depth(cfg.edge.max_query_depth)

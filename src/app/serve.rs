@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::AppState;
+use super::Services;
 use super::http::router_draining;
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
-    pub state: AppState,
+    pub state: Services,
     /// Ends when the server has stopped (after a graceful shutdown, or its deadline).
     pub handle: tokio::task::JoinHandle<()>,
     stop: Arc<watch::Sender<bool>>,
@@ -47,7 +47,7 @@ async fn terminated() {
 /// cross-instance wake-up listener (PostgreSQL) and the recovery sweeps. On SIGTERM (or
 /// `Server::shutdown`) it stops accepting, lets in-flight requests finish, closes every
 /// WebSocket with a close frame (1001), and stops when all is done or the deadline passes.
-pub async fn spawn(state: AppState, cfg: &ServeConfig) -> Result<Server> {
+pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
     let listener = TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", cfg.listen)))?;

@@ -129,9 +129,19 @@ impl Default for ServeConfig {
     }
 }
 
+/// The recovery sweep's timing (`service::recovery`).
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryConfig {
+    /// Time between sweeps.
+    pub interval: Duration,
+    /// An order must have been at rest this long before it counts as interrupted (longer than
+    /// any write transaction may take, so a dispatch in progress is never taken over).
+    pub grace: Duration,
+}
+
 impl ServeConfig {
-    pub fn recovery(&self) -> crate::service::recovery::RecoveryConfig {
-        crate::service::recovery::RecoveryConfig {
+    pub fn recovery(&self) -> RecoveryConfig {
+        RecoveryConfig {
             interval: std::time::Duration::from_millis(self.recovery_interval_ms.max(100)),
             grace: std::time::Duration::from_millis(self.recovery_grace_ms),
         }

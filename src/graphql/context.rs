@@ -1,10 +1,10 @@
 //! Typed access to what each request carries: app state, the caller, the DataLoaders.
 use async_graphql::Context;
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{Error, ResultExt};
 use crate::service::Caller;
+use crate::service::Services;
 
 use super::loaders::Loaders;
 
@@ -17,7 +17,7 @@ pub struct RequestAuth(pub Result<Actor, Error>);
 pub struct CallerCell(tokio::sync::OnceCell<Caller>);
 
 pub trait ContextExt {
-    fn state(&self) -> &AppState;
+    fn state(&self) -> &Services;
     fn actor(&self) -> async_graphql::Result<&Actor>;
     fn loaders(&self) -> &Loaders;
     /// The caller, checked and loaded (once per request).
@@ -25,8 +25,8 @@ pub trait ContextExt {
 }
 
 impl ContextExt for Context<'_> {
-    fn state(&self) -> &AppState {
-        self.data_unchecked::<AppState>()
+    fn state(&self) -> &Services {
+        self.data_unchecked::<Services>()
     }
 
     fn actor(&self) -> async_graphql::Result<&Actor> {

@@ -17,10 +17,10 @@ use tokio::sync::watch;
 use super::AppSchema;
 use super::context::{CallerCell, RequestAuth};
 use super::loaders::Loaders;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::Error;
 use crate::notify::Wake;
+use crate::service::Services;
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
@@ -62,7 +62,7 @@ pub mod close {
 
 /// `draining` turns true when the server shuts down: the connection then closes with 1001.
 pub async fn upgrade(
-    state: AppState,
+    state: Services,
     schema: AppSchema,
     cfg: WsConfig,
     draining: watch::Receiver<bool>,
@@ -87,7 +87,7 @@ enum Protocol {
 type Event = (String, Option<Response>);
 
 struct Connection {
-    state: AppState,
+    state: Services,
     schema: AppSchema,
     cfg: WsConfig,
     socket: WebSocket,
@@ -113,7 +113,7 @@ enum Flow {
 
 impl Connection {
     fn new(
-        state: AppState,
+        state: Services,
         schema: AppSchema,
         cfg: WsConfig,
         draining: watch::Receiver<bool>,

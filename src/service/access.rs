@@ -3,11 +3,11 @@ use std::sync::Arc;
 
 use entity::tenant;
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::visibility::{self, CallerKind};
 use crate::domain::{Role, TenantKind};
 use crate::error::{Error, Result};
+use crate::service::Services;
 
 use super::tenants::kind_of;
 
@@ -23,7 +23,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub async fn load(state: &AppState, actor: &Actor) -> Result<Caller> {
+    pub async fn load(state: &Services, actor: &Actor) -> Result<Caller> {
         // Every operation starts here: a connection the database dropped meanwhile (a backend
         // terminated while idle in the pool) costs one more try, not the request.
         let tenant = match state.tenants.get(&state.db, &actor.tenant).await {
@@ -44,7 +44,7 @@ impl Caller {
 
     /// The server acting on its own for a tenant (recovery): no user, no token. The tenant is
     /// read on `conn` (the caller's transaction).
-    pub async fn system<C: sea_orm::ConnectionTrait>(state: &AppState, conn: &C, tenant_id: &str) -> Result<Caller> {
+    pub async fn system<C: sea_orm::ConnectionTrait>(state: &Services, conn: &C, tenant_id: &str) -> Result<Caller> {
         let tenant = state.tenants.require(conn, tenant_id).await?;
         Ok(Caller {
             actor: Actor {

@@ -3,12 +3,12 @@ use entity::{account, engineer, partner, tenant, user, workflow};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::workflow::{self as wf, Node, WorkflowKind};
 use crate::domain::{Role, TenantKind, keeps_legacy_accounts, validate};
 use crate::error::{Error, Result};
 use crate::ids;
+use crate::service::Services;
 
 use super::Caller;
 use super::tenants::kind_of;
@@ -28,7 +28,7 @@ pub struct NewWorkflow {
     pub nodes: Vec<Node>,
 }
 
-pub async fn create_workflow(state: &AppState, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
+pub async fn create_workflow(state: &Services, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWorkflow")?;
     validate::name(&input.name, 200).map_err(|m| Error::bad_input("name", m))?;
@@ -63,7 +63,7 @@ pub struct ConnectProvider {
 /// Connects a downstream tenant as a partner; for tenants activated before v880 the service
 /// provider is also kept as a legacy Account.
 pub async fn connect_service_provider(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     input: ConnectProvider,
 ) -> Result<partner::Model> {
@@ -141,7 +141,7 @@ pub struct PartnerChange {
     pub allocated: Option<bool>,
 }
 
-pub async fn update_partner(state: &AppState, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
+pub async fn update_partner(state: &Services, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updatePartner")?;
     let p = partner::Entity::find_by_id(input.partner_id.clone())
@@ -195,7 +195,7 @@ fn check_capacity(c: i32) -> Result<i32> {
     }
 }
 
-pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -> Result<engineer::Model> {
+pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -> Result<engineer::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addEngineer")?;
     let name = spec.name.unwrap_or_default();
@@ -218,7 +218,7 @@ pub async fn add_engineer(state: &AppState, actor: &Actor, spec: EngineerSpec) -
 }
 
 pub async fn update_engineer(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     engineer_id: &str,
     spec: EngineerSpec,
@@ -255,7 +255,7 @@ pub async fn update_engineer(
 /// every instance forgets what it knew of the subject's rights (at commit, on PostgreSQL) and
 /// the subject's WebSocket connections check again: a deactivated subject loses access at once.
 async fn save_principal<A>(
-    state: &AppState,
+    state: &Services,
     am: A,
     subject: &str,
     rights_changed: bool,
@@ -285,7 +285,7 @@ pub struct UserChange {
 
 /// ADMIN or INTEGRATION: renames, deactivates or reactivates a user of its tenant. A
 /// deactivated user's tokens stop working at once (HTTP and WebSocket alike).
-pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) -> Result<user::Model> {
+pub async fn update_user(state: &Services, actor: &Actor, change: UserChange) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateUser")?;
     let u = user::Entity::find_by_id(change.user_id.clone())
@@ -310,7 +310,7 @@ pub async fn update_user(state: &AppState, actor: &Actor, change: UserChange) ->
     save_principal(state, am, &change.user_id, rights_changed).await
 }
 
-pub async fn add_user(state: &AppState, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
+pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addUser")?;
     validate::name(name, 200).map_err(|m| Error::bad_input("name", m))?;

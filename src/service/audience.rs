@@ -139,7 +139,7 @@ pub fn partner(c: &Caller, p: &partner::Model) -> Audience {
 
 /// An engineer: itself; its provider's staff; the staff of the upstream tenants its provider
 /// is connected to.
-pub async fn engineer(state: &crate::app::AppState, c: &Caller, e: &engineer::Model) -> Result<Audience> {
+pub async fn engineer(state: &crate::service::Services, c: &Caller, e: &engineer::Model) -> Result<Audience> {
     Ok(match class(c) {
         Audience::Engineer if e.id == c.actor.subject => Audience::Engineer,
         Audience::Provider if e.tenant_id == c.tenant_id() => Audience::Provider,
@@ -151,7 +151,7 @@ pub async fn engineer(state: &crate::app::AppState, c: &Caller, e: &engineer::Mo
 }
 
 /// A tenant: its own members; the staff of the tenants connected to it.
-pub async fn tenant(state: &crate::app::AppState, c: &Caller, t: &tenant::Model) -> Result<Audience> {
+pub async fn tenant(state: &crate::service::Services, c: &Caller, t: &tenant::Model) -> Result<Audience> {
     if t.id == c.tenant_id() {
         return Ok(class(c));
     }

@@ -5,11 +5,11 @@ use entity::setting;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
 use crate::domain::{Priority, Role, TenantKind};
 use crate::error::{Error, Result};
+use crate::service::Services;
 
 use super::{admin, orders, tenants};
 
@@ -31,7 +31,7 @@ pub struct DemoWorld {
 }
 
 impl DemoWorld {
-    fn mint(&mut self, state: &AppState) {
+    fn mint(&mut self, state: &Services) {
         let t = |subject: &str, tenant: &str, role: Role| {
             state.keys.mint(
                 &Actor {
@@ -110,7 +110,7 @@ pub fn may_write_env_file(existing: Option<&str>, database: &str) -> std::result
 }
 
 /// Seeds the demo world into an empty database, or finds the one seeded before.
-pub async fn seed(state: &AppState) -> Result<DemoWorld> {
+pub async fn seed(state: &Services) -> Result<DemoWorld> {
     if let Some(s) = setting::Entity::find_by_id(KEY.to_owned()).one(&state.db).await? {
         let mut world: DemoWorld = serde_json::from_str(&s.value).map_err(Error::internal)?;
         world.mint(state);

@@ -5,13 +5,13 @@ use entity::{account, engineer, partner, task, tenant, user, work_order, workflo
 use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::visibility::Audience;
 use crate::domain::work_order::State;
 use crate::domain::{Role, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
+use crate::service::Services;
 
 use super::{Caller, audience};
 
@@ -44,7 +44,7 @@ pub fn order_scope(caller: &Caller) -> Result<Condition> {
 /// An order by ID, as the caller stands to it: its upstream's staff, the provider and engineer
 /// it is assigned to, or a former assignee (an engineer, or a provider, that holds or held a
 /// task of it). NOT_FOUND for anyone else.
-pub async fn work_order(state: &AppState, actor: &Actor, id: &str) -> Result<(work_order::Model, Audience)> {
+pub async fn work_order(state: &Services, actor: &Actor, id: &str) -> Result<(work_order::Model, Audience)> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workOrder")?;
     let o = work_order::Entity::find_by_id(id.to_owned())
@@ -57,7 +57,7 @@ pub async fn work_order(state: &AppState, actor: &Actor, id: &str) -> Result<(wo
     }
 }
 
-async fn order_audience(state: &AppState, caller: &Caller, o: &work_order::Model) -> Result<Audience> {
+async fn order_audience(state: &Services, caller: &Caller, o: &work_order::Model) -> Result<Audience> {
     Ok(match audience::order(caller, o) {
         Audience::Stranger => {
             let held = audience::holds_task(&state.db, caller, &o.id).await?;
@@ -117,7 +117,7 @@ pub struct Page {
 }
 
 pub async fn work_orders(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     first: Option<i32>,
     after: Option<String>,
@@ -158,11 +158,11 @@ pub async fn work_orders(
     })
 }
 
-pub async fn count_orders(state: &AppState, condition: Condition) -> Result<u64> {
+pub async fn count_orders(state: &Services, condition: Condition) -> Result<u64> {
     Ok(work_order::Entity::find().filter(condition).count(&state.db).await?)
 }
 
-pub async fn partners(state: &AppState, actor: &Actor) -> Result<Vec<partner::Model>> {
+pub async fn partners(state: &Services, actor: &Actor) -> Result<Vec<partner::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.partners")?;
     let col = match (caller.kind, caller.role()) {
@@ -179,7 +179,7 @@ pub async fn partners(state: &AppState, actor: &Actor) -> Result<Vec<partner::Mo
 
 /// Engineers: a downstream tenant's own; for an upstream tenant those of its connected partners
 /// (optionally of one partner).
-pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>) -> Result<Vec<engineer::Model>> {
+pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>) -> Result<Vec<engineer::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.engineers")?;
     let tenants: Vec<String> = match (caller.kind, caller.role()) {
@@ -212,7 +212,7 @@ pub async fn engineers(state: &AppState, actor: &Actor, partner_id: Option<&str>
         .await?)
 }
 
-pub async fn workflows(state: &AppState, actor: &Actor) -> Result<Vec<workflow::Model>> {
+pub async fn workflows(state: &Services, actor: &Actor) -> Result<Vec<workflow::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workflows")?;
     Ok(workflow::Entity::find()
@@ -238,7 +238,7 @@ pub enum NodeValue {
 /// Any object by ID, with the audience the caller is to it: the same audience every other path
 /// to the object gives (`service::audience`), so `node` shows exactly what the nested fields
 /// show. None when the caller has no relation to it (or it does not exist).
-pub async fn node(state: &AppState, actor: &Actor, id: &str) -> Result<Option<(NodeValue, Audience)>> {
+pub async fn node(state: &Services, actor: &Actor, id: &str) -> Result<Option<(NodeValue, Audience)>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.node")?;
     let c = &caller;
@@ -288,7 +288,7 @@ pub struct Me {
     pub engineer: Option<engineer::Model>,
 }
 
-pub async fn me(state: &AppState, actor: &Actor) -> Result<Me> {
+pub async fn me(state: &Services, actor: &Actor) -> Result<Me> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.me")?;
     let (mut user, mut engineer) = (None, None);

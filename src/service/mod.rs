@@ -11,7 +11,9 @@ pub mod principals;
 pub mod recovery;
 pub mod rights;
 pub mod rules;
+mod state;
 pub mod stored;
 pub mod tenants;
 
 pub use access::Caller;
+pub use state::Services;

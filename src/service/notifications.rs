@@ -8,8 +8,8 @@ use futures::{Stream, StreamExt, stream};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::app::AppState;
 use crate::auth::Actor;
+use crate::service::Services;
 
 use crate::error::{Error, Result};
 
@@ -55,7 +55,7 @@ pub fn parse_cursor(field: &str, cursor: Option<&str>) -> Result<i64> {
 }
 
 /// Loads the tasks and orders of a batch of notifications, two statements whatever its size.
-async fn deliver(state: &AppState, rows: Vec<notification::Model>) -> Result<Vec<Delivered>> {
+async fn deliver(state: &Services, rows: Vec<notification::Model>) -> Result<Vec<Delivered>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -98,7 +98,7 @@ async fn deliver(state: &AppState, rows: Vec<notification::Model>) -> Result<Vec
         .collect()
 }
 
-async fn read_after(state: &AppState, engineer: &str, after: i64) -> Result<Vec<Delivered>> {
+async fn read_after(state: &Services, engineer: &str, after: i64) -> Result<Vec<Delivered>> {
     let rows = notification::Entity::find()
         .filter(notification::Column::EngineerId.eq(engineer))
         .filter(notification::Column::Seq.gt(after))
@@ -112,7 +112,7 @@ async fn read_after(state: &AppState, engineer: &str, after: i64) -> Result<Vec<
 /// ENGINEER: the stored notifications after `after`, then live ones, in sequence order, each
 /// once.
 pub async fn task_notifications(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     after: Option<&str>,
 ) -> Result<impl Stream<Item = Result<Delivered>> + Send + use<>> {
@@ -134,14 +134,14 @@ pub async fn task_notifications(
 /// are gapless and become visible in order, so reading after the last one delivered never
 /// skips one. A failed read waits and reads again: the stream never ends on its own.
 fn replay_then_live<T, F, Fut>(
-    state: AppState,
+    state: Services,
     wake: crate::notify::Wake,
     cursor: i64,
     read: F,
 ) -> impl Stream<Item = Result<T>> + Send
 where
     T: Numbered + Send + 'static,
-    F: Fn(AppState, i64) -> Fut + Send + 'static,
+    F: Fn(Services, i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Vec<T>>> + Send,
 {
     let batches = stream::unfold(
@@ -201,7 +201,7 @@ pub fn cursor_of(d: &Delivered) -> String {
 }
 
 pub async fn list(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     first: Option<i32>,
     after: Option<String>,
@@ -261,7 +261,7 @@ pub async fn list(
 }
 
 /// ENGINEER: marks its notifications up to the cursor (a sequence number) as read.
-pub async fn acknowledge(state: &AppState, actor: &Actor, up_to: &str) -> Result<u64> {
+pub async fn acknowledge(state: &Services, actor: &Actor, up_to: &str) -> Result<u64> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.acknowledgeNotifications")?;
     let up_to = parse_cursor("upTo", Some(up_to.rsplit(':').next().unwrap_or(up_to)))?;
@@ -279,7 +279,7 @@ pub async fn acknowledge(state: &AppState, actor: &Actor, up_to: &str) -> Result
 /// cursor `after` (an event's sequence number), then live ones, in order, each once. Without
 /// `after`, from the moment of subscribing.
 pub async fn work_order_events(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     after: Option<&str>,
 ) -> Result<impl Stream<Item = Result<work_order_event::Model>> + Send + use<>> {

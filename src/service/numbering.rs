@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::app::AppState;
+use crate::service::Services;
 use crate::store::events;
 
 /// How often an instance looks for events left unnumbered.
@@ -39,7 +39,7 @@ impl Numbering {
 }
 
 /// Numbers what is poked, and what a sweep finds, until `stop` turns true (PostgreSQL only).
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
     if state.writer.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return;
     }
@@ -69,7 +69,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Numbers the tenant's committed, unnumbered events now (PostgreSQL; nothing to do on SQLite)
 /// and wakes their subscribers, here and on the other instances.
-pub async fn number_now(state: &AppState, tenant: &str) -> crate::error::Result<u64> {
+pub async fn number_now(state: &Services, tenant: &str) -> crate::error::Result<u64> {
     if state.writer.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return Ok(0);
     }

@@ -11,7 +11,6 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::assignment::{self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method};
 use crate::domain::dispatch::{OrderFacts, evaluate};
@@ -20,6 +19,7 @@ use crate::domain::workflow::{self as wf, Node, WorkflowKind};
 use crate::domain::{Priority, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
+use crate::service::Services;
 use crate::store::begin_write;
 use crate::store::notify::kind as notify_kind;
 use crate::store::orders::{self as store, task_status};
@@ -146,7 +146,7 @@ impl<'a> History<'a> {
 }
 
 /// Writes the history, commits, then wakes the subscribers of what changed.
-async fn commit(state: &AppState, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
+async fn commit(state: &Services, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
     // Other instances' subscribers are woken by PostgreSQL at commit (queued first: nothing
     // else should wait behind the event counter).
     crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
@@ -269,7 +269,7 @@ fn checked(input: NewOrder) -> Result<(NewOrder, Vec<String>)> {
     Ok((input, skills))
 }
 
-pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
+pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWorkOrder")?;
     let (input, skills) = checked(input)?;
@@ -298,7 +298,7 @@ pub async fn create_work_order(state: &AppState, actor: &Actor, input: NewOrder)
 /// The transaction of `create_work_order`: the order, its dispatch, their history.
 #[allow(clippy::too_many_arguments)]
 async fn create_in_tx(
-    state: AppState,
+    state: Services,
     actor: Actor,
     caller: Caller,
     input: NewOrder,
@@ -452,7 +452,7 @@ fn attempt_message(flow: &Flow, dispatch_index: usize, t: &rules::StoredTrace) -
 /// change is read again in the transaction (`rules::refresh`), so the decision is the one the
 /// transaction would make on its own reads.
 async fn run_rules<C: ConnectionTrait>(
-    state: &AppState,
+    state: &Services,
     tx: &C,
     batch: &mut crate::store::Batch,
     caller: &Caller,
@@ -575,7 +575,7 @@ impl Chosen {
 /// Resolves an engineer for an upstream caller: an engineer of a tenant that is not connected to
 /// it does not exist for it (NOT_FOUND); an inactive engineer or partner is refused.
 async fn assignable<C: ConnectionTrait>(
-    state: &AppState,
+    state: &Services,
     conn: &C,
     caller: &Caller,
     engineer_id: &str,
@@ -726,7 +726,7 @@ fn changes() -> work_order::ActiveModel {
 
 /// Manual assignment (`AssignKind::Manual`) or reassignment (`AssignKind::Reassign`).
 pub async fn assign_engineer(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     input: AssignInput,
     kind: AssignKind,
@@ -789,7 +789,7 @@ struct CheckedAssignment {
 
 /// The transaction of `assign_engineer`: the conditional update, the claims, the task.
 async fn assign_in_tx(
-    state: AppState,
+    state: Services,
     actor: Actor,
     caller: Caller,
     checked: CheckedAssignment,
@@ -869,7 +869,7 @@ pub struct RetryInput {
 }
 
 /// Runs automatic dispatch again for an order waiting for manual assignment.
-pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
+pub async fn retry_auto_dispatch(state: &Services, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.retryAutoDispatch")?;
     let tx = begin_write(&state.writer).await?;
@@ -891,7 +891,7 @@ pub async fn retry_auto_dispatch(state: &AppState, actor: &Actor, input: RetryIn
 /// assigned by the winning rule, or waiting for manual assignment. `None` when the order
 /// changed since it was read (the conditional update matched nothing).
 async fn dispatch_stored(
-    state: &AppState,
+    state: &Services,
     tx: &DatabaseTransaction,
     caller: &Caller,
     order: &work_order::Model,
@@ -949,7 +949,7 @@ pub const INTERRUPTED: [State; 2] = [State::Created, State::AutoDispatchAttempte
 /// Rolls one interrupted order forward (recovery): runs automatic dispatch for it as on
 /// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
 /// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
-pub async fn roll_forward(state: &AppState, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
+pub async fn roll_forward(state: &Services, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
     use sea_orm::sea_query::{LockBehavior, LockType};
     let tx = begin_write(&state.writer).await?;
     let mut q = work_order::Entity::find_by_id(order_id.to_owned())
@@ -1002,7 +1002,7 @@ pub enum Explain {
 }
 
 /// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
-pub async fn explain_dispatch(state: &AppState, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
+pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.explainDispatch")?;
     let (facts, order_id) = match what {
@@ -1103,7 +1103,7 @@ pub struct CancelInput {
     pub reason: Option<String>,
 }
 
-pub async fn cancel_work_order(state: &AppState, actor: &Actor, input: CancelInput) -> Result<work_order::Model> {
+pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.cancelWorkOrder")?;
     let reason = text("reason", &input.reason, 1000)?;
@@ -1191,7 +1191,7 @@ async fn engineer_task<C: ConnectionTrait>(
 }
 
 /// ENGINEER: accepts its task.
-pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Result<task::Model> {
+pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.acceptTask")?;
     let tx = begin_write(&state.writer).await?;
@@ -1228,7 +1228,7 @@ pub async fn accept_task(state: &AppState, actor: &Actor, task_id: &str) -> Resu
 /// ENGINEER: declines its task (returned as declined). The order goes back to manual dispatch,
 /// and automatic dispatch runs again at once, never to an engineer who declined this order.
 pub async fn decline_task(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     task_id: &str,
     reason: Option<String>,
@@ -1245,7 +1245,7 @@ pub async fn decline_task(
     }
 }
 
-async fn decline_once(state: &AppState, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
+async fn decline_once(state: &Services, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.declineTask")?;
     let reason = text("reason", &reason, 1000)?;

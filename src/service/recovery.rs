@@ -10,25 +10,17 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::watch;
 
 use super::orders::{self, INTERRUPTED};
-use crate::app::AppState;
+use crate::config::RecoveryConfig;
 use crate::domain::work_order::State;
 use crate::error::Result;
+use crate::service::Services;
 
 /// How many interrupted orders one sweep looks at (the next sweep takes the rest).
 const SWEEP_BATCH: u64 = 200;
 
-#[derive(Clone, Copy, Debug)]
-pub struct RecoveryConfig {
-    /// Time between sweeps.
-    pub interval: Duration,
-    /// An order must have been at rest this long before it counts as interrupted (longer than
-    /// any write transaction may take, so a dispatch in progress is never taken over).
-    pub grace: Duration,
-}
-
 /// One sweep: the interrupted orders last changed before `now - grace`, each rolled forward
 /// unless another instance took it. Returns how many this call recovered.
-pub async fn sweep(state: &AppState, grace: Duration) -> Result<usize> {
+pub async fn sweep(state: &Services, grace: Duration) -> Result<usize> {
     let before: DateTime<Utc> =
         crate::domain::now() - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::seconds(30));
     let ids: Vec<String> = work_order::Entity::find()
@@ -58,7 +50,7 @@ pub async fn sweep(state: &AppState, grace: Duration) -> Result<usize> {
 }
 
 /// Sweeps at once, then every `interval`, until `stop` turns true.
-pub async fn run(state: AppState, cfg: RecoveryConfig, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Services, cfg: RecoveryConfig, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = sweep(&state, cfg.grace).await {
             tracing::warn!(error = %e, "recovery sweep failed; trying again later");

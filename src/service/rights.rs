@@ -10,16 +10,16 @@ use entity::{engineer, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::error::Result;
 use crate::ids;
+use crate::service::Services;
 use crate::store::db::one_of;
 
 /// Subjects checked per statement.
 const CHUNK: usize = 500;
 
 /// One sweep; returns how many subjects it revoked.
-pub async fn sweep(state: &AppState) -> Result<usize> {
+pub async fn sweep(state: &Services) -> Result<usize> {
     let subjects = state.hub.principal_subjects();
     let backend = state.db.get_database_backend();
     let mut gone = Vec::new();
@@ -63,7 +63,7 @@ pub async fn sweep(state: &AppState) -> Result<usize> {
 
 /// Sweeps every `interval`, and at once when the hub says anyone's rights may have changed
 /// unseen, until `stop` turns true.
-pub async fn run(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Services, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut everyone = state.hub.everyone();
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;

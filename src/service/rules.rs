@@ -15,7 +15,6 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::domain::dispatch::engine::{Pool, first_failing};
 use crate::domain::dispatch::rule::check_conditions;
@@ -26,6 +25,7 @@ use crate::domain::dispatch::{
 use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::ids;
+use crate::service::Services;
 use crate::store::Batch;
 use crate::store::begin_write;
 use crate::store::db::one_of;
@@ -199,14 +199,14 @@ async fn load_rule<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> R
         .ok_or_else(|| Error::not_found("dispatch rule", id))
 }
 
-pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<dispatch_rule::Model>> {
+pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.dispatchRules")?;
     tenant_rules(&state.db, caller.tenant_id()).await
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     name: &str,
     enabled: bool,
@@ -274,7 +274,7 @@ pub async fn create(
 /// Changes a rule; `operation` is the one the caller ran (`Mutation.updateDispatchRule` or
 /// `Mutation.setDispatchRuleEnabled`), checked against its own row of the policy.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     operation: &str,
     id: &str,
@@ -306,7 +306,7 @@ pub async fn update(
     Ok(rule)
 }
 
-pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
+pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.deleteDispatchRule")?;
     let tx = begin_write(&state.writer).await?;
@@ -321,7 +321,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<()> {
 }
 
 /// Puts the tenant's rules in the given order (every rule, once).
-pub async fn reorder(state: &AppState, actor: &Actor, order: Vec<String>) -> Result<Vec<dispatch_rule::Model>> {
+pub async fn reorder(state: &Services, actor: &Actor, order: Vec<String>) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.reorderDispatchRules")?;
     let tx = begin_write(&state.writer).await?;
@@ -1051,7 +1051,7 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
 }
 
 /// The trace stored on an order, rendered.
-pub async fn order_trace(state: &AppState, tenant_id: &str, stored: Value) -> Result<TraceView> {
+pub async fn order_trace(state: &Services, tenant_id: &str, stored: Value) -> Result<TraceView> {
     let t: StoredTrace = serde_json::from_value(stored).map_err(Error::internal)?;
     let rules = state.rules.revision(&state.db, tenant_id, t.revision).await?;
     Ok(render(&t, &rules, false))

@@ -133,7 +133,7 @@ async fn tenant_add_and_token_work_against_a_server() {
     assert!(ok, "{err}");
 
     // A server on the same database (same generated secret) accepts both tokens.
-    let state = dispatchd::app::AppState::open(&dispatchd::config::DbConfig::new(&db), None)
+    let state = dispatchd::service::Services::open(&dispatchd::config::DbConfig::new(&db), None)
         .await
         .unwrap();
     let server = dispatchd::app::spawn(state, &dispatchd::config::ServeConfig::default())

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use dispatchd::app::{self, AppState};
+use dispatchd::app;
 use dispatchd::auth::Actor;
 use dispatchd::config::{DbConfig, ServeConfig};
 use dispatchd::domain::{Role, TenantKind};
+use dispatchd::service::Services;
 use dispatchd::service::{admin, tenants};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::{Value, json};
@@ -28,7 +29,7 @@ pub const SEED_API_NAMES: [&str; 8] = [
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
-    pub state: AppState,
+    pub state: Services,
     pub http: reqwest::Client,
     pub database_url: String,
     _guard: DbGuard,
@@ -116,7 +117,7 @@ impl TestApp {
         let (database_url, guard) = fresh_database().await;
         let mut db_cfg = DbConfig::new(&database_url);
         tune_db(&mut db_cfg);
-        let state = AppState::open(&db_cfg, Some(SECRET)).await.expect("open app state");
+        let state = Services::open(&db_cfg, Some(SECRET)).await.expect("open app state");
         let mut cfg = ServeConfig {
             sql_stats: true,
             ..ServeConfig::default()

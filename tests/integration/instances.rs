@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dispatchd::app::{self, AppState};
+use dispatchd::app;
 use dispatchd::config::{DbConfig, ServeConfig};
+use dispatchd::service::Services;
 use dispatchd::service::recovery;
 use entity::{task, work_order, work_order_event};
 use sea_orm::sea_query::Expr;
@@ -471,7 +472,7 @@ async fn interrupted_dispatches_are_rolled_forward_once_by_concurrent_sweeps() {
     // Three instances sweep at once (in-process states on the same database).
     let mut sweeps = Vec::new();
     for _ in 0..3 {
-        let state = AppState::open(&DbConfig::new(&app.database_url), Some(SECRET))
+        let state = Services::open(&DbConfig::new(&app.database_url), Some(SECRET))
             .await
             .unwrap();
         sweeps.push(tokio::spawn(async move {
@@ -616,7 +617,7 @@ async fn the_server_survives_its_database_connections_being_cut_and_terminated()
     let via_proxy = format!("postgres://postgres@127.0.0.1:{}/{db_name}", proxy.port);
     let mut db_cfg = DbConfig::new(&via_proxy);
     db_cfg.db_acquire_timeout_ms = 1000;
-    let state = AppState::open(&db_cfg, Some(SECRET)).await.unwrap();
+    let state = Services::open(&db_cfg, Some(SECRET)).await.unwrap();
     let server = app::spawn(state, &ServeConfig::default()).await.unwrap();
     let addr = server.addr.to_string();
     let http = reqwest::Client::builder()

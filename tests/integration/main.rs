@@ -11,6 +11,7 @@ mod events;
 mod http;
 mod instances;
 mod invariants;
+mod layers;
 mod loaders;
 mod matrix;
 mod permissions;

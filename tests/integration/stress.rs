@@ -245,7 +245,7 @@ async fn client(s: Arc<Shared>, k: usize) {
 /// (as a writer killed between steps would leave it: CREATED, no dispatch fields, no task),
 /// and sweeps from several "instances" roll interrupted orders forward at once, racing the
 /// clients' commands on the same orders.
-async fn interrupter_and_sweeps(s: Arc<Shared>, app_state: dispatchd::app::AppState) -> u64 {
+async fn interrupter_and_sweeps(s: Arc<Shared>, app_state: dispatchd::service::Services) -> u64 {
     use sea_orm::ConnectionTrait;
     let mut injected = 0;
     while !s.stop.load(Ordering::Relaxed) {
