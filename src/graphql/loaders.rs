@@ -7,50 +7,27 @@ use async_graphql::ErrorExtensions;
 use async_graphql::Lookahead;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, dispatch_rule, engineer, partner, task, user, work_order, work_order_event, workflow};
-use sea_orm::{DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::error::{Error, ResultExt};
 use crate::store::Db;
-use crate::store::db::{current_sql_counter, one_of, sql_statements_scope};
+use crate::store::db::{current_sql_counter, sql_statements_scope};
+use crate::store::lookup;
 
-pub trait Identified {
-    fn id(&self) -> &str;
-}
-
-macro_rules! identified {
-    ($($m:path),*) => { $(impl Identified for $m { fn id(&self) -> &str { &self.id } })* };
-}
-identified!(
-    account::Model,
-    dispatch_rule::Model,
-    engineer::Model,
-    partner::Model,
-    user::Model,
-    workflow::Model,
-    work_order::Model,
-    task::Model
-);
+/// A failed batch: every key of it gets the same error.
+type Failed = Arc<Error>;
 
 /// Rows of one table by primary key.
-pub struct ById<E> {
+pub struct ById<M> {
     db: Db,
-    _entity: PhantomData<fn() -> E>,
+    _rows: PhantomData<fn() -> M>,
 }
 
-impl<E> Loader<String> for ById<E>
-where
-    E: EntityTrait,
-    E::Model: Identified + Clone + Send + Sync + 'static,
-{
-    type Value = E::Model;
-    type Error = Arc<DbErr>;
+impl<M: lookup::ById> Loader<String> for ById<M> {
+    type Value = M;
+    type Error = Failed;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, E::Model>, Arc<DbErr>> {
-        let rows = E::find()
-            .filter(one_of(self.db.get_database_backend(), "id", keys.iter().cloned()))
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, M>, Failed> {
+        let rows = M::by_ids(&self.db, keys).await.map_err(Arc::new)?;
         Ok(rows.into_iter().map(|m| (m.id().to_owned(), m)).collect())
     }
 }
@@ -60,19 +37,10 @@ pub struct EventsByOrder(Db);
 
 impl Loader<String> for EventsByOrder {
     type Value = Vec<work_order_event::Model>;
-    type Error = Arc<DbErr>;
+    type Error = Failed;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
-        let rows = work_order_event::Entity::find()
-            .filter(one_of(
-                self.0.get_database_backend(),
-                "work_order_id",
-                keys.iter().cloned(),
-            ))
-            .order_by_asc(work_order_event::Column::Seq)
-            .all(&self.0)
-            .await
-            .map_err(Arc::new)?;
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Failed> {
+        let rows = lookup::events_of_orders(&self.0, keys).await.map_err(Arc::new)?;
         let mut out: HashMap<String, Self::Value> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for r in rows {
             out.entry(r.work_order_id.clone()).or_default().push(r);
@@ -86,19 +54,10 @@ pub struct TaskByOrder(Db);
 
 impl Loader<String> for TaskByOrder {
     type Value = Option<task::Model>;
-    type Error = Arc<DbErr>;
+    type Error = Failed;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
-        let rows = task::Entity::find()
-            .filter(one_of(
-                self.0.get_database_backend(),
-                "work_order_id",
-                keys.iter().cloned(),
-            ))
-            .order_by_asc(task::Column::Id)
-            .all(&self.0)
-            .await
-            .map_err(Arc::new)?;
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Failed> {
+        let rows = lookup::tasks_of_orders(&self.0, keys).await.map_err(Arc::new)?;
         let mut out: HashMap<String, Self::Value> = keys.iter().map(|k| (k.clone(), None)).collect();
         // Ascending IDs: the last one kept per order is the latest.
         for t in rows {
@@ -114,20 +73,14 @@ pub struct TraceByOrder(Db);
 
 impl Loader<String> for TraceByOrder {
     type Value = Option<serde_json::Value>;
-    type Error = Arc<DbErr>;
+    type Error = Failed;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Arc<DbErr>> {
-        use sea_orm::QuerySelect;
-        let rows: Vec<(String, Option<serde_json::Value>)> = work_order::Entity::find()
-            .select_only()
-            .column(work_order::Column::Id)
-            .column(work_order::Column::DispatchTrace)
-            .filter(one_of(self.0.get_database_backend(), "id", keys.iter().cloned()))
-            .into_tuple()
-            .all(&self.0)
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Failed> {
+        Ok(lookup::traces_of_orders(&self.0, keys)
             .await
-            .map_err(Arc::new)?;
-        Ok(rows.into_iter().collect())
+            .map_err(Arc::new)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -138,16 +91,16 @@ type Cached<L> = DataLoader<L, HashMapCache>;
 pub struct Loaders {
     db: Db,
     cache: bool,
-    users: OnceLock<Cached<ById<user::Entity>>>,
-    accounts: OnceLock<Cached<ById<account::Entity>>>,
-    partners: OnceLock<Cached<ById<partner::Entity>>>,
-    engineers: OnceLock<Cached<ById<engineer::Entity>>>,
-    workflows: OnceLock<Cached<ById<workflow::Entity>>>,
-    work_orders: OnceLock<Cached<ById<work_order::Entity>>>,
+    users: OnceLock<Cached<ById<user::Model>>>,
+    accounts: OnceLock<Cached<ById<account::Model>>>,
+    partners: OnceLock<Cached<ById<partner::Model>>>,
+    engineers: OnceLock<Cached<ById<engineer::Model>>>,
+    workflows: OnceLock<Cached<ById<workflow::Model>>>,
+    work_orders: OnceLock<Cached<ById<work_order::Model>>>,
     events: OnceLock<Cached<EventsByOrder>>,
     tasks: OnceLock<Cached<TaskByOrder>>,
     traces: OnceLock<Cached<TraceByOrder>>,
-    rules: OnceLock<Cached<ById<dispatch_rule::Entity>>>,
+    rules: OnceLock<Cached<ById<dispatch_rule::Model>>>,
 }
 
 fn loader<L: Loader<String>>(l: L, cache: bool) -> Cached<L> {
@@ -167,7 +120,7 @@ fn loader<L: Loader<String>>(l: L, cache: bool) -> Cached<L> {
 fn by_id<E>(db: &Db) -> ById<E> {
     ById {
         db: db.clone(),
-        _entity: PhantomData,
+        _rows: PhantomData,
     }
 }
 
@@ -182,16 +135,16 @@ macro_rules! accessors {
 }
 
 accessors! {
-    users: ById<user::Entity> = by_id;
-    accounts: ById<account::Entity> = by_id;
-    partners: ById<partner::Entity> = by_id;
-    engineers: ById<engineer::Entity> = by_id;
-    workflows: ById<workflow::Entity> = by_id;
-    work_orders: ById<work_order::Entity> = by_id;
+    users: ById<user::Model> = by_id;
+    accounts: ById<account::Model> = by_id;
+    partners: ById<partner::Model> = by_id;
+    engineers: ById<engineer::Model> = by_id;
+    workflows: ById<workflow::Model> = by_id;
+    work_orders: ById<work_order::Model> = by_id;
     events: EventsByOrder = |db: &Db| EventsByOrder(db.clone());
     tasks: TaskByOrder = |db: &Db| TaskByOrder(db.clone());
     traces: TraceByOrder = |db: &Db| TraceByOrder(db.clone());
-    rules: ById<dispatch_rule::Entity> = by_id;
+    rules: ById<dispatch_rule::Model> = by_id;
 }
 
 impl Loaders {
@@ -258,12 +211,9 @@ impl OrderSelection {
 }
 
 /// Loads `keys` with one statement and primes the loader's cache with the result.
-async fn prime<L>(
-    l: &Cached<L>,
-    keys: impl IntoIterator<Item = String>,
-) -> Result<HashMap<String, L::Value>, Arc<DbErr>>
+async fn prime<L>(l: &Cached<L>, keys: impl IntoIterator<Item = String>) -> Result<HashMap<String, L::Value>, Failed>
 where
-    L: Loader<String, Error = Arc<DbErr>>,
+    L: Loader<String, Error = Failed>,
 {
     let mut keys: Vec<String> = keys.into_iter().collect();
     keys.sort();
@@ -357,14 +307,14 @@ impl Loaders {
     }
 }
 
-fn db_err(e: Arc<DbErr>) -> async_graphql::Error {
+fn db_err(e: Failed) -> async_graphql::Error {
     Error::internal(e.to_string()).extend()
 }
 
 /// Loads one value, turning a database failure into an INTERNAL error.
 pub async fn one<L>(l: &Cached<L>, key: &str) -> async_graphql::Result<Option<L::Value>>
 where
-    L: Loader<String, Error = Arc<DbErr>>,
+    L: Loader<String, Error = Failed>,
 {
     l.load_one(key.to_owned())
         .await
@@ -376,7 +326,7 @@ where
 /// INTERNAL error.
 pub async fn many<L>(l: &Cached<L>, keys: &[String]) -> async_graphql::Result<HashMap<String, L::Value>>
 where
-    L: Loader<String, Error = Arc<DbErr>>,
+    L: Loader<String, Error = Failed>,
 {
     l.load_many(keys.iter().cloned())
         .await
@@ -387,7 +337,7 @@ where
 /// Loads a value that must exist (a foreign key).
 pub async fn must<L>(l: &Cached<L>, key: &str) -> async_graphql::Result<L::Value>
 where
-    L: Loader<String, Error = Arc<DbErr>>,
+    L: Loader<String, Error = Failed>,
 {
     one(l, key)
         .await?

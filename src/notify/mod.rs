@@ -2,11 +2,15 @@
 //! the source of truth; a wake-up only tells a subscriber to read again after its cursor, so a
 //! missed or coalesced wake-up loses nothing.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
+pub mod backoff;
 pub mod pg;
+
+pub use backoff::Backoff;
 
 type Channels = Arc<Mutex<HashMap<String, watch::Sender<u64>>>>;
 
@@ -47,12 +51,6 @@ impl Default for Hub {
     }
 }
 
-/// A lock whose holder cannot leave the map half-changed (every critical section here is a
-/// single map operation), so a panic elsewhere while it was held does not make it unusable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A subscriber's wake-up receiver; its channel is removed with its last subscriber.
 pub struct Wake {
     rx: watch::Receiver<u64>,
@@ -72,7 +70,7 @@ impl Wake {
 
 impl Drop for Wake {
     fn drop(&mut self) {
-        let mut map = lock(&self.channels);
+        let mut map = self.channels.lock();
         if map.get(&self.key).is_some_and(|tx| tx.receiver_count() <= 1) {
             map.remove(&self.key);
         }
@@ -80,7 +78,7 @@ impl Drop for Wake {
 }
 
 fn subscribe(channels: &Channels, key: &str) -> Wake {
-    let mut map = lock(channels);
+    let mut map = channels.lock();
     let tx = map.entry(key.to_owned()).or_insert_with(|| watch::channel(0).0);
     let mut rx = tx.subscribe();
     rx.mark_unchanged();
@@ -92,7 +90,7 @@ fn subscribe(channels: &Channels, key: &str) -> Wake {
 }
 
 fn wake(channels: &Channels, key: &str) {
-    if let Some(tx) = lock(channels).get(key) {
+    if let Some(tx) = channels.lock().get(key) {
         tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -129,12 +127,12 @@ impl Hub {
 
     /// The subjects with a WebSocket connection here (whose rights the sweep checks).
     pub fn principal_subjects(&self) -> Vec<String> {
-        lock(&self.principals).keys().cloned().collect()
+        self.principals.lock().keys().cloned().collect()
     }
 
     /// Registers what to run when rights change (before any connection is woken to check).
     pub fn on_revoke(&self, hook: impl Fn(Revoked<'_>) + Send + Sync + 'static) {
-        lock(&self.revoke_hooks).push(Arc::new(hook));
+        self.revoke_hooks.lock().push(Arc::new(hook));
     }
 
     /// The rights of these subjects changed (deactivated, reactivated): what was remembered of
@@ -147,7 +145,7 @@ impl Hub {
     }
 
     fn run_revoke_hooks(&self, r: Revoked<'_>) {
-        let hooks: Vec<RevokeHook> = lock(&self.revoke_hooks).clone();
+        let hooks: Vec<RevokeHook> = self.revoke_hooks.lock().clone();
         for h in hooks {
             h(r);
         }
@@ -161,7 +159,7 @@ impl Hub {
         self.run_revoke_hooks(Revoked::All);
         self.everyone.send_modify(|n| *n = n.wrapping_add(1));
         for channels in [&self.engineers, &self.tenants] {
-            for tx in lock(channels).values() {
+            for tx in channels.lock().values() {
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
@@ -173,7 +171,7 @@ impl Hub {
 
     /// Subscribed engineers and tenants (for metrics and tests).
     pub fn sizes(&self) -> (usize, usize) {
-        (lock(&self.engineers).len(), lock(&self.tenants).len())
+        (self.engineers.lock().len(), self.tenants.lock().len())
     }
 }
 

@@ -79,7 +79,7 @@ async fn send_in<C: ConnectionTrait>(tx: &C, w: WakeUp) -> Result<()> {
 /// After every (re)connection all local subscribers are woken: whatever was sent while the
 /// listener was away is then read from the database.
 pub async fn listen(pool: PgPool, hub: Hub, mut stop: watch::Receiver<bool>) {
-    let mut attempt: u32 = 0;
+    let mut backoff = super::Backoff::new(Duration::from_millis(100), Duration::from_millis(3_200));
     loop {
         let mut connected = false;
         tokio::select! {
@@ -90,10 +90,11 @@ pub async fn listen(pool: PgPool, hub: Hub, mut stop: watch::Receiver<bool>) {
             }
             _ = stop.wait_for(|s| *s) => return,
         }
-        attempt = if connected { 0 } else { attempt + 1 };
-        let ms = 100u64.saturating_mul(1 << attempt.min(5));
+        if connected {
+            backoff.reset();
+        }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -1,6 +1,6 @@
 //! Setting up a tenant: workflows, service providers (partners, legacy accounts), engineers, users.
-use entity::{account, engineer, partner, tenant, user, workflow};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use entity::{account, engineer, partner, user, workflow};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 
 use crate::auth::Actor;
@@ -9,6 +9,7 @@ use crate::domain::{Role, TenantKind, keeps_legacy_accounts, validate};
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::service::Services;
+use crate::store::lookup::{self, ById};
 
 use super::Caller;
 use super::tenants::kind_of;
@@ -71,11 +72,7 @@ pub async fn connect_service_provider(
     caller.require_op("Mutation.connectServiceProvider")?;
     let downstream = match (&input.downstream_tenant_id, &input.outer_tenant_id) {
         (Some(id), None) => state.tenants.get(&state.db, id).await?,
-        (None, Some(outer)) => tenant::Entity::find()
-            .filter(tenant::Column::OuterTenantId.eq(outer.as_str()))
-            .one(&state.db)
-            .await?
-            .map(Into::into),
+        (None, Some(outer)) => lookup::tenant_by_outer_id(&state.db, outer).await?.map(Into::into),
         _ => {
             return Err(Error::bad_input(
                 "downstreamTenantId",
@@ -144,8 +141,7 @@ pub struct PartnerChange {
 pub async fn update_partner(state: &Services, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updatePartner")?;
-    let p = partner::Entity::find_by_id(input.partner_id.clone())
-        .one(&state.db)
+    let p = partner::Model::by_id(&state.db, &input.partner_id)
         .await?
         .filter(|p| p.upstream_tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::not_found("partner", &input.partner_id))?;
@@ -225,8 +221,7 @@ pub async fn update_engineer(
 ) -> Result<engineer::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateEngineer")?;
-    let e = engineer::Entity::find_by_id(engineer_id.to_owned())
-        .one(&state.db)
+    let e = engineer::Model::by_id(&state.db, &engineer_id)
         .await?
         .filter(|e| e.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::not_found("engineer", engineer_id))?;
@@ -288,8 +283,7 @@ pub struct UserChange {
 pub async fn update_user(state: &Services, actor: &Actor, change: UserChange) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateUser")?;
-    let u = user::Entity::find_by_id(change.user_id.clone())
-        .one(&state.db)
+    let u = user::Model::by_id(&state.db, &change.user_id)
         .await?
         .filter(|u| u.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::not_found("user", &change.user_id))?;

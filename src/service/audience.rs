@@ -2,17 +2,21 @@
 //! the object's own row and the caller, never from the path that reached it, so a field shows
 //! the same to the same caller through `node`, a list, or any nested field.
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
 
 use entity::{
     account, dispatch_rule, engineer, notification, partner, task, tenant, user, work_order, work_order_event, workflow,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::ConnectionTrait;
 
 use crate::domain::visibility::Audience;
 use crate::domain::{Role, TenantKind};
 use crate::error::Result;
+use crate::store::lists;
+use crate::store::lookup::{self, TaskHolder};
 
 use super::Caller;
 
@@ -57,18 +61,12 @@ pub fn order_held(c: &Caller, o: &work_order::Model, held: bool) -> Audience {
 
 /// Whether the caller (an engineer, or a provider's staff) holds or held a task of the order.
 pub async fn holds_task<C: ConnectionTrait>(db: &C, c: &Caller, order_id: &str) -> Result<bool> {
-    let q = task::Entity::find().filter(task::Column::WorkOrderId.eq(order_id));
-    let q = match class(c) {
-        Audience::Engineer => q.filter(task::Column::EngineerId.eq(c.actor.subject.as_str())),
-        Audience::Provider => q.filter(task::Column::DownstreamTenantId.eq(c.tenant_id())),
+    let holder = match class(c) {
+        Audience::Engineer => TaskHolder::Engineer(c.actor.subject.as_str()),
+        Audience::Provider => TaskHolder::Provider(c.tenant_id()),
         _ => return Ok(false),
     };
-    Ok(q.select_only()
-        .column(task::Column::Id)
-        .into_tuple::<String>()
-        .one(db)
-        .await?
-        .is_some())
+    lookup::holds_task(db, order_id, holder).await
 }
 
 pub fn task(c: &Caller, t: &task::Model) -> Audience {
@@ -180,7 +178,7 @@ impl Links {
     /// Some(true) when known connected; Some(false) when not, per a read made just now; None
     /// when the links must be read.
     fn known(&self, up: &str, down: &str) -> Option<bool> {
-        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.0.read();
         match map.get(up) {
             Some((downs, _)) if downs.contains(down) => Some(true),
             Some((_, read)) if read.elapsed() < LINKS_FRESH => Some(false),
@@ -190,7 +188,7 @@ impl Links {
 
     /// Remembers a link just made (`connectServiceProvider`).
     pub fn add(&self, up: &str, down: &str) {
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.0.write();
         let (downs, _) = map.entry(up.to_owned()).or_insert_with(|| {
             (
                 HashSet::new(),
@@ -204,17 +202,9 @@ impl Links {
         if let Some(known) = self.known(up, down) {
             return Ok(known);
         }
-        let downs: HashSet<String> = partner::Entity::find()
-            .filter(partner::Column::UpstreamTenantId.eq(up))
-            .select_only()
-            .column(partner::Column::DownstreamTenantId)
-            .into_tuple::<String>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect();
+        let downs: HashSet<String> = lists::connected_downstreams(db, up).await?.into_iter().collect();
         let found = downs.contains(down);
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.0.write();
         let entry = map
             .entry(up.to_owned())
             .or_insert_with(|| (HashSet::new(), Instant::now()));

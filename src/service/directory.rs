@@ -2,8 +2,6 @@
 use std::sync::Arc;
 
 use entity::{account, engineer, partner, task, tenant, user, work_order, workflow};
-use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::auth::Actor;
 use crate::domain::visibility::Audience;
@@ -12,6 +10,8 @@ use crate::domain::{Role, TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::service::Services;
+use crate::store::lists::{self, OrderQuery, OrderScope, PartnerSide};
+use crate::store::lookup::ById;
 
 use super::{Caller, audience};
 
@@ -20,18 +20,15 @@ pub const DEFAULT_PAGE: u64 = 20;
 
 /// Which orders a caller sees: an upstream tenant's staff its own orders; a downstream tenant's
 /// ADMIN/INTEGRATION the orders assigned to its engineers; an engineer the orders assigned to it.
-pub fn order_scope(caller: &Caller) -> Result<Condition> {
-    use work_order::Column as C;
+pub fn order_scope(caller: &Caller) -> Result<OrderScope> {
     Ok(match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
-            Condition::all().add(C::TenantId.eq(caller.tenant_id()))
+            OrderScope::Upstream(caller.tenant_id().to_owned())
         }
         (TenantKind::Downstream, Role::Admin | Role::Integration) => {
-            Condition::all().add(C::FieldDownstreamOuterTenantId.eq(caller.outer_id().unwrap_or("")))
+            OrderScope::Provider(caller.outer_id().unwrap_or("").to_owned())
         }
-        (TenantKind::Downstream, Role::Engineer) => {
-            Condition::all().add(C::FieldOutDealUser.eq(caller.actor.subject.as_str()))
-        }
+        (TenantKind::Downstream, Role::Engineer) => OrderScope::Engineer(caller.actor.subject.clone()),
         _ => {
             return Err(Error::Forbidden(format!(
                 "{} of this tenant cannot read work orders",
@@ -47,8 +44,7 @@ pub fn order_scope(caller: &Caller) -> Result<Condition> {
 pub async fn work_order(state: &Services, actor: &Actor, id: &str) -> Result<(work_order::Model, Audience)> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workOrder")?;
-    let o = work_order::Entity::find_by_id(id.to_owned())
-        .one(&state.db)
+    let o = work_order::Model::by_id(&state.db, id)
         .await?
         .ok_or_else(|| Error::not_found("work order", id))?;
     match order_audience(state, &caller, &o).await? {
@@ -76,36 +72,18 @@ pub struct OrderFilter {
     pub external_ref: Option<String>,
 }
 
-fn filter_condition(caller: &Caller, f: &OrderFilter, backend: sea_orm::DatabaseBackend) -> Result<Condition> {
-    use work_order::Column as C;
-    let mut cond = order_scope(caller)?;
-    if let Some(states) = &f.states {
-        cond = cond.add(C::State.is_in(states.iter().map(|s| s.as_str())));
-    }
-    if let Some(p) = &f.partner_id {
-        cond = cond.add(C::FieldPartner.eq(p.as_str()));
-    }
-    if let Some(e) = &f.engineer_id {
-        cond = cond.add(C::FieldOutDealUser.eq(e.as_str()));
-    }
-    if let Some(r) = &f.external_ref {
-        cond = cond.add(C::ExternalRef.eq(r.as_str()));
-    }
+fn order_query(caller: &Caller, f: OrderFilter) -> Result<OrderQuery> {
     if let Some(prefix) = &f.region_prefix {
         validate::region(prefix).map_err(|m| Error::bad_input("filter.regionPrefix", m))?;
-        // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping. On SQLite a
-        // range instead ('.' follows '-' in byte order): a LIKE pattern bound as a parameter
-        // makes SQLite prepare the statement again at every execution.
-        let below = if backend == sea_orm::DatabaseBackend::Sqlite {
-            Condition::all()
-                .add(C::Region.gte(format!("{prefix}-")))
-                .add(C::Region.lt(format!("{prefix}.")))
-        } else {
-            Condition::all().add(C::Region.like(format!("{prefix}-%")))
-        };
-        cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(below));
     }
-    Ok(cond)
+    Ok(OrderQuery {
+        scope: order_scope(caller)?,
+        states: f.states,
+        partner_id: f.partner_id,
+        engineer_id: f.engineer_id,
+        region_prefix: f.region_prefix,
+        external_ref: f.external_ref,
+    })
 }
 
 /// One page of orders, newest first, after the cursor (an order ID).
@@ -113,7 +91,8 @@ pub struct Page {
     pub items: Vec<work_order::Model>,
     pub has_next: bool,
     pub has_previous: bool,
-    pub condition: Condition,
+    /// The orders the page is drawn from (for `totalCount`).
+    pub query: OrderQuery,
 }
 
 pub async fn work_orders(
@@ -130,51 +109,36 @@ pub async fn work_orders(
         Some(n) if n >= 0 && (n as u64) <= MAX_PAGE => n as u64,
         Some(_) => return Err(Error::bad_input("first", format!("must be between 0 and {MAX_PAGE}"))),
     };
-    let condition = filter_condition(&caller, &filter, state.db.get_database_backend())?;
-    // Every column but the dispatch trace (the largest, read only when asked for).
-    let mut q = work_order::Entity::find()
-        .select_only()
-        .columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
-        .expr_as(sea_orm::sea_query::Expr::cust("NULL"), "dispatch_trace")
-        .filter(condition.clone());
-    if let Some(cursor) = &after {
-        if ids::prefix(cursor) != Some(ids::WORK_ORDER) {
-            return Err(Error::bad_input("after", "not a cursor of this connection"));
-        }
-        q = q.filter(work_order::Column::Id.lt(cursor.as_str()));
+    let query = order_query(&caller, filter)?;
+    if let Some(cursor) = &after
+        && ids::prefix(cursor) != Some(ids::WORK_ORDER)
+    {
+        return Err(Error::bad_input("after", "not a cursor of this connection"));
     }
-    let mut items = q
-        .order_by_desc(work_order::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
+    let mut items = lists::order_page(&state.db, &query, after.as_deref(), limit + 1).await?;
     let has_next = items.len() as u64 > limit;
     items.truncate(limit as usize);
     Ok(Page {
         items,
         has_next,
         has_previous: after.is_some(),
-        condition,
+        query,
     })
 }
 
-pub async fn count_orders(state: &Services, condition: Condition) -> Result<u64> {
-    Ok(work_order::Entity::find().filter(condition).count(&state.db).await?)
+pub async fn count_orders(state: &Services, query: &OrderQuery) -> Result<u64> {
+    lists::count_orders(&state.db, query).await
 }
 
 pub async fn partners(state: &Services, actor: &Actor) -> Result<Vec<partner::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.partners")?;
-    let col = match (caller.kind, caller.role()) {
-        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => partner::Column::UpstreamTenantId,
-        (TenantKind::Downstream, Role::Admin | Role::Integration) => partner::Column::DownstreamTenantId,
+    let side = match (caller.kind, caller.role()) {
+        (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => PartnerSide::Upstream,
+        (TenantKind::Downstream, Role::Admin | Role::Integration) => PartnerSide::Downstream,
         _ => return Err(Error::Forbidden(format!("{} cannot list partners", caller.role()))),
     };
-    Ok(partner::Entity::find()
-        .filter(col.eq(caller.tenant_id()))
-        .order_by_asc(partner::Column::Id)
-        .all(&state.db)
-        .await?)
+    lists::partners_of(&state.db, side, caller.tenant_id(), None).await
 }
 
 /// Engineers: a downstream tenant's own; for an upstream tenant those of its connected partners
@@ -184,11 +148,7 @@ pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>
     caller.require_op("Query.engineers")?;
     let tenants: Vec<String> = match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
-            let mut q = partner::Entity::find().filter(partner::Column::UpstreamTenantId.eq(caller.tenant_id()));
-            if let Some(p) = partner_id {
-                q = q.filter(partner::Column::Id.eq(p));
-            }
-            let ps = q.all(&state.db).await?;
+            let ps = lists::partners_of(&state.db, PartnerSide::Upstream, caller.tenant_id(), partner_id).await?;
             if partner_id.is_some() && ps.is_empty() {
                 return Err(Error::not_found("partner", partner_id.unwrap_or_default()));
             }
@@ -205,21 +165,13 @@ pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>
         }
         _ => return Err(Error::Forbidden(format!("{} cannot list engineers", caller.role()))),
     };
-    Ok(engineer::Entity::find()
-        .filter(engineer::Column::TenantId.is_in(tenants))
-        .order_by_asc(engineer::Column::Id)
-        .all(&state.db)
-        .await?)
+    lists::engineers_of(&state.db, tenants).await
 }
 
 pub async fn workflows(state: &Services, actor: &Actor) -> Result<Vec<workflow::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workflows")?;
-    Ok(workflow::Entity::find()
-        .filter(workflow::Column::TenantId.eq(caller.tenant_id()))
-        .order_by_asc(workflow::Column::Id)
-        .all(&state.db)
-        .await?)
+    lists::workflows_of(&state.db, caller.tenant_id()).await
 }
 
 /// Any object by ID, if the caller may see it.
@@ -248,32 +200,27 @@ pub async fn node(state: &Services, actor: &Actor, id: &str) -> Result<Option<(N
             Some(t) => Some((audience::tenant(state, c, &t).await?, NodeValue::Tenant(t))),
             None => None,
         },
-        Some(ids::USER) => user::Entity::find_by_id(id.to_owned())
-            .one(db)
+        Some(ids::USER) => user::Model::by_id(db, id)
             .await?
             .map(|u| (audience::user(c, &u), NodeValue::User(u))),
-        Some(ids::ACCOUNT) => account::Entity::find_by_id(id.to_owned())
-            .one(db)
+        Some(ids::ACCOUNT) => account::Model::by_id(db, id)
             .await?
             .map(|a| (audience::account(c, &a), NodeValue::Account(a))),
-        Some(ids::PARTNER) => partner::Entity::find_by_id(id.to_owned())
-            .one(db)
+        Some(ids::PARTNER) => partner::Model::by_id(db, id)
             .await?
             .map(|p| (audience::partner(c, &p), NodeValue::Partner(p))),
-        Some(ids::ENGINEER) => match engineer::Entity::find_by_id(id.to_owned()).one(db).await? {
+        Some(ids::ENGINEER) => match engineer::Model::by_id(db, id).await? {
             Some(e) => Some((audience::engineer(state, c, &e).await?, NodeValue::Engineer(e))),
             None => None,
         },
-        Some(ids::WORKFLOW) => workflow::Entity::find_by_id(id.to_owned())
-            .one(db)
+        Some(ids::WORKFLOW) => workflow::Model::by_id(db, id)
             .await?
             .map(|w| (audience::workflow(c, &w), NodeValue::Workflow(w))),
-        Some(ids::WORK_ORDER) => match work_order::Entity::find_by_id(id.to_owned()).one(db).await? {
+        Some(ids::WORK_ORDER) => match work_order::Model::by_id(db, id).await? {
             Some(o) => Some((order_audience(state, c, &o).await?, NodeValue::WorkOrder(o))),
             None => None,
         },
-        Some(ids::TASK) => task::Entity::find_by_id(id.to_owned())
-            .one(db)
+        Some(ids::TASK) => task::Model::by_id(db, id)
             .await?
             .map(|t| (audience::task(c, &t), NodeValue::Task(t))),
         _ => None,
@@ -293,13 +240,11 @@ pub async fn me(state: &Services, actor: &Actor) -> Result<Me> {
     caller.require_op("Query.me")?;
     let (mut user, mut engineer) = (None, None);
     if caller.role() == Role::Engineer {
-        engineer = engineer::Entity::find_by_id(actor.subject.clone())
-            .one(&state.db)
+        engineer = engineer::Model::by_id(&state.db, &actor.subject)
             .await?
             .filter(|e| e.tenant_id == caller.tenant_id());
     } else {
-        user = user::Entity::find_by_id(actor.subject.clone())
-            .one(&state.db)
+        user = user::Model::by_id(&state.db, &actor.subject)
             .await?
             .filter(|u| u.tenant_id == caller.tenant_id());
     }

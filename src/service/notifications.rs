@@ -3,15 +3,15 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use entity::{event_counter, notification, task, work_order, work_order_event};
+use entity::{notification, task, work_order, work_order_event};
 use futures::{Stream, StreamExt, stream};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::auth::Actor;
-use crate::service::Services;
-
 use crate::error::{Error, Result};
+use crate::notify::Backoff;
+use crate::service::Services;
+use crate::store::feeds::{self, Read};
+use crate::store::lookup::ById;
 
 use super::Caller;
 
@@ -28,11 +28,9 @@ fn catch_up() -> Duration {
 
 /// After a failed read (pool exhausted, database restarting) a stream waits and reads again;
 /// it never ends on a transient error, and its cursor makes the retry lose nothing.
-async fn back_off(e: &Error, attempt: &mut u32) {
-    tracing::warn!(error = %e, attempt = *attempt, "subscription read failed; retrying");
-    let ms = 100u64.saturating_mul(1 << (*attempt).min(6));
-    *attempt += 1;
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+async fn back_off(e: &Error, backoff: &mut Backoff) {
+    tracing::warn!(error = %e, attempt = backoff.attempt(), "subscription read failed; retrying");
+    tokio::time::sleep(backoff.next_delay()).await;
 }
 
 /// A notification with its task and order as they are now.
@@ -61,21 +59,11 @@ async fn deliver(state: &Services, rows: Vec<notification::Model>) -> Result<Vec
     }
     let task_ids: HashSet<String> = rows.iter().map(|n| n.task_id.clone()).collect();
     let order_ids: HashSet<String> = rows.iter().map(|n| n.work_order_id.clone()).collect();
+    let task_ids: Vec<String> = task_ids.into_iter().collect();
+    let order_ids: Vec<String> = order_ids.into_iter().collect();
     let (tasks, orders) = futures::try_join!(
-        task::Entity::find()
-            .filter(crate::store::db::one_of(
-                state.db.get_database_backend(),
-                "id",
-                task_ids
-            ))
-            .all(&state.db),
-        work_order::Entity::find()
-            .filter(crate::store::db::one_of(
-                state.db.get_database_backend(),
-                "id",
-                order_ids
-            ))
-            .all(&state.db),
+        task::Model::by_ids(&state.db, &task_ids),
+        work_order::Model::by_ids(&state.db, &order_ids),
     )?;
     let tasks: HashMap<String, task::Model> = tasks.into_iter().map(|t| (t.id.clone(), t)).collect();
     let orders: HashMap<String, work_order::Model> = orders.into_iter().map(|o| (o.id.clone(), o)).collect();
@@ -99,13 +87,7 @@ async fn deliver(state: &Services, rows: Vec<notification::Model>) -> Result<Vec
 }
 
 async fn read_after(state: &Services, engineer: &str, after: i64) -> Result<Vec<Delivered>> {
-    let rows = notification::Entity::find()
-        .filter(notification::Column::EngineerId.eq(engineer))
-        .filter(notification::Column::Seq.gt(after))
-        .order_by_asc(notification::Column::Seq)
-        .limit(BATCH)
-        .all(&state.db)
-        .await?;
+    let rows = feeds::notifications_after(&state.db, engineer, after, BATCH).await?;
     deliver(state, rows).await
 }
 
@@ -147,7 +129,7 @@ where
     let batches = stream::unfold(
         (state, read, cursor, wake),
         |(state, read, mut cursor, mut wake)| async move {
-            let mut failures = 0;
+            let mut failures = Backoff::new(Duration::from_millis(100), Duration::from_millis(6_400));
             loop {
                 match read(state.clone(), cursor).await {
                     Ok(batch) if !batch.is_empty() => {
@@ -156,7 +138,7 @@ where
                         return Some((items, (state, read, cursor, wake)));
                     }
                     Ok(_) => {
-                        failures = 0;
+                        failures.reset();
                         let _ = tokio::time::timeout(catch_up(), wake.changed()).await;
                     }
                     Err(e) => back_off(&e, &mut failures).await,
@@ -228,29 +210,15 @@ pub async fn list(
         ),
         Some(_) => return Err(Error::bad_input("after", "not a cursor of this connection")),
     };
-    let mine = notification::Column::EngineerId.eq(actor.subject.as_str());
+    let mine = actor.subject.as_str();
     let mut items = Vec::new();
     if in_unacked {
-        items = notification::Entity::find()
-            .filter(mine.clone())
-            .filter(notification::Column::AcknowledgedAt.is_null())
-            .filter(notification::Column::Seq.lt(from))
-            .order_by_desc(notification::Column::Seq)
-            .limit(limit + 1)
-            .all(&state.db)
-            .await?;
+        items = feeds::notifications_before(&state.db, mine, Read::Unacknowledged, from, limit + 1).await?;
     }
     if !unacknowledged_only && (items.len() as u64) <= limit {
         let from = if in_unacked { i64::MAX } else { from };
-        let rest = notification::Entity::find()
-            .filter(mine)
-            .filter(notification::Column::AcknowledgedAt.is_not_null())
-            .filter(notification::Column::Seq.lt(from))
-            .order_by_desc(notification::Column::Seq)
-            .limit(limit + 1 - items.len() as u64)
-            .all(&state.db)
-            .await?;
-        items.extend(rest);
+        let left = limit + 1 - items.len() as u64;
+        items.extend(feeds::notifications_before(&state.db, mine, Read::Acknowledged, from, left).await?);
     }
     let has_next = items.len() as u64 > limit;
     items.truncate(limit as usize);
@@ -265,14 +233,7 @@ pub async fn acknowledge(state: &Services, actor: &Actor, up_to: &str) -> Result
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.acknowledgeNotifications")?;
     let up_to = parse_cursor("upTo", Some(up_to.rsplit(':').next().unwrap_or(up_to)))?;
-    let res = notification::Entity::update_many()
-        .col_expr(notification::Column::AcknowledgedAt, Expr::value(crate::domain::now()))
-        .filter(notification::Column::EngineerId.eq(actor.subject.as_str()))
-        .filter(notification::Column::Seq.lte(up_to))
-        .filter(notification::Column::AcknowledgedAt.is_null())
-        .exec(&state.writer)
-        .await?;
-    Ok(res.rows_affected)
+    feeds::acknowledge(&state.writer, &actor.subject, up_to, crate::domain::now()).await
 }
 
 /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: the events of its orders after the
@@ -293,23 +254,11 @@ pub async fn work_order_events(
         None => {
             // "From now": what committed before is numbered first, so it is not taken for new.
             super::numbering::number_now(state, &tenant).await?;
-            event_counter::Entity::find_by_id(tenant.clone())
-                .one(&state.db)
-                .await?
-                .map(|c| c.last_seq)
-                .unwrap_or(0)
+            feeds::last_event_seq(&state.db, &tenant).await?
         }
     };
     Ok(replay_then_live(state.clone(), wake, cursor, move |state, after| {
         let tenant = tenant.clone();
-        async move {
-            Ok(work_order_event::Entity::find()
-                .filter(work_order_event::Column::TenantId.eq(tenant.as_str()))
-                .filter(work_order_event::Column::Seq.gt(after))
-                .order_by_asc(work_order_event::Column::Seq)
-                .limit(BATCH)
-                .all(&state.db)
-                .await?)
-        }
+        async move { feeds::events_after(&state.db, &tenant, after, BATCH).await }
     }))
 }

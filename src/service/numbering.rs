@@ -5,7 +5,9 @@
 //! commit and its numbering). Numbering wakes the tenant's `workOrderEvents` subscribers, on
 //! every instance. On SQLite events are numbered in their own transaction: nothing runs here.
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -26,15 +28,12 @@ pub struct Numbering {
 impl Numbering {
     /// After a commit that wrote events of `tenant` (PostgreSQL).
     pub fn poke(&self, tenant: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.to_owned());
+        self.pending.lock().insert(tenant.to_owned());
         self.wake.notify_one();
     }
 
     fn take(&self) -> Vec<String> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect()
+        self.pending.lock().drain().collect()
     }
 }
 

@@ -8,18 +8,20 @@
 //! while it is read afresh in the background: a busy caller's requests never wait for the
 //! check (nor count its statement). Past that, or after a revocation, a request reads it itself.
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use entity::{engineer, user};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use sea_orm::ConnectionTrait;
 
 use crate::auth::Actor;
 use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::notify::Revoked;
 use crate::store::Db;
+use crate::store::lookup::ById;
 
 /// The default time a check is remembered.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
@@ -75,14 +77,12 @@ impl PrincipalCache {
         Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
     }
 
-    // Each critical section is one map operation: a panic elsewhere cannot leave the map half
-    // changed, so a poisoned lock is taken as it is.
     fn read(&self) -> RwLockReadGuard<'_, Answers> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+        self.inner.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Answers> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+        self.inner.write()
     }
 
     /// Forgets what it knew of these subjects (or of everyone).
@@ -152,7 +152,7 @@ impl PrincipalCache {
 
     fn refresh_in_background(&self, db: &Db, actor: &Actor, key: Key) {
         {
-            let mut busy = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = self.refreshing.lock();
             if !busy.insert(key.clone()) {
                 return;
             }
@@ -162,7 +162,7 @@ impl PrincipalCache {
             if let Err(e) = cache.read_through(&db, &actor, key.clone()).await {
                 tracing::warn!(error = %e, "rights could not be read again; the next request will");
             }
-            cache.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            cache.refreshing.lock().remove(&key);
         });
     }
 }
@@ -171,14 +171,14 @@ impl PrincipalCache {
 async fn refusal<C: ConnectionTrait>(db: &C, actor: &Actor) -> Result<Option<String>> {
     let who = &actor.subject;
     if actor.role == Role::Engineer {
-        let e = engineer::Entity::find_by_id(who.clone()).one(db).await?;
+        let e = engineer::Model::by_id(db, who).await?;
         return Ok(match e {
             Some(e) if e.tenant_id == actor.tenant && e.active => None,
             Some(e) if e.tenant_id == actor.tenant => Some(format!("engineer {who} is deactivated")),
             _ => Some(format!("the token's subject {who} is not an engineer of its tenant")),
         });
     }
-    let u = user::Entity::find_by_id(who.clone()).one(db).await?;
+    let u = user::Model::by_id(db, who).await?;
     Ok(match u {
         Some(u) if u.tenant_id == actor.tenant && u.role == actor.role.as_str() && u.active => None,
         Some(u) if u.tenant_id == actor.tenant && u.role == actor.role.as_str() => {

@@ -6,14 +6,12 @@
 //! server's back, without every connection polling the database on its own.
 use std::time::Duration;
 
-use entity::{engineer, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::ids;
 use crate::service::Services;
-use crate::store::db::one_of;
+use crate::store::lookup;
 
 /// Subjects checked per statement.
 const CHUNK: usize = 500;
@@ -21,32 +19,19 @@ const CHUNK: usize = 500;
 /// One sweep; returns how many subjects it revoked.
 pub async fn sweep(state: &Services) -> Result<usize> {
     let subjects = state.hub.principal_subjects();
-    let backend = state.db.get_database_backend();
     let mut gone = Vec::new();
     for chunk in subjects.chunks(CHUNK) {
         let (engineers, users): (Vec<&String>, Vec<&String>) =
             chunk.iter().partition(|s| ids::prefix(s) == Some(ids::ENGINEER));
         let mut active: std::collections::HashSet<String> = std::collections::HashSet::new();
         if !engineers.is_empty() {
-            let found: Vec<String> = engineer::Entity::find()
-                .select_only()
-                .column(engineer::Column::Id)
-                .filter(one_of(backend, "id", engineers.iter().map(|s| s.to_string())))
-                .filter(engineer::Column::Active.eq(true))
-                .into_tuple()
-                .all(&state.db)
-                .await?;
+            let ids: Vec<String> = engineers.iter().map(|s| s.to_string()).collect();
+            let found = lookup::active_engineers(&state.db, &ids).await?;
             active.extend(found);
         }
         if !users.is_empty() {
-            let found: Vec<String> = user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(one_of(backend, "id", users.iter().map(|s| s.to_string())))
-                .filter(user::Column::Active.eq(true))
-                .into_tuple()
-                .all(&state.db)
-                .await?;
+            let ids: Vec<String> = users.iter().map(|s| s.to_string()).collect();
+            let found = lookup::active_users(&state.db, &ids).await?;
             active.extend(found);
         }
         gone.extend(chunk.iter().filter(|s| !active.contains(*s)).cloned());

@@ -1,14 +1,16 @@
 //! Tenants: creation (CLI, demo) and an in-process cache (tenants never change kind or id).
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use entity::tenant;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use parking_lot::RwLock;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
 use crate::domain::{TenantKind, validate};
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::store::Db;
+use crate::store::lookup::ById;
 
 #[derive(Clone, Default)]
 pub struct TenantCache {
@@ -20,17 +22,14 @@ impl TenantCache {
     /// transaction, pass the transaction: a second pooled connection taken while one is held
     /// can wait for ever when every connection is held the same way.
     pub async fn get<C: ConnectionTrait>(&self, db: &C, id: &str) -> Result<Option<Arc<tenant::Model>>> {
-        if let Some(t) = self.inner.read().expect("tenant cache poisoned").get(id) {
+        if let Some(t) = self.inner.read().get(id) {
             return Ok(Some(t.clone()));
         }
-        let Some(t) = tenant::Entity::find_by_id(id.to_owned()).one(db).await? else {
+        let Some(t) = tenant::Model::by_id(db, id).await? else {
             return Ok(None);
         };
         let t = Arc::new(t);
-        self.inner
-            .write()
-            .expect("tenant cache poisoned")
-            .insert(id.to_owned(), t.clone());
+        self.inner.write().insert(id.to_owned(), t.clone());
         Ok(Some(t))
     }
 

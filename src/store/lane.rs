@@ -20,7 +20,9 @@
 //! On PostgreSQL transactions run concurrently: there is no lane (work runs in place).
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use futures::FutureExt;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -66,7 +68,7 @@ pub(crate) async fn begin_in_group() -> Option<Result<DatabaseTransaction>> {
 pub fn after_commit(f: impl FnOnce() + Send + 'static) {
     let queued = GROUP.try_with(|g| g.after.clone());
     match queued {
-        Ok(after) => after.lock().expect("after-commit list poisoned").push(Box::new(f)),
+        Ok(after) => after.lock().push(Box::new(f)),
         Err(_) => f(),
     }
 }
@@ -195,7 +197,7 @@ async fn serve(writer: Db, mut queue: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, changes = answers.len(), "write lane: a group failed to commit");
         }
         if failed.is_none() {
-            let after = std::mem::take(&mut *after.lock().expect("after-commit list poisoned"));
+            let after = std::mem::take(&mut *after.lock());
             for f in after {
                 f();
             }

@@ -2,7 +2,10 @@
 pub mod batch;
 pub mod db;
 pub mod events;
+pub mod feeds;
 pub mod lane;
+pub mod lists;
+pub mod lookup;
 pub mod notify;
 pub mod orders;
 

@@ -55,9 +55,7 @@ impl WorkOrderConnection {
     /// All orders matching the filter (one extra statement, run only when asked for).
     #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST")]
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        service::directory::count_orders(ctx.state(), self.0.condition.clone())
-            .await
-            .gql()
+        service::directory::count_orders(ctx.state(), &self.0.query).await.gql()
     }
 }
 

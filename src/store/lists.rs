@@ -1,0 +1,172 @@
+//! Lists: pages of work orders under a typed filter, and the parties a tenant lists.
+use entity::{engineer, partner, work_order, workflow};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::domain::work_order::State;
+use crate::error::Result;
+
+/// Whose orders a list is drawn from (the service decides it from the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderScope {
+    /// An upstream tenant's own orders.
+    Upstream(String),
+    /// The orders assigned to a provider, by its connected-enterprise (outer) ID.
+    Provider(String),
+    /// The orders assigned to an engineer.
+    Engineer(String),
+}
+
+/// Which orders a list holds: a scope and the client's filter, all of them ANDed.
+#[derive(Clone, Debug)]
+pub struct OrderQuery {
+    pub scope: OrderScope,
+    pub states: Option<Vec<State>>,
+    pub partner_id: Option<String>,
+    pub engineer_id: Option<String>,
+    /// A region code (already validated: A-Z, 0-9 and '-' only): that region and those below it.
+    pub region_prefix: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+impl OrderQuery {
+    fn condition(&self, backend: DatabaseBackend) -> Condition {
+        use work_order::Column as C;
+        let mut cond = Condition::all().add(match &self.scope {
+            OrderScope::Upstream(tenant) => C::TenantId.eq(tenant.as_str()),
+            OrderScope::Provider(outer) => C::FieldDownstreamOuterTenantId.eq(outer.as_str()),
+            OrderScope::Engineer(engineer) => C::FieldOutDealUser.eq(engineer.as_str()),
+        });
+        if let Some(states) = &self.states {
+            cond = cond.add(C::State.is_in(states.iter().map(|s| s.as_str())));
+        }
+        if let Some(p) = &self.partner_id {
+            cond = cond.add(C::FieldPartner.eq(p.as_str()));
+        }
+        if let Some(e) = &self.engineer_id {
+            cond = cond.add(C::FieldOutDealUser.eq(e.as_str()));
+        }
+        if let Some(r) = &self.external_ref {
+            cond = cond.add(C::ExternalRef.eq(r.as_str()));
+        }
+        if let Some(prefix) = &self.region_prefix {
+            // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping. On SQLite a
+            // range instead ('.' follows '-' in byte order): a LIKE pattern bound as a parameter
+            // makes SQLite prepare the statement again at every execution.
+            let below = if backend == DatabaseBackend::Sqlite {
+                Condition::all()
+                    .add(C::Region.gte(format!("{prefix}-")))
+                    .add(C::Region.lt(format!("{prefix}.")))
+            } else {
+                Condition::all().add(C::Region.like(format!("{prefix}-%")))
+            };
+            cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(below));
+        }
+        cond
+    }
+}
+
+/// Up to `limit` orders of the query, newest first, older than the `after` order ID; every
+/// column but the dispatch trace (the largest, read only when asked for).
+pub async fn order_page<C: ConnectionTrait>(
+    conn: &C,
+    query: &OrderQuery,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<work_order::Model>> {
+    let mut q = work_order::Entity::find()
+        .select_only()
+        .columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
+        .expr_as(Expr::cust("NULL"), "dispatch_trace")
+        .filter(query.condition(conn.get_database_backend()));
+    if let Some(cursor) = after {
+        q = q.filter(work_order::Column::Id.lt(cursor));
+    }
+    Ok(q.order_by_desc(work_order::Column::Id).limit(limit).all(conn).await?)
+}
+
+/// How many orders the query holds.
+pub async fn count_orders<C: ConnectionTrait>(conn: &C, query: &OrderQuery) -> Result<u64> {
+    Ok(work_order::Entity::find()
+        .filter(query.condition(conn.get_database_backend()))
+        .count(conn)
+        .await?)
+}
+
+/// Which side of the partnership a tenant lists partners from.
+#[derive(Clone, Copy, Debug)]
+pub enum PartnerSide {
+    /// The upstream enterprise: the providers it works with.
+    Upstream,
+    /// The provider: the enterprises it works for.
+    Downstream,
+}
+
+/// A tenant's partners, by ID; with `only`, that one partner (if it is the tenant's).
+pub async fn partners_of<C: ConnectionTrait>(
+    conn: &C,
+    side: PartnerSide,
+    tenant: &str,
+    only: Option<&str>,
+) -> Result<Vec<partner::Model>> {
+    let col = match side {
+        PartnerSide::Upstream => partner::Column::UpstreamTenantId,
+        PartnerSide::Downstream => partner::Column::DownstreamTenantId,
+    };
+    let mut q = partner::Entity::find().filter(col.eq(tenant));
+    if let Some(p) = only {
+        q = q.filter(partner::Column::Id.eq(p));
+    }
+    Ok(q.order_by_asc(partner::Column::Id).all(conn).await?)
+}
+
+/// The downstream tenants an upstream tenant is connected with.
+pub async fn connected_downstreams<C: ConnectionTrait>(conn: &C, upstream: &str) -> Result<Vec<String>> {
+    Ok(partner::Entity::find()
+        .filter(partner::Column::UpstreamTenantId.eq(upstream))
+        .select_only()
+        .column(partner::Column::DownstreamTenantId)
+        .into_tuple::<String>()
+        .all(conn)
+        .await?)
+}
+
+/// The engineers of these tenants, by ID.
+pub async fn engineers_of<C: ConnectionTrait>(conn: &C, tenants: Vec<String>) -> Result<Vec<engineer::Model>> {
+    Ok(engineer::Entity::find()
+        .filter(engineer::Column::TenantId.is_in(tenants))
+        .order_by_asc(engineer::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// A tenant's workflows, by ID.
+pub async fn workflows_of<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<Vec<workflow::Model>> {
+    Ok(workflow::Entity::find()
+        .filter(workflow::Column::TenantId.eq(tenant))
+        .order_by_asc(workflow::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// Up to `limit` orders in these states, unchanged since before `before`, longest at rest first.
+pub async fn orders_at_rest<C: ConnectionTrait>(
+    conn: &C,
+    states: &[State],
+    before: chrono::DateTime<chrono::Utc>,
+    limit: u64,
+) -> Result<Vec<String>> {
+    Ok(work_order::Entity::find()
+        .select_only()
+        .column(work_order::Column::Id)
+        .filter(work_order::Column::State.is_in(states.iter().map(|s| s.as_str())))
+        .filter(work_order::Column::UpdatedAt.lt(before))
+        .order_by_asc(work_order::Column::UpdatedAt)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
