@@ -221,7 +221,7 @@ pub async fn update_engineer(
 ) -> Result<engineer::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateEngineer")?;
-    let e = engineer::Model::by_id(&state.db, &engineer_id)
+    let e = engineer::Model::by_id(&state.db, engineer_id)
         .await?
         .filter(|e| e.tenant_id == caller.tenant_id())
         .ok_or_else(|| Error::not_found("engineer", engineer_id))?;
