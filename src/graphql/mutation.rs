@@ -3,22 +3,12 @@ use async_graphql::{Context, Object, Result};
 
 use super::context::ContextExt;
 use super::types::*;
-use crate::auth::Actor;
 use crate::domain::assignment::AssignKind;
 use crate::domain::workflow::Node as DomainNode;
 use crate::error::ResultExt;
 use crate::service::{admin, orders, rules};
 
 pub struct Mutation;
-
-fn token_for(ctx: &Context<'_>, actor: &Actor, subject: &str, role: crate::domain::Role) -> String {
-    let who = Actor {
-        subject: subject.to_owned(),
-        tenant: actor.tenant.clone(),
-        role,
-    };
-    ctx.state().keys.mint(&who, chrono::Duration::hours(24))
-}
 
 impl From<AssignEngineerInput> for orders::AssignInput {
     fn from(i: AssignEngineerInput) -> Self {
@@ -91,7 +81,6 @@ impl Mutation {
 
     /// ADMIN or INTEGRATION of a downstream tenant: a new engineer (and a token for its app).
     async fn add_engineer(&self, ctx: &Context<'_>, input: AddEngineerInput) -> Result<EngineerPayload> {
-        let actor = ctx.actor()?;
         let spec = admin::EngineerSpec {
             name: Some(input.name),
             active: Some(input.active),
@@ -99,11 +88,10 @@ impl Mutation {
             regions: Some(input.regions),
             capacity: Some(input.capacity),
         };
-        let e = admin::add_engineer(ctx.state(), actor, spec).await.gql()?;
-        let token = token_for(ctx, actor, &e.id, crate::domain::Role::Engineer);
+        let added = admin::add_engineer(ctx.state(), ctx.actor()?, spec).await.gql()?;
         Ok(EngineerPayload {
-            engineer: Engineer::seen(ctx, e).await?,
-            token: Some(token),
+            engineer: Engineer::seen(ctx, added.row).await?,
+            token: Some(added.token),
         })
     }
 
@@ -127,14 +115,12 @@ impl Mutation {
 
     /// ADMIN or INTEGRATION: a user of the caller's tenant, with a token.
     async fn add_user(&self, ctx: &Context<'_>, input: AddUserInput) -> Result<UserPayload> {
-        let actor = ctx.actor()?;
-        let u = admin::add_user(ctx.state(), actor, &input.name, input.role.into())
+        let added = admin::add_user(ctx.state(), ctx.actor()?, &input.name, input.role.into())
             .await
             .gql()?;
-        let token = token_for(ctx, actor, &u.id, input.role.into());
         Ok(UserPayload {
-            user: User::seen(ctx, u).await?,
-            token,
+            user: User::seen(ctx, added.row).await?,
+            token: added.token,
         })
     }
 

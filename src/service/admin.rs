@@ -191,7 +191,27 @@ fn check_capacity(c: i32) -> Result<i32> {
     }
 }
 
-pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -> Result<engineer::Model> {
+/// How long the token handed out with a new engineer or user lasts: long enough to set up the
+/// app, short enough that a leaked one expires; `dispatchd token` mints others.
+pub const FIRST_TOKEN_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// A new engineer or user, with a first token for it (of the caller's tenant, in its role).
+pub struct WithToken<M> {
+    pub row: M,
+    pub token: String,
+}
+
+fn first_token(state: &Services, caller: &Caller, subject: &str, role: Role) -> String {
+    let who = Actor {
+        subject: subject.to_owned(),
+        tenant: caller.tenant_id().to_owned(),
+        role,
+    };
+    state.keys.mint(&who, FIRST_TOKEN_TTL)
+}
+
+/// ADMIN or INTEGRATION of a downstream tenant: a new engineer, with a token for its app.
+pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -> Result<WithToken<engineer::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addEngineer")?;
     let name = spec.name.unwrap_or_default();
@@ -210,7 +230,9 @@ pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -
         open_tasks: Set(0),
         created_at: Set(crate::domain::now()),
     };
-    Ok(model.insert(&state.writer).await?)
+    let row = model.insert(&state.writer).await?;
+    let token = first_token(state, &caller, &row.id, Role::Engineer);
+    Ok(WithToken { row, token })
 }
 
 pub async fn update_engineer(
@@ -304,7 +326,8 @@ pub async fn update_user(state: &Services, actor: &Actor, change: UserChange) ->
     save_principal(state, am, &change.user_id, rights_changed).await
 }
 
-pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -> Result<user::Model> {
+/// ADMIN or INTEGRATION: a new user of the caller's tenant, with a token.
+pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -> Result<WithToken<user::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addUser")?;
     validate::name(name, 200).map_err(|m| Error::bad_input("name", m))?;
@@ -315,7 +338,9 @@ pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -
         }
         _ => {}
     }
-    insert_user(&state.writer, caller.tenant_id(), name, role).await
+    let row = insert_user(&state.writer, caller.tenant_id(), name, role).await?;
+    let token = first_token(state, &caller, &row.id, role);
+    Ok(WithToken { row, token })
 }
 
 pub async fn insert_user<C: sea_orm::ConnectionTrait>(

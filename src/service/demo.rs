@@ -201,7 +201,8 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
                 capacity: Some(5),
             },
         )
-        .await?;
+        .await?
+        .row;
         engineers.push(e);
     }
     let node = |name: &str, kind, performer| Node {
