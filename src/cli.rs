@@ -28,7 +28,11 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let state = Services::open(&args.db, args.secret.jwt_secret.as_deref()).await?;
+    let db = crate::config::DbConfig {
+        write_queue: args.serve.write_queue,
+        ..args.db.clone()
+    };
+    let state = Services::open(&db, args.secret.jwt_secret.as_deref()).await?;
     let demo = if args.serve.demo {
         Some(demo::seed(&state).await?)
     } else {

@@ -41,9 +41,9 @@ pub struct DbConfig {
     /// SQLite `busy_timeout`: how long a writer waits for the write lock, in milliseconds.
     #[arg(long, env = "DISPATCHD_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 10000)]
     pub sqlite_busy_timeout_ms: u64,
-    /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
-    /// with `OVERLOADED` (nothing written).
-    #[arg(long, env = "DISPATCHD_WRITE_QUEUE", default_value_t = 1024)]
+    /// SQLite: most changes waiting for the write lane (set by `serve --write-queue`; the
+    /// other commands write little).
+    #[arg(skip = 1024usize)]
     pub write_queue: usize,
 }
 
@@ -108,6 +108,16 @@ pub struct ServeConfig {
     /// How long an order must rest in CREATED or AUTO_DISPATCH_ATTEMPTED to count as interrupted.
     #[arg(long, env = "DISPATCHD_RECOVERY_GRACE_MS", default_value_t = 5_000)]
     pub recovery_grace_ms: u64,
+
+    /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
+    /// with `OVERLOADED` (nothing written).
+    #[arg(
+        long,
+        env = "DISPATCHD_WRITE_QUEUE",
+        default_value_t = 1024,
+        help_heading = "Database"
+    )]
+    pub write_queue: usize,
 }
 
 impl Default for ServeConfig {
@@ -125,6 +135,7 @@ impl Default for ServeConfig {
             shutdown_deadline_ms: 10_000,
             recovery_interval_ms: 15_000,
             recovery_grace_ms: 5_000,
+            write_queue: 1024,
         }
     }
 }

@@ -372,7 +372,6 @@ fn every_option_has_help_and_appears_only_where_it_is_used() {
         "db-acquire-timeout-ms",
         "db-statement-timeout-ms",
         "sqlite-busy-timeout-ms",
-        "write-queue",
         "log-format",
     ];
     for path in ["serve", "migrate", "tenant add", "token"] {
@@ -388,6 +387,14 @@ fn every_option_has_help_and_appears_only_where_it_is_used() {
         );
     }
     assert!(!options("migrate").iter().any(|x| x == "jwt-secret"));
+    // The write lane's queue only where requests queue up.
+    assert!(options("serve").iter().any(|x| x == "write-queue"));
+    for path in ["migrate", "tenant add", "token"] {
+        assert!(
+            !options(path).iter().any(|x| x == "write-queue"),
+            "`dispatchd {path}` takes --write-queue"
+        );
+    }
 
     // The environment's names are a public contract.
     let serve = cli.find_subcommand("serve").unwrap();
