@@ -107,25 +107,26 @@ pub enum TaskHolder<'a> {
 
 /// Which of these engineers exist and are active.
 pub async fn active_engineers<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<String>> {
-    let backend = conn.get_database_backend();
-    Ok(engineer::Entity::find()
-        .select_only()
-        .column(engineer::Column::Id)
-        .filter(one_of(backend, "id", ids.iter().cloned()))
-        .filter(engineer::Column::Active.eq(true))
-        .into_tuple()
-        .all(conn)
-        .await?)
+    active::<_, engineer::Entity>(conn, ids, engineer::Column::Id, engineer::Column::Active).await
 }
 
 /// Which of these users exist and are active.
 pub async fn active_users<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<String>> {
+    active::<_, user::Entity>(conn, ids, user::Column::Id, user::Column::Active).await
+}
+
+async fn active<C: ConnectionTrait, E: EntityTrait>(
+    conn: &C,
+    ids: &[String],
+    id: E::Column,
+    active: E::Column,
+) -> Result<Vec<String>> {
     let backend = conn.get_database_backend();
-    Ok(user::Entity::find()
+    Ok(E::find()
         .select_only()
-        .column(user::Column::Id)
+        .column(id)
         .filter(one_of(backend, "id", ids.iter().cloned()))
-        .filter(user::Column::Active.eq(true))
+        .filter(active.eq(true))
         .into_tuple()
         .all(conn)
         .await?)
