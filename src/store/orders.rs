@@ -1,4 +1,5 @@
-//! Work-order persistence: conditional (optimistic) updates, engineer load counters, tasks, events.
+//! Work-order persistence: the order's row (its eight dispatch fields' columns, conditional
+//! updates, locks) and the engineers' load counters.
 //!
 //! # Lock order
 //!
@@ -17,43 +18,127 @@
 //! One change breaks (3): a decline releases the engineer who declined after the rules have
 //! claimed the next one, which cannot be known in advance. A deadlock there is undone whole by
 //! PostgreSQL (`Error::Raced`) and the decline runs again; nothing is ever half-applied.
-use entity::{engineer, partner, task, work_order};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use chrono::{DateTime, Utc};
+use entity::{engineer, partner, work_order};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, ModelTrait, QueryFilter, QuerySelect,
+};
 
+use crate::domain::assignment::{DispatchFields, StoredFields};
+use crate::domain::work_order::State;
 use crate::error::Result;
 
-/// Task statuses; ASSIGNED and ACCEPTED are open (they count against the engineer's capacity).
-pub mod task_status {
-    pub const ASSIGNED: &str = "ASSIGNED";
-    pub const ACCEPTED: &str = "ACCEPTED";
-    pub const DECLINED: &str = "DECLINED";
-    pub const REVOKED: &str = "REVOKED";
-    pub const CANCELLED: &str = "CANCELLED";
-    pub const OPEN: [&str; 2] = [ASSIGNED, ACCEPTED];
+use super::Batch;
+use super::db::is_postgres;
+// Where the task statuses were first kept; the rules read them here.
+pub use super::tasks::task_status;
+
+/// The order `id` if it belongs to `tenant_id`.
+pub async fn find_of_tenant<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<work_order::Model>> {
+    Ok(work_order::Entity::find_by_id(id.to_owned())
+        .filter(work_order::Column::TenantId.eq(tenant_id))
+        .one(conn)
+        .await?)
 }
 
-/// Applies `changes` and bumps the version only if the order is still at `version` and `state`.
-/// Returns false when another writer got there first.
+/// Queues the insert of a new order.
+pub fn insert<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order: &work_order::Model) {
+    batch.add_query(
+        conn,
+        &work_order::Entity::insert(work_order::ActiveModel::from(order.clone())),
+    );
+}
+
+/// The eight dispatch fields as the order's columns hold them.
+pub fn dispatch_fields(o: &work_order::Model) -> StoredFields {
+    StoredFields {
+        assign_user: o.assign_user.clone(),
+        assign_way: o.assign_way.clone(),
+        assign_time: o.assign_time,
+        partner_id: o.field_partner.clone(),
+        legacy_account_id: o.field_fwssf.clone(),
+        engineer_id: o.field_out_deal_user.clone(),
+        downstream_outer_tenant_name: o.field_downstream_outer_tenant_name.clone(),
+        downstream_outer_tenant_id: o.field_downstream_outer_tenant_id.clone(),
+    }
+}
+
+/// Writes an assignment's eight dispatch fields into the order's columns, or clears all eight
+/// (`None`: the order no longer has an engineer). `update_if_current` stores what changed.
+pub fn set_dispatch_fields(o: &mut work_order::Model, fields: Option<&DispatchFields>) {
+    let StoredFields {
+        assign_user,
+        assign_way,
+        assign_time,
+        partner_id,
+        legacy_account_id,
+        engineer_id,
+        downstream_outer_tenant_name,
+        downstream_outer_tenant_id,
+    } = fields.map(StoredFields::from).unwrap_or_default();
+    o.assign_user = assign_user;
+    o.assign_way = assign_way;
+    o.assign_time = assign_time;
+    o.field_partner = partner_id;
+    o.field_fwssf = legacy_account_id;
+    o.field_out_deal_user = engineer_id;
+    o.field_downstream_outer_tenant_name = downstream_outer_tenant_name;
+    o.field_downstream_outer_tenant_id = downstream_outer_tenant_id;
+}
+
+/// Writes the columns `after` changes of `before` (the order as read) and bumps the version,
+/// only if the order is still at `before`'s version and state. Returns false when another
+/// writer got there first. The ID, version and creation time are never written from `after`.
 pub async fn update_if_current<C: ConnectionTrait>(
     conn: &C,
-    id: &str,
-    version: i32,
-    state: &str,
-    changes: work_order::ActiveModel,
+    before: &work_order::Model,
+    after: &work_order::Model,
 ) -> Result<bool> {
+    use work_order::Column as O;
+    let mut changes = work_order::ActiveModel::from(after.clone()).reset_all();
+    for c in O::iter() {
+        if matches!(c, O::Id | O::Version | O::CreatedAt) || before.get(c) == after.get(c) {
+            changes.not_set(c);
+        }
+    }
     let res = work_order::Entity::update_many()
         .set(changes)
-        .col_expr(
-            work_order::Column::Version,
-            Expr::col(work_order::Column::Version).add(1),
-        )
-        .filter(work_order::Column::Id.eq(id))
-        .filter(work_order::Column::Version.eq(version))
-        .filter(work_order::Column::State.eq(state))
+        .col_expr(O::Version, Expr::col(O::Version).add(1))
+        .filter(O::Id.eq(before.id.as_str()))
+        .filter(O::Version.eq(before.version))
+        .filter(O::State.eq(before.state.as_str()))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// Which order recovery claims: `id`, if it is still in one of `states` and last changed
+/// before `changed_before`.
+#[derive(Clone, Copy, Debug)]
+pub struct Interrupted<'a> {
+    pub id: &'a str,
+    pub states: &'a [State],
+    pub changed_before: DateTime<Utc>,
+}
+
+/// Reads the interrupted order and locks its row for the transaction; on PostgreSQL a row
+/// another transaction holds is skipped (`None`), so concurrent sweeps claim an order once.
+pub async fn claim_interrupted<C: ConnectionTrait>(
+    conn: &C,
+    which: Interrupted<'_>,
+) -> Result<Option<work_order::Model>> {
+    let mut q = work_order::Entity::find_by_id(which.id.to_owned())
+        .filter(work_order::Column::State.is_in(which.states.iter().map(|s| s.as_str())))
+        .filter(work_order::Column::UpdatedAt.lt(which.changed_before));
+    if is_postgres(conn) {
+        q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Ok(q.one(conn).await?)
 }
 
 /// Counts one more open assignment for an active engineer under capacity, of a provider that
@@ -102,47 +187,8 @@ pub async fn release_engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<
 /// write transaction holds the whole database already) and reads it as it is now.
 pub async fn lock_order<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<work_order::Model>> {
     let mut q = work_order::Entity::find_by_id(id.to_owned());
-    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+    if is_postgres(conn) {
         q = q.lock_exclusive();
     }
     Ok(q.one(conn).await?)
-}
-
-/// Closes the order's open task (if any) with `status`; returns the task as it was. Call it
-/// under the order's lock (see the lock order).
-pub async fn close_open_task<C: ConnectionTrait>(
-    conn: &C,
-    order_id: &str,
-    status: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<task::Model>> {
-    let open = task::Entity::find()
-        .filter(task::Column::WorkOrderId.eq(order_id))
-        .filter(task::Column::Status.is_in(task_status::OPEN))
-        .one(conn)
-        .await?;
-    match open {
-        Some(t) if set_task_status(conn, &t.id, &task_status::OPEN, status, at).await? => Ok(Some(t)),
-        // Closed meanwhile (cannot happen under the order's lock): nothing to close.
-        _ => Ok(None),
-    }
-}
-
-/// Moves a task to `status` only from one of `from`; false when it is in none of them (another
-/// change got there first): the caller answers CONFLICT and writes nothing.
-pub async fn set_task_status<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-    from: &[&str],
-    status: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<bool> {
-    let res = task::Entity::update_many()
-        .col_expr(task::Column::Status, Expr::value(status))
-        .col_expr(task::Column::UpdatedAt, Expr::value(at))
-        .filter(task::Column::Id.eq(id))
-        .filter(task::Column::Status.is_in(from.iter().copied()))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
 }
