@@ -5,15 +5,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::work_order;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::watch;
 
-use super::orders::{self, INTERRUPTED};
+use super::orders;
 use crate::config::RecoveryConfig;
-use crate::domain::work_order::State;
 use crate::error::Result;
 use crate::service::Services;
+use crate::store;
 
 /// How many interrupted orders one sweep looks at (the next sweep takes the rest).
 const SWEEP_BATCH: u64 = 200;
@@ -23,16 +21,7 @@ const SWEEP_BATCH: u64 = 200;
 pub async fn sweep(state: &Services, grace: Duration) -> Result<usize> {
     let before: DateTime<Utc> =
         crate::domain::now() - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::seconds(30));
-    let ids: Vec<String> = work_order::Entity::find()
-        .select_only()
-        .column(work_order::Column::Id)
-        .filter(work_order::Column::State.is_in(INTERRUPTED.map(State::as_str)))
-        .filter(work_order::Column::UpdatedAt.lt(before))
-        .order_by_asc(work_order::Column::UpdatedAt)
-        .limit(SWEEP_BATCH)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let ids = store::orders::interrupted_ids(&state.db, orders::interrupted_before(before), SWEEP_BATCH).await?;
     let mut recovered = 0;
     for id in ids {
         match orders::roll_forward(state, &id, before).await {

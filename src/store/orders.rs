@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 use entity::{engineer, partner, work_order};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, ModelTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, ModelTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::domain::assignment::{DispatchFields, StoredFields};
@@ -117,24 +118,43 @@ pub async fn update_if_current<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
-/// Which order recovery claims: `id`, if it is still in one of `states` and last changed
-/// before `changed_before`.
+/// Orders found at rest in one of `states` (which an order passes through only inside a
+/// transaction) and last changed before `changed_before`: their dispatch was interrupted.
 #[derive(Clone, Copy, Debug)]
 pub struct Interrupted<'a> {
-    pub id: &'a str,
     pub states: &'a [State],
     pub changed_before: DateTime<Utc>,
 }
 
-/// Reads the interrupted order and locks its row for the transaction; on PostgreSQL a row
-/// another transaction holds is skipped (`None`), so concurrent sweeps claim an order once.
+impl Interrupted<'_> {
+    fn filter<Q: QueryFilter>(&self, q: Q) -> Q {
+        q.filter(work_order::Column::State.is_in(self.states.iter().map(|s| s.as_str())))
+            .filter(work_order::Column::UpdatedAt.lt(self.changed_before))
+    }
+}
+
+/// The IDs of up to `limit` interrupted orders, the longest interrupted first.
+pub async fn interrupted_ids<C: ConnectionTrait>(conn: &C, which: Interrupted<'_>, limit: u64) -> Result<Vec<String>> {
+    Ok(which
+        .filter(work_order::Entity::find())
+        .select_only()
+        .column(work_order::Column::Id)
+        .order_by_asc(work_order::Column::UpdatedAt)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// Reads the order `id` if it is still interrupted, and locks its row for the transaction; on
+/// PostgreSQL a row another transaction holds is skipped (`None`), so concurrent sweeps claim
+/// an order once.
 pub async fn claim_interrupted<C: ConnectionTrait>(
     conn: &C,
+    id: &str,
     which: Interrupted<'_>,
 ) -> Result<Option<work_order::Model>> {
-    let mut q = work_order::Entity::find_by_id(which.id.to_owned())
-        .filter(work_order::Column::State.is_in(which.states.iter().map(|s| s.as_str())))
-        .filter(work_order::Column::UpdatedAt.lt(which.changed_before));
+    let mut q = which.filter(work_order::Entity::find_by_id(id.to_owned()));
     if is_postgres(conn) {
         q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }

@@ -212,17 +212,20 @@ async fn dispatch_stored(
 /// mean a dispatch was interrupted (a crash, or a writer older than this one).
 pub const INTERRUPTED: [State; 2] = [State::Created, State::AutoDispatchAttempted];
 
+/// The orders interrupted since before `before` (the recovery sweep's filter).
+pub fn interrupted_before(before: DateTime<Utc>) -> Interrupted<'static> {
+    Interrupted {
+        states: &INTERRUPTED,
+        changed_before: before,
+    }
+}
+
 /// Rolls one interrupted order forward (recovery): runs automatic dispatch for it as on
 /// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
 /// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
 pub async fn roll_forward(state: &Services, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
     let tx = begin_write(&state.writer).await?;
-    let which = Interrupted {
-        id: order_id,
-        states: &INTERRUPTED,
-        changed_before: before,
-    };
-    let Some(order) = order_store::claim_interrupted(&tx, which).await? else {
+    let Some(order) = order_store::claim_interrupted(&tx, order_id, interrupted_before(before)).await? else {
         return Ok(false);
     };
     let current = state_of(&order)?;

@@ -16,7 +16,7 @@ use crate::domain::assignment;
 use crate::store;
 
 pub use assign::{AssignInput, Chosen, assign_engineer};
-pub use auto::{INTERRUPTED, RetryInput, retry_auto_dispatch, roll_forward};
+pub use auto::{INTERRUPTED, RetryInput, interrupted_before, retry_auto_dispatch, roll_forward};
 pub use cancel::{CancelInput, cancel_work_order};
 pub use create::create_work_order;
 pub use explain::{Explain, explain_dispatch};
