@@ -1,5 +1,4 @@
-//! Work-order persistence: the order's row (its eight dispatch fields' columns, conditional
-//! updates, locks) and the engineers' load counters.
+//! Work-order rows (dispatch-field columns, conditional updates, locks) and engineers' load counters.
 //!
 //! # Lock order
 //!
@@ -101,14 +100,8 @@ pub async fn update_if_current<C: ConnectionTrait>(
     after: &work_order::Model,
 ) -> Result<bool> {
     use work_order::Column as O;
-    let mut changes = work_order::ActiveModel::from(after.clone()).reset_all();
-    for c in O::iter() {
-        if matches!(c, O::Id | O::Version | O::CreatedAt) || before.get(c) == after.get(c) {
-            changes.not_set(c);
-        }
-    }
     let res = work_order::Entity::update_many()
-        .set(changes)
+        .set(changes(before, after))
         .col_expr(O::Version, Expr::col(O::Version).add(1))
         .filter(O::Id.eq(before.id.as_str()))
         .filter(O::Version.eq(before.version))
@@ -116,6 +109,18 @@ pub async fn update_if_current<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// The columns `after` changes of `before`, but the ID, version and creation time.
+fn changes(before: &work_order::Model, after: &work_order::Model) -> work_order::ActiveModel {
+    use work_order::Column as O;
+    let mut changes = work_order::ActiveModel::from(after.clone()).reset_all();
+    for c in O::iter() {
+        if matches!(c, O::Id | O::Version | O::CreatedAt) || before.get(c) == after.get(c) {
+            changes.not_set(c);
+        }
+    }
+    changes
 }
 
 /// Orders found at rest in one of `states` (which an order passes through only inside a
@@ -211,4 +216,93 @@ pub async fn lock_order<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option
         q = q.lock_exclusive();
     }
     Ok(q.one(conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::assignment::Method;
+
+    fn order() -> work_order::Model {
+        let now = Utc::now();
+        work_order::Model {
+            id: "wo_1".into(),
+            tenant_id: "ten_1".into(),
+            workflow_id: "wf_1".into(),
+            external_ref: None,
+            title: "Fix".into(),
+            description: None,
+            customer: None,
+            state: "AWAITING_MANUAL".into(),
+            current_node: 0,
+            version: 3,
+            region: "EU".into(),
+            product: None,
+            service_type: None,
+            priority: "NORMAL".into(),
+            required_skills: json!([]),
+            custom_fields: None,
+            assign_user: None,
+            assign_way: None,
+            assign_time: None,
+            field_partner: None,
+            field_fwssf: None,
+            field_out_deal_user: None,
+            field_downstream_outer_tenant_name: None,
+            field_downstream_outer_tenant_id: None,
+            created_at: now,
+            updated_at: now,
+            dispatch_rule_id: None,
+            dispatch_trace: None,
+        }
+    }
+
+    fn fields() -> DispatchFields {
+        DispatchFields {
+            assign_user: Some("usr_1".into()),
+            assign_way: Method::Manual,
+            assign_time: Utc::now(),
+            partner_id: "ptn_1".into(),
+            legacy_account_id: None,
+            engineer_id: "eng_1".into(),
+            downstream_outer_tenant_name: "Acme".into(),
+            downstream_outer_tenant_id: "OT-1".into(),
+        }
+    }
+
+    #[test]
+    fn dispatch_fields_read_back_as_written_and_clear_together() {
+        let mut o = order();
+        let f = fields();
+        set_dispatch_fields(&mut o, Some(&f));
+        assert_eq!(dispatch_fields(&o), StoredFields::from(&f));
+        assert_eq!(o.field_out_deal_user.as_deref(), Some("eng_1"));
+        assert_eq!(o.assign_way.as_deref(), Some("MANUAL"));
+        set_dispatch_fields(&mut o, None);
+        assert_eq!(dispatch_fields(&o), StoredFields::default());
+    }
+
+    #[test]
+    fn an_update_writes_only_what_changed() {
+        let before = order();
+        let mut after = before.clone();
+        after.version += 1;
+        after.state = "CANCELLED".into();
+        after.updated_at = before.updated_at + chrono::TimeDelta::seconds(1);
+        let am = changes(&before, &after);
+        assert!(am.state.is_set() && am.updated_at.is_set());
+        assert!(
+            !am.version.is_set(),
+            "the version is bumped by the statement, not copied"
+        );
+        assert!(!am.id.is_set() && !am.title.is_set() && !am.assign_user.is_set());
+
+        set_dispatch_fields(&mut after, Some(&fields()));
+        let am = changes(&before, &after);
+        assert!(am.field_out_deal_user.is_set() && am.assign_time.is_set());
+        assert!(!am.field_fwssf.is_set(), "still empty");
+    }
 }

@@ -1,5 +1,4 @@
-//! Who an assignment names: the engineer, the partnership its provider has with the upstream
-//! tenant, and the dispatching user.
+//! Who an assignment names: the engineer, its provider's partnership upstream, the dispatching user.
 use entity::{engineer, partner, user};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 

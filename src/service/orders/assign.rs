@@ -1,5 +1,4 @@
-//! Manual assignment and reassignment, and what every assignment (manual or automatic) writes:
-//! the dispatch fields, the engineers' load, the task, the history.
+//! Manual assignment and reassignment, and what every assignment writes (fields, load, task, history).
 use entity::{task, work_order};
 use sea_orm::ConnectionTrait;
 use serde_json::json;

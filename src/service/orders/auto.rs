@@ -1,5 +1,4 @@
-//! Automatic dispatch: running the tenant's rules in the change's transaction, settling the
-//! order on their outcome, running them again on request, and rolling interrupted orders forward.
+//! Automatic dispatch: the rules run in the change's transaction, settled, retried, rolled forward.
 use chrono::{DateTime, Utc};
 use entity::work_order;
 use sea_orm::{ConnectionTrait, DatabaseTransaction};

@@ -1,5 +1,4 @@
-//! Work orders: creation (into the workflow, through automatic dispatch to manual), manual
-//! assignment, reassignment, cancellation and dispatch explained. Every write is one transaction.
+//! Work orders' use cases (create, assign, auto-dispatch, explain, cancel); each write is one transaction.
 mod assign;
 mod auto;
 mod cancel;

@@ -1,5 +1,4 @@
-//! One change to an order as one unit: its history rows, its outbox notifications and batched
-//! writes, committed together, then the wake-ups.
+//! One change to an order as a unit: its history, outbox and batched writes committed, then wake-ups.
 use chrono::{DateTime, Utc};
 use entity::work_order_event;
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
