@@ -96,29 +96,49 @@ pub fn dispatch_fields(
     }
 }
 
-/// The stored fields (each possibly empty) keyed by their API names.
-#[allow(clippy::too_many_arguments)]
-pub fn api_fields(
-    assign_user: Option<&str>,
-    assign_way: Option<&str>,
-    assign_time: Option<DateTime<Utc>>,
-    partner: Option<&str>,
-    legacy_account: Option<&str>,
-    engineer: Option<&str>,
-    outer_name: Option<&str>,
-    outer_id: Option<&str>,
-) -> Value {
+/// The eight fields as a stored order holds them: each possibly empty (never set, or cleared
+/// when the order left its engineer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredFields {
+    pub assign_user: Option<String>,
+    /// As stored (`Method::as_str`).
+    pub assign_way: Option<String>,
+    pub assign_time: Option<DateTime<Utc>>,
+    pub partner_id: Option<String>,
+    pub legacy_account_id: Option<String>,
+    pub engineer_id: Option<String>,
+    pub downstream_outer_tenant_name: Option<String>,
+    pub downstream_outer_tenant_id: Option<String>,
+}
+
+impl From<&DispatchFields> for StoredFields {
+    fn from(f: &DispatchFields) -> Self {
+        StoredFields {
+            assign_user: f.assign_user.clone(),
+            assign_way: Some(f.assign_way.as_str().to_owned()),
+            assign_time: Some(f.assign_time),
+            partner_id: Some(f.partner_id.clone()),
+            legacy_account_id: f.legacy_account_id.clone(),
+            engineer_id: Some(f.engineer_id.clone()),
+            downstream_outer_tenant_name: Some(f.downstream_outer_tenant_name.clone()),
+            downstream_outer_tenant_id: Some(f.downstream_outer_tenant_id.clone()),
+        }
+    }
+}
+
+/// The stored fields (each possibly empty) keyed by their API names (`API_NAMES`).
+pub fn api_fields(f: &StoredFields) -> Value {
     json!({
-        "assign_user": assign_user,
-        "assign_way__c": assign_way,
+        "assign_user": f.assign_user,
+        "assign_way__c": f.assign_way,
         // As the API's `DateTime` scalar writes it (async-graphql's `to_rfc3339`), so that
         // `assign_time__c` and `assignedAt` read the same.
-        "assign_time__c": assign_time.map(|t| t.to_rfc3339()),
-        "field_partner__c": partner,
-        "field_fwssf__c": legacy_account,
-        "field_outDealUser__c": engineer,
-        "field_downstreamOuterTenantName__c": outer_name,
-        "field_downstreamOuterTenantId__c": outer_id,
+        "assign_time__c": f.assign_time.map(|t| t.to_rfc3339()),
+        "field_partner__c": f.partner_id,
+        "field_fwssf__c": f.legacy_account_id,
+        "field_outDealUser__c": f.engineer_id,
+        "field_downstreamOuterTenantName__c": f.downstream_outer_tenant_name,
+        "field_downstreamOuterTenantId__c": f.downstream_outer_tenant_id,
     })
 }
 
@@ -211,16 +231,16 @@ mod tests {
 
     #[test]
     fn api_fields_use_the_seed_names() {
-        let v = api_fields(
-            Some("u"),
-            Some("MANUAL"),
-            None,
-            Some("p"),
-            None,
-            Some("e"),
-            Some("n"),
-            Some("i"),
-        );
+        let v = api_fields(&StoredFields {
+            assign_user: Some("u".into()),
+            assign_way: Some("MANUAL".into()),
+            assign_time: None,
+            partner_id: Some("p".into()),
+            legacy_account_id: None,
+            engineer_id: Some("e".into()),
+            downstream_outer_tenant_name: Some("n".into()),
+            downstream_outer_tenant_id: Some("i".into()),
+        });
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut want = API_NAMES.to_vec();
         want.sort();
@@ -229,6 +249,18 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(v["field_outDealUser__c"], "e");
         assert!(v["field_fwssf__c"].is_null());
+    }
+
+    #[test]
+    fn stored_fields_of_an_assignment_are_all_set_but_the_optional_two() {
+        let at = Utc::now();
+        let f = dispatch_fields(Some(900), Method::Automatic, None, &assignee(), at);
+        let v = api_fields(&StoredFields::from(&f));
+        assert!(v["assign_user"].is_null());
+        assert!(v["field_fwssf__c"].is_null());
+        assert_eq!(v["assign_way__c"], "AUTOMATIC");
+        assert_eq!(v["assign_time__c"], at.to_rfc3339());
+        assert_eq!(v["field_downstreamOuterTenantId__c"], "OT-9");
     }
 
     fn n(kind: NodeKind, performer: Performer) -> Node {

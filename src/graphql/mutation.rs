@@ -6,7 +6,7 @@ use super::types::*;
 use crate::domain::assignment::AssignKind;
 use crate::domain::workflow::Node as DomainNode;
 use crate::error::ResultExt;
-use crate::service::{admin, orders, rules};
+use crate::service::{admin, orders, rules, tasks};
 
 pub struct Mutation;
 
@@ -309,7 +309,7 @@ impl Mutation {
 
     /// ENGINEER: accepts its task.
     async fn accept_task(&self, ctx: &Context<'_>, input: AcceptTaskInput) -> Result<TaskPayload> {
-        let t = orders::accept_task(ctx.state(), ctx.actor()?, &input.task_id)
+        let t = tasks::accept_task(ctx.state(), ctx.actor()?, &input.task_id)
             .await
             .gql()?;
         Ok(TaskPayload {
@@ -319,7 +319,7 @@ impl Mutation {
 
     /// ENGINEER: declines its task; the order goes back to dispatch (never to this engineer again).
     async fn decline_task(&self, ctx: &Context<'_>, input: DeclineTaskInput) -> Result<TaskPayload> {
-        let t = orders::decline_task(ctx.state(), ctx.actor()?, &input.task_id, input.reason)
+        let t = tasks::decline_task(ctx.state(), ctx.actor()?, &input.task_id, input.reason)
             .await
             .gql()?;
         Ok(TaskPayload {

@@ -13,7 +13,9 @@ pub mod rights;
 pub mod rules;
 mod state;
 pub mod stored;
+pub mod tasks;
 pub mod tenants;
+pub mod workflows;
 
 pub use access::Caller;
 pub use state::Services;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::orders::{self, INTERRUPTED};
+use super::orders;
 use crate::config::RecoveryConfig;
 use crate::error::Result;
 use crate::service::Services;
-use crate::store::lists;
+use crate::store;
 
 /// How many interrupted orders one sweep looks at (the next sweep takes the rest).
 const SWEEP_BATCH: u64 = 200;
@@ -21,7 +21,7 @@ const SWEEP_BATCH: u64 = 200;
 pub async fn sweep(state: &Services, grace: Duration) -> Result<usize> {
     let before: DateTime<Utc> =
         crate::domain::now() - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::seconds(30));
-    let ids = lists::orders_at_rest(&state.db, &INTERRUPTED, before, SWEEP_BATCH).await?;
+    let ids = store::orders::interrupted_ids(&state.db, orders::interrupted_before(before), SWEEP_BATCH).await?;
     let mut recovered = 0;
     for id in ids {
         match orders::roll_forward(state, &id, before).await {

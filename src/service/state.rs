@@ -21,7 +21,7 @@ pub struct Services {
     pub tenants: TenantCache,
     pub rules: RuleCache,
     /// Workflows by ID: a workflow never changes once created.
-    pub workflows: crate::service::orders::FlowCache,
+    pub workflows: crate::service::workflows::FlowCache,
     pub hub: Hub,
     /// Whether tokens' subjects may still act (forgotten on the hub's revocations).
     pub principals: crate::service::principals::PrincipalCache,

@@ -386,3 +386,8 @@ where
         Expr::col(Alias::new(column)).is_in(keys)
     }
 }
+
+/// Whether the connection is to PostgreSQL (row locks, `NOTIFY`, numbering after commit).
+pub fn is_postgres<C: ConnectionTrait>(conn: &C) -> bool {
+    conn.get_database_backend() == DatabaseBackend::Postgres
+}

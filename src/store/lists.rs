@@ -151,22 +151,3 @@ pub async fn workflows_of<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<
         .all(conn)
         .await?)
 }
-
-/// Up to `limit` orders in these states, unchanged since before `before`, longest at rest first.
-pub async fn orders_at_rest<C: ConnectionTrait>(
-    conn: &C,
-    states: &[State],
-    before: chrono::DateTime<chrono::Utc>,
-    limit: u64,
-) -> Result<Vec<String>> {
-    Ok(work_order::Entity::find()
-        .select_only()
-        .column(work_order::Column::Id)
-        .filter(work_order::Column::State.is_in(states.iter().map(|s| s.as_str())))
-        .filter(work_order::Column::UpdatedAt.lt(before))
-        .order_by_asc(work_order::Column::UpdatedAt)
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?)
-}

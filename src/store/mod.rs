@@ -8,6 +8,9 @@ pub mod lists;
 pub mod lookup;
 pub mod notify;
 pub mod orders;
+pub mod parties;
+pub mod tasks;
+pub mod workflows;
 
 pub use batch::Batch;
 pub use db::{Db, begin_write, count_sql, sql_statements_scope};

@@ -14,21 +14,31 @@ pub mod kind {
     pub const TASK_UPDATED: &str = "TASK_UPDATED";
 }
 
-/// Queues a notification for `engineer_id` with the next number of its sequence: the counter
+/// One notification for an engineer, about a task of a work order.
+#[derive(Clone, Copy, Debug)]
+pub struct Notice<'a> {
+    pub engineer_id: &'a str,
+    /// One of `kind`.
+    pub kind: &'a str,
+    pub task_id: &'a str,
+    pub work_order_id: &'a str,
+    pub tenant_id: &'a str,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Queues a notification for its engineer with the next number of its sequence: the counter
 /// is bumped, then the notification takes the counter's value, both in the transaction's
 /// batch. The counter row stays write-locked until commit, so a later number cannot become
 /// visible before an earlier one, and a rolled-back transaction takes its number back with it.
-#[allow(clippy::too_many_arguments)]
-pub fn push<C: ConnectionTrait>(
-    batch: &mut Batch,
-    conn: &C,
-    engineer_id: &str,
-    kind: &str,
-    task_id: &str,
-    work_order_id: &str,
-    tenant_id: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
+pub fn push<C: ConnectionTrait>(batch: &mut Batch, conn: &C, notice: &Notice<'_>) -> Result<()> {
+    let Notice {
+        engineer_id,
+        kind,
+        task_id,
+        work_order_id,
+        tenant_id,
+        at,
+    } = *notice;
     let bump = notification_counter::Entity::insert(notification_counter::ActiveModel {
         engineer_id: Set(engineer_id.to_owned()),
         last_seq: Set(1),

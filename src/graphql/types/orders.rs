@@ -80,7 +80,7 @@ impl Workflow {
     /// Whether orders of this workflow can be dispatched to service-provider engineers: an
     /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node.
     async fn has_dispatch_node(&self) -> Result<bool> {
-        Ok(service::orders::Flow::from_model(self.0.clone())
+        Ok(service::workflows::Flow::from_model(self.0.clone())
             .gql()?
             .dispatch_index
             .is_some())

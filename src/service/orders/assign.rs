@@ -1,0 +1,356 @@
+//! Manual assignment and reassignment, and what every assignment writes (fields, load, task, history).
+use entity::{task, work_order};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::auth::Actor;
+use crate::domain::TenantKind;
+use crate::domain::assignment::{self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method};
+use crate::domain::work_order::{Command, EventKind};
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::service::tenants::kind_of;
+use crate::service::{Caller, Services};
+use crate::store::begin_write;
+use crate::store::notify::kind as notify_kind;
+use crate::store::parties::Partnership;
+use crate::store::tasks::task_status;
+use crate::store::{self, orders as order_store};
+
+use super::current::{load_current, stale};
+use super::unit_of_work::{History, commit};
+
+pub struct AssignInput {
+    pub work_order_id: String,
+    pub engineer_id: String,
+    pub expected_version: i32,
+}
+
+/// The engineer an assignment goes to, with what the dispatch fields copy.
+pub struct Chosen {
+    pub engineer_id: String,
+    pub engineer_name: String,
+    pub engineer_tenant: String,
+    pub partner_id: String,
+    pub legacy_account_id: Option<String>,
+    pub outer_id: String,
+    pub outer_name: String,
+}
+
+impl Chosen {
+    pub(crate) fn assignee(&self) -> Assignee<'_> {
+        Assignee {
+            engineer_id: &self.engineer_id,
+            partner_id: &self.partner_id,
+            partner_legacy_account_id: self.legacy_account_id.as_deref(),
+            downstream_outer_tenant_id: &self.outer_id,
+            downstream_outer_tenant_name: &self.outer_name,
+        }
+    }
+}
+
+/// An assignment decided but not yet written: its steps and the fields it fills in.
+pub(crate) struct Planned {
+    pub plan: AssignmentPlan,
+    pub fields: DispatchFields,
+}
+
+impl Planned {
+    /// Puts the assignment on the order as read (`store::orders::update_if_current` writes
+    /// what changed).
+    pub fn apply_to(&self, o: &mut work_order::Model) {
+        o.state = self.plan.state.as_str().to_owned();
+        o.current_node = self.plan.current_node as i32;
+        order_store::set_dispatch_fields(o, Some(&self.fields));
+    }
+}
+
+/// An engineer an upstream caller may assign, with its capacity (for the refusal when full).
+struct Assignable {
+    chosen: Chosen,
+    capacity: i32,
+}
+
+/// Resolves an engineer for an upstream caller: an engineer of a tenant that is not connected to
+/// it does not exist for it (NOT_FOUND); an inactive engineer or partner is refused.
+async fn assignable<C: ConnectionTrait>(
+    state: &Services,
+    conn: &C,
+    caller: &Caller,
+    engineer_id: &str,
+) -> Result<Assignable> {
+    let not_found = || Error::not_found("engineer", engineer_id);
+    let engineer = store::parties::engineer(conn, engineer_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let between = Partnership {
+        upstream_tenant_id: caller.tenant_id(),
+        downstream_tenant_id: &engineer.tenant_id,
+    };
+    let partner = store::parties::partner(conn, between).await?.ok_or_else(not_found)?;
+    if !partner.active {
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("partner '{}' is inactive", partner.name),
+        ));
+    }
+    if !partner.allocated {
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("partner '{}' is not allocated to take orders", partner.name),
+        ));
+    }
+    if !engineer.active {
+        return Err(Error::bad_input(
+            "engineerId",
+            format!("engineer '{}' is inactive", engineer.name),
+        ));
+    }
+    let downstream = state.tenants.require(conn, &engineer.tenant_id).await?;
+    if kind_of(&downstream)? != TenantKind::Downstream {
+        return Err(not_found());
+    }
+    let chosen = Chosen {
+        outer_id: downstream.outer_tenant_id.clone().unwrap_or_default(),
+        outer_name: downstream.name.clone(),
+        engineer_id: engineer.id,
+        engineer_name: engineer.name,
+        engineer_tenant: engineer.tenant_id,
+        partner_id: partner.id,
+        legacy_account_id: partner.legacy_account_id,
+    };
+    Ok(Assignable {
+        chosen,
+        capacity: engineer.capacity,
+    })
+}
+
+/// Queues the task of the engineer assigned to the order's node.
+fn issue_task<C: ConnectionTrait>(
+    history: &mut History<'_>,
+    conn: &C,
+    order: &work_order::Model,
+    chosen: &Chosen,
+    node_index: usize,
+    node_name: &str,
+) -> task::Model {
+    let t = task::Model {
+        id: ids::new(ids::TASK),
+        work_order_id: order.id.clone(),
+        tenant_id: order.tenant_id.clone(),
+        engineer_id: chosen.engineer_id.clone(),
+        downstream_tenant_id: chosen.engineer_tenant.clone(),
+        node_index: node_index as i32,
+        node_name: node_name.to_owned(),
+        status: task_status::ASSIGNED.to_owned(),
+        created_at: history.at,
+        updated_at: history.at,
+    };
+    store::tasks::insert(&mut history.batch, conn, &t);
+    t
+}
+
+/// What every assignment writes besides the order row and the engineer claims: the previous
+/// engineer's task revoked (when `previous`, the engineer replaced, is known), today's count,
+/// the new task, and the history of each step.
+pub(crate) async fn write_assignment<C: ConnectionTrait>(
+    tx: &C,
+    order: &work_order::Model,
+    chosen: &Chosen,
+    planned: &Planned,
+    previous: Option<&str>,
+    history: &mut History<'_>,
+) -> Result<()> {
+    if previous.is_some()
+        && let Some(t) = store::tasks::close_open_task(tx, &order.id, task_status::REVOKED, history.at).await?
+    {
+        history.note(
+            EventKind::TaskRevoked,
+            format!("task {} of engineer {} revoked", t.id, t.engineer_id),
+            Some(json!({ "taskId": t.id, "engineerId": t.engineer_id })),
+        );
+        history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
+    }
+    crate::service::rules::count_today(&mut history.batch, tx, &chosen.engineer_id);
+    let record = assignment::api_fields(&(&planned.fields).into());
+    for step in &planned.plan.steps {
+        match step.command {
+            Command::IssueTask => {
+                let (node_index, node_name) = planned.plan.task_node.clone().unwrap_or_default();
+                let t = issue_task(history, tx, order, chosen, node_index, &node_name);
+                history.notify(tx, &chosen.engineer_id, notify_kind::TASK_ASSIGNED, &t.id)?;
+                history.step(
+                    *step,
+                    format!(
+                        "task {} issued to engineer '{}' for node '{node_name}'",
+                        t.id, chosen.engineer_name
+                    ),
+                    Some(json!({ "taskId": t.id })),
+                );
+            }
+            command => history.step(
+                *step,
+                match (previous, command) {
+                    (Some(old), _) => format!(
+                        "engineer {old} replaced by '{}' ({})",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
+                    (None, Command::AutoAssign) => format!(
+                        "engineer '{}' ({}) assigned automatically by rule {}",
+                        chosen.engineer_name,
+                        chosen.engineer_id,
+                        order.dispatch_rule_id.as_deref().unwrap_or("?")
+                    ),
+                    (None, _) => format!(
+                        "engineer '{}' ({}) assigned manually",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
+                },
+                Some(record.clone()),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Manual assignment (`AssignKind::Manual`) or reassignment (`AssignKind::Reassign`).
+pub async fn assign_engineer(
+    state: &Services,
+    actor: &Actor,
+    input: AssignInput,
+    kind: AssignKind,
+) -> Result<work_order::Model> {
+    let op = if kind == AssignKind::Reassign {
+        "Mutation.reassignEngineer"
+    } else {
+        "Mutation.assignEngineer"
+    };
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op(op)?;
+    // Everything is read and checked before the write transaction: the order's update is
+    // conditional on the version read (the one the caller expects), and the engineer's claim
+    // checks again that it and its partner may still take the task. The single SQLite writer
+    // holds the database only for the writes.
+    let (order, current) = load_current(&state.db, &caller, &input.work_order_id, input.expected_version).await?;
+    let flow = state
+        .workflows
+        .get(&state.db, caller.tenant_id(), &order.workflow_id)
+        .await?;
+    let node = flow.require_dispatch_node()?;
+    let plan = assignment::plan(current, kind, &flow.nodes, node.index)?;
+    let Assignable { chosen, capacity } = assignable(state, &state.db, &caller, &input.engineer_id).await?;
+    let previous = order.field_out_deal_user.clone().filter(|_| current.has_engineer());
+    if previous.as_deref() == Some(input.engineer_id.as_str()) {
+        return Err(Error::bad_input(
+            "engineerId",
+            "the work order is already assigned to this engineer",
+        ));
+    }
+    // Every dispatcher recorded in assign_user is a real user of this tenant.
+    let dispatcher = store::parties::user_of_tenant(&state.db, caller.tenant_id(), &actor.subject)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the token's subject is not a user of its tenant".into()))?;
+    let checked = CheckedAssignment {
+        order,
+        plan,
+        chosen,
+        capacity,
+        previous,
+        dispatcher_id: dispatcher.id,
+        expected_version: input.expected_version,
+    };
+    let work = assign_in_tx(state.clone(), actor.clone(), caller, checked);
+    state.lane.run(work).await
+}
+
+/// What `assign_engineer` read and checked before its transaction.
+struct CheckedAssignment {
+    order: work_order::Model,
+    plan: AssignmentPlan,
+    chosen: Chosen,
+    capacity: i32,
+    previous: Option<String>,
+    dispatcher_id: String,
+    expected_version: i32,
+}
+
+/// One change of an engineer's load counter.
+enum Load<'a> {
+    /// The engineer assigned: one more open task, if it has room.
+    Claim(&'a str),
+    /// The engineer replaced: one fewer.
+    Release(&'a str),
+}
+
+impl Load<'_> {
+    fn engineer_id(&self) -> &str {
+        match self {
+            Load::Claim(id) | Load::Release(id) => id,
+        }
+    }
+}
+
+/// The transaction of `assign_engineer`: the conditional update, the claims, the task.
+async fn assign_in_tx(
+    state: Services,
+    actor: Actor,
+    caller: Caller,
+    checked: CheckedAssignment,
+) -> Result<work_order::Model> {
+    let (state, actor, caller) = (&state, &actor, &caller);
+    let CheckedAssignment {
+        order,
+        plan,
+        chosen,
+        capacity,
+        previous,
+        dispatcher_id,
+        expected_version,
+    } = checked;
+    let tx = begin_write(&state.writer).await?;
+    let now = crate::domain::now();
+    let fields = assignment::dispatch_fields(
+        caller.tenant.activation_version,
+        Method::Manual,
+        Some(&dispatcher_id),
+        &chosen.assignee(),
+        now,
+    );
+    let planned = Planned { plan, fields };
+    let mut updated = order.clone();
+    updated.version += 1;
+    updated.updated_at = now;
+    planned.apply_to(&mut updated);
+    if !order_store::update_if_current(&tx, &order, &updated).await? {
+        return Err(stale(&order, expected_version));
+    }
+    // Counters are touched in ID order so that two reassignments crossing the same two
+    // engineers cannot deadlock on PostgreSQL.
+    let mut loads = vec![Load::Claim(chosen.engineer_id.as_str())];
+    if let Some(old) = &previous {
+        loads.push(Load::Release(old.as_str()));
+    }
+    loads.sort_by(|a, b| a.engineer_id().cmp(b.engineer_id()));
+    for load in loads {
+        match load {
+            Load::Release(engineer_id) => order_store::release_engineer(&tx, engineer_id).await?,
+            Load::Claim(engineer_id) => {
+                if !order_store::claim_engineer(&tx, engineer_id, caller.tenant_id()).await? {
+                    // Deactivated since it was read: say so; otherwise it is full.
+                    assignable(state, &tx, caller, engineer_id).await?;
+                    return Err(Error::bad_input(
+                        "engineerId",
+                        format!(
+                            "engineer '{}' is at capacity ({capacity} open tasks)",
+                            chosen.engineer_name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut history = History::new(&updated.id, caller.tenant_id(), Some(actor), now);
+    write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
+    commit(state, tx, history).await?;
+    Ok(updated)
+}

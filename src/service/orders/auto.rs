@@ -1,0 +1,258 @@
+//! Automatic dispatch: the rules run in the change's transaction, settled, retried, rolled forward.
+use chrono::{DateTime, Utc};
+use entity::work_order;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+
+use crate::auth::Actor;
+use crate::domain::assignment::{self, AssignKind, Method};
+use crate::domain::dispatch::{OrderFacts, evaluate};
+use crate::domain::work_order::{Command, EventKind, State, transition};
+use crate::error::{Error, Result};
+use crate::service::workflows::{DispatchNode, load_flow};
+use crate::service::{Caller, Services, rules};
+use crate::store::begin_write;
+use crate::store::orders::{self as order_store, Interrupted};
+
+use super::assign::{Chosen, Planned, write_assignment};
+use super::current::{load_current, stale, state_of};
+use super::unit_of_work::{History, commit};
+
+/// What the rules decided: their trace, and the engineer claimed for the order, if any.
+pub(crate) struct Outcome {
+    pub trace: rules::StoredTrace,
+    pub chosen: Option<Chosen>,
+}
+
+/// Runs the tenant's rules inside the caller's transaction. The winner is claimed (its open
+/// task counted against its capacity) and recorded on the rule; if another transaction filled
+/// the engineer up meanwhile, the rules run again without it.
+///
+/// The rules are tried in order and the first that yields an engineer wins, so only the
+/// engineers of the rules up to the winner matter: they are loaded for the first rule whose
+/// conditions hold, then for more of them only when none of those yields one. The decision
+/// and its trace are the same as with every candidate loaded.
+///
+/// `prepared` is a snapshot read before the transaction (`rules::prepare`): what dispatches
+/// change is read again in the transaction (`rules::refresh`), so the decision is the one the
+/// transaction would make on its own reads.
+pub(crate) async fn run_rules<C: ConnectionTrait>(
+    state: &Services,
+    tx: &C,
+    history: &mut History<'_>,
+    caller: &Caller,
+    facts: &OrderFacts,
+    order_id: Option<&str>,
+    prepared: Option<rules::Prepared>,
+) -> Result<Outcome> {
+    let tenant = caller.tenant_id();
+    let mut p = match prepared {
+        Some(mut p) => match rules::refresh(tx, tenant, &mut p).await? {
+            true => p,
+            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+        },
+        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+    };
+    // Engineers found full by a failed claim (kept full when more candidates are loaded).
+    let mut full: Vec<String> = Vec::new();
+    loop {
+        let decision = evaluate(&p.set, facts, &p.cands);
+        if !p.decides(&decision) {
+            p.grow(tx, tenant, facts, order_id, true, &full).await?;
+            continue;
+        }
+        let (set, cands) = (&p.set, &mut p.cands);
+        let trace = rules::store_trace(set, facts, cands, &decision);
+        let Some((ri, ei)) = decision.winner else {
+            return Ok(Outcome { trace, chosen: None });
+        };
+        let e = &cands.engineers[ei];
+        if order_store::claim_engineer(tx, &e.id, tenant).await? {
+            rules::record_pick(&mut history.batch, tx, &set.rules[ri].spec.id, &e.id);
+            let p = cands
+                .partner_of(&e.tenant_id)
+                .ok_or_else(|| Error::internal("winner without partner"))?;
+            let downstream = state.tenants.require(tx, &e.tenant_id).await?;
+            let chosen = Chosen {
+                engineer_id: e.id.clone(),
+                engineer_name: e.name.clone(),
+                engineer_tenant: e.tenant_id.clone(),
+                partner_id: p.id.clone(),
+                legacy_account_id: p.legacy_account_id.clone(),
+                outer_id: downstream.outer_tenant_id.clone().unwrap_or_default(),
+                outer_name: downstream.name.clone(),
+            };
+            return Ok(Outcome {
+                trace,
+                chosen: Some(chosen),
+            });
+        }
+        // Full (or no longer assignable) since it was read: evaluate again without it.
+        cands.engineers[ei].open_tasks = cands.engineers[ei].capacity;
+        full.push(cands.engineers[ei].id.clone());
+    }
+}
+
+/// Settles an automatic dispatch on the in-memory order (now in `from`): assigned by the
+/// winning rule, with the dispatch fields of the caller's tenant, or routed to manual
+/// assignment. Returns what the assignment writes, if anything.
+pub(crate) fn settle_auto(
+    order: &mut work_order::Model,
+    from: State,
+    outcome: &Outcome,
+    node: DispatchNode<'_>,
+    caller: &Caller,
+    history: &mut History<'_>,
+) -> Result<Option<Planned>> {
+    match &outcome.chosen {
+        Some(ch) => {
+            let plan = assignment::plan(from, AssignKind::Automatic, &node.flow.nodes, node.index)?;
+            let fields = assignment::dispatch_fields(
+                caller.tenant.activation_version,
+                Method::Automatic,
+                None,
+                &ch.assignee(),
+                history.at,
+            );
+            let planned = Planned { plan, fields };
+            planned.apply_to(order);
+            order.dispatch_rule_id = outcome.trace.winner.as_ref().map(|w| w.0.clone());
+            Ok(Some(planned))
+        }
+        None => {
+            let manual = transition(from, Command::RouteToManual)?;
+            history.step(
+                manual,
+                "no rule yielded an engineer: waiting for manual assignment".into(),
+                None,
+            );
+            order.state = manual.to.as_str().to_owned();
+            Ok(None)
+        }
+    }
+}
+
+/// The history message of an automatic dispatch attempt.
+pub(crate) fn attempt_message(node: DispatchNode<'_>, t: &rules::StoredTrace) -> String {
+    let node = node.name();
+    match (&t.winner, t.revision) {
+        (_, 0) => format!("reached the dispatch node '{node}'; no automatic dispatch rule ran: none are configured"),
+        (Some((rule, engineer)), r) => {
+            format!(
+                "reached the dispatch node '{node}'; rule {rule} (revision {r}) matched engineer {engineer} after {} rule(s)",
+                t.reached
+            )
+        }
+        (None, r) => format!(
+            "reached the dispatch node '{node}'; {} rule(s) of revision {r} evaluated, none yielded an engineer",
+            t.reached
+        ),
+    }
+}
+
+pub struct RetryInput {
+    pub work_order_id: String,
+    pub expected_version: i32,
+}
+
+/// Runs automatic dispatch again for an order waiting for manual assignment.
+pub async fn retry_auto_dispatch(state: &Services, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Mutation.retryAutoDispatch")?;
+    let tx = begin_write(&state.writer).await?;
+    let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
+    let retry = transition(current, Command::RetryAutoDispatch)?;
+    let now = crate::domain::now();
+    let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
+    history.step(retry, "automatic dispatch run again".into(), None);
+    history.actor = None;
+    let updated = dispatch_stored(state, &tx, &caller, &order, retry.to, &mut history).await?;
+    let Some(updated) = updated else {
+        return Err(stale(&order, input.expected_version));
+    };
+    commit(state, tx, history).await?;
+    Ok(updated)
+}
+
+/// Runs the rules for a stored order now in `at` (AUTO_DISPATCH_ATTEMPTED) and settles it:
+/// assigned by the winning rule, or waiting for manual assignment. `None` when the order
+/// changed since it was read (the conditional update matched nothing).
+async fn dispatch_stored(
+    state: &Services,
+    tx: &DatabaseTransaction,
+    caller: &Caller,
+    order: &work_order::Model,
+    at: State,
+    history: &mut History<'_>,
+) -> Result<Option<work_order::Model>> {
+    let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
+    let node = flow.require_dispatch_node()?;
+    let facts = rules::facts_of(order)?;
+    let outcome = run_rules(state, tx, history, caller, &facts, Some(&order.id), None).await?;
+    history.note(
+        EventKind::AutoDispatchAttempted,
+        attempt_message(node, &outcome.trace),
+        Some(rules::summary_data(&outcome.trace)),
+    );
+    let mut updated = order.clone();
+    updated.version += 1;
+    updated.updated_at = history.at;
+    updated.dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
+    let planned = settle_auto(&mut updated, at, &outcome, node, caller, history)?;
+    if !order_store::update_if_current(tx, order, &updated).await? {
+        return Ok(None);
+    }
+    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+        write_assignment(tx, &updated, ch, planned, None, history).await?;
+    }
+    Ok(Some(updated))
+}
+
+/// States an order passes through only inside one write transaction; found at rest, they
+/// mean a dispatch was interrupted (a crash, or a writer older than this one).
+pub const INTERRUPTED: [State; 2] = [State::Created, State::AutoDispatchAttempted];
+
+/// The orders interrupted since before `before` (the recovery sweep's filter).
+pub fn interrupted_before(before: DateTime<Utc>) -> Interrupted<'static> {
+    Interrupted {
+        states: &INTERRUPTED,
+        changed_before: before,
+    }
+}
+
+/// Rolls one interrupted order forward (recovery): runs automatic dispatch for it as on
+/// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
+/// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
+pub async fn roll_forward(state: &Services, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
+    let tx = begin_write(&state.writer).await?;
+    let Some(order) = order_store::claim_interrupted(&tx, order_id, interrupted_before(before)).await? else {
+        return Ok(false);
+    };
+    let current = state_of(&order)?;
+    let caller = Caller::system(state, &tx, &order.tenant_id).await?;
+    let now = crate::domain::now();
+    let mut history = History::new(&order.id, &order.tenant_id, None, now);
+    let at = if current == State::Created {
+        let attempt = transition(current, Command::AttemptAutoDispatch)?;
+        history.note(
+            EventKind::Recovered,
+            "dispatch was interrupted before it settled: automatic dispatch runs again".into(),
+            None,
+        );
+        attempt.to
+    } else {
+        history.note(
+            EventKind::Recovered,
+            "automatic dispatch was interrupted before it settled: it runs again".into(),
+            None,
+        );
+        current
+    };
+    if dispatch_stored(state, &tx, &caller, &order, at, &mut history)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    commit(state, tx, history).await?;
+    Ok(true)
+}

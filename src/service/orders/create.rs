@@ -1,0 +1,131 @@
+//! Creating a work order: into its workflow, through automatic dispatch to manual assignment.
+use std::sync::Arc;
+
+use entity::work_order;
+use serde_json::json;
+
+use crate::auth::Actor;
+use crate::domain::dispatch::OrderFacts;
+use crate::domain::work_order::{Command, EventKind, State, transition};
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::service::workflows::Flow;
+use crate::service::{Caller, Services, rules};
+use crate::store::{self, begin_write};
+
+use super::assign::write_assignment;
+use super::auto::{attempt_message, run_rules, settle_auto};
+use super::input::{CheckedOrder, NewOrder};
+use super::unit_of_work::{History, commit};
+
+pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Mutation.createWorkOrder")?;
+    let input = CheckedOrder::new(input)?;
+    let facts = input.facts();
+    let flow = state
+        .workflows
+        .get(&state.db, caller.tenant_id(), &input.order.workflow_id)
+        .await?;
+    flow.require_dispatch_node()?;
+    // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
+    let prepared = rules::prepare(&state.rules, &state.db, caller.tenant_id(), &facts, None, false).await?;
+    let creation = Creation {
+        caller,
+        input,
+        facts,
+        prepared,
+        flow,
+    };
+    let work = create_in_tx(state.clone(), actor.clone(), creation);
+    state.lane.run(work).await
+}
+
+/// What `create_work_order` read and checked before its transaction.
+struct Creation {
+    caller: Caller,
+    input: CheckedOrder,
+    facts: OrderFacts,
+    /// The rules' snapshot, read on the read pool.
+    prepared: rules::Prepared,
+    /// The order's workflow; it has a dispatch node.
+    flow: Arc<Flow>,
+}
+
+/// The transaction of `create_work_order`: the order, its dispatch, their history.
+async fn create_in_tx(state: Services, actor: Actor, creation: Creation) -> Result<work_order::Model> {
+    let (state, actor) = (&state, &actor);
+    let Creation {
+        caller,
+        input: CheckedOrder { order: input, skills },
+        facts,
+        prepared,
+        flow,
+    } = creation;
+    let node = flow.require_dispatch_node()?;
+    let tx = begin_write(&state.writer).await?;
+    let now = crate::domain::now();
+    let id = ids::new(ids::WORK_ORDER);
+    let mut history = History::new(&id, caller.tenant_id(), Some(actor), now);
+    history.record(
+        EventKind::Created,
+        None,
+        Some(State::Created),
+        format!("created in workflow '{}'", flow.model.name),
+        None,
+    );
+    // The order arrives at the dispatch node: automatic rules run first.
+    let outcome = run_rules(state, &tx, &mut history, &caller, &facts, None, Some(prepared)).await?;
+    let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
+    history.actor = None;
+    history.step(
+        attempt,
+        attempt_message(node, &outcome.trace),
+        Some(rules::summary_data(&outcome.trace)),
+    );
+
+    let mut order = work_order::Model {
+        id: id.clone(),
+        tenant_id: caller.tenant_id().to_owned(),
+        workflow_id: flow.model.id.clone(),
+        external_ref: input.external_ref.clone(),
+        title: input.title.trim().to_owned(),
+        description: input.description,
+        customer: input.customer,
+        state: attempt.to.as_str().to_owned(),
+        current_node: node.index as i32,
+        version: 1,
+        region: input.region,
+        product: input.product,
+        service_type: input.service_type,
+        priority: input.priority.as_str().to_owned(),
+        required_skills: json!(skills),
+        custom_fields: input.custom_fields,
+        assign_user: None,
+        assign_way: None,
+        assign_time: None,
+        field_partner: None,
+        field_fwssf: None,
+        field_out_deal_user: None,
+        field_downstream_outer_tenant_name: None,
+        field_downstream_outer_tenant_id: None,
+        created_at: now,
+        updated_at: now,
+        dispatch_rule_id: None,
+        dispatch_trace: Some(rules::trace_json(&outcome.trace)?),
+    };
+    let planned = settle_auto(&mut order, attempt.to, &outcome, node, &caller, &mut history)?;
+    store::orders::insert(&mut history.batch, &tx, &order);
+    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+        write_assignment(&tx, &order, ch, planned, None, &mut history).await?;
+    }
+    // Every other row of the batch has a new random key: a unique violation is the reference.
+    commit(state, tx, history).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!(
+            "externalRef '{}' is already used by another work order of this tenant",
+            order.external_ref.as_deref().unwrap_or_default()
+        )),
+        other => other,
+    })?;
+    Ok(order)
+}

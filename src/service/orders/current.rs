@@ -1,0 +1,50 @@
+//! Reading an order for a change: the caller's view of it must be current (optimistic locking).
+use entity::work_order;
+use sea_orm::ConnectionTrait;
+
+use crate::domain::work_order::State;
+use crate::error::{Error, Result};
+use crate::service::Caller;
+use crate::store;
+
+/// Versions start at 1: a version below is not a stale view of the order but a wrong input.
+fn check_expected_version(v: i32) -> Result<()> {
+    if v < 1 {
+        return Err(Error::bad_input(
+            "expectedVersion",
+            "must be the order's version as read (1 or more)",
+        ));
+    }
+    Ok(())
+}
+
+/// The stored state of an order.
+pub(crate) fn state_of(order: &work_order::Model) -> Result<State> {
+    State::parse(&order.state).ok_or_else(|| Error::internal("stored state unknown"))
+}
+
+/// Loads an order of the caller's tenant and checks the caller's view of it is current.
+pub(crate) async fn load_current<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+    expected_version: i32,
+) -> Result<(work_order::Model, State)> {
+    check_expected_version(expected_version)?;
+    let order = store::orders::find_of_tenant(conn, caller.tenant_id(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("work order", id))?;
+    if order.version != expected_version {
+        return Err(stale(&order, expected_version));
+    }
+    let state = state_of(&order)?;
+    Ok((order, state))
+}
+
+/// The CONFLICT of a change made on a stale view of the order.
+pub(crate) fn stale(order: &work_order::Model, expected: i32) -> Error {
+    Error::Conflict(format!(
+        "work order {} changed: it is at version {} ({}), not {expected}; reload it and try again",
+        order.id, order.version, order.state
+    ))
+}

@@ -1,0 +1,56 @@
+//! `explainDispatch`: a dry run of automatic dispatch for an order or a draft.
+use crate::auth::Actor;
+use crate::domain::dispatch::evaluate;
+use crate::error::{Error, Result};
+use crate::service::workflows::load_flow;
+use crate::service::{Caller, Services, rules};
+use crate::store;
+
+use super::input::{CheckedOrder, NewOrder};
+
+/// What `explainDispatch` evaluates: an existing order, or one not created yet.
+pub enum Explain {
+    Order(String),
+    Draft(Box<NewOrder>),
+}
+
+/// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
+pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Query.explainDispatch")?;
+    let (facts, order_id) = match what {
+        Explain::Order(id) => {
+            let order = store::orders::find_of_tenant(&state.db, caller.tenant_id(), &id)
+                .await?
+                .ok_or_else(|| Error::not_found("work order", &id))?;
+            load_flow(&state.db, caller.tenant_id(), &order.workflow_id)
+                .await?
+                .require_dispatch_node()?;
+            (rules::facts_of(&order)?, Some(order.id))
+        }
+        Explain::Draft(input) => {
+            let input = CheckedOrder::new(*input)?;
+            if !input.order.workflow_id.is_empty() {
+                load_flow(&state.db, caller.tenant_id(), &input.order.workflow_id)
+                    .await?
+                    .require_dispatch_node()?;
+            }
+            (input.facts(), None)
+        }
+    };
+    let set = state.rules.current(&state.db, caller.tenant_id()).await?;
+    let cands = rules::candidates(
+        &state.db,
+        caller.tenant_id(),
+        &set,
+        &facts,
+        order_id.as_deref(),
+        false,
+        None,
+        true,
+    )
+    .await?;
+    let decision = evaluate(&set, &facts, &cands);
+    let trace = rules::store_trace(&set, &facts, &cands, &decision);
+    Ok(rules::render(&trace, &set, true))
+}

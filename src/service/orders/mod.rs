@@ -1,0 +1,34 @@
+//! Work orders' use cases (create, assign, auto-dispatch, explain, cancel); each write is one transaction.
+mod assign;
+mod auto;
+mod cancel;
+mod create;
+mod current;
+mod explain;
+mod input;
+mod unit_of_work;
+
+use entity::work_order;
+use serde_json::Value;
+
+use crate::domain::assignment;
+use crate::store;
+
+pub use assign::{AssignInput, Chosen, assign_engineer};
+pub use auto::{INTERRUPTED, RetryInput, interrupted_before, retry_auto_dispatch, roll_forward};
+pub use cancel::{CancelInput, cancel_work_order};
+pub use create::create_work_order;
+pub use explain::{Explain, explain_dispatch};
+pub use input::{MAX_CUSTOM_FIELDS_BYTES, MAX_DESCRIPTION, MAX_REASON, MAX_TEXT, NewOrder};
+
+// For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
+pub(crate) use assign::write_assignment;
+pub(crate) use auto::{attempt_message, run_rules, settle_auto};
+pub(crate) use current::state_of;
+pub(crate) use input::text;
+pub(crate) use unit_of_work::{History, commit};
+
+/// The eight dispatch fields of a stored order, keyed by their API names.
+pub fn api_fields(o: &work_order::Model) -> Value {
+    assignment::api_fields(&store::orders::dispatch_fields(o))
+}

@@ -1,0 +1,185 @@
+//! The engineer's side of a task: accepting it, or declining it (the order is dispatched again).
+use entity::{task, work_order};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::auth::Actor;
+use crate::domain::TenantKind;
+use crate::domain::work_order::{Command, EventKind, State, transition};
+use crate::error::{Error, Result};
+use crate::service::orders::{
+    History, MAX_REASON, attempt_message, commit, run_rules, settle_auto, state_of, text, write_assignment,
+};
+use crate::service::workflows::load_flow;
+use crate::service::{Caller, Services, rules};
+use crate::store::notify::kind as notify_kind;
+use crate::store::tasks::task_status;
+use crate::store::{self, begin_write};
+
+/// The engineer's own open task with its order, as the order's lock holds them.
+struct EngineerTask {
+    task: task::Model,
+    order: work_order::Model,
+    state: State,
+}
+
+/// The engineer's own open task and its order, inside a write transaction. The order is
+/// locked first (the lock order: order, then its tasks), then the task is read again: every
+/// change of a task happens under its order's lock, so what is checked here holds until this
+/// transaction commits. The task must still be open and be the order's current one (the order
+/// still at the engineer's node, assigned to this engineer); otherwise CONFLICT.
+async fn engineer_task<C: ConnectionTrait>(conn: &C, caller: &Caller, task_id: &str) -> Result<EngineerTask> {
+    let find_task = || async {
+        store::tasks::find(conn, task_id)
+            .await?
+            .filter(|t| t.engineer_id == caller.actor.subject)
+            .ok_or_else(|| Error::not_found("task", task_id))
+    };
+    let seen = find_task().await?;
+    let order = store::orders::lock_order(conn, &seen.work_order_id)
+        .await?
+        .ok_or_else(|| Error::internal("task without order"))?;
+    let task = find_task().await?;
+    if !task_status::OPEN.contains(&task.status.as_str()) {
+        return Err(Error::Conflict(format!(
+            "task {task_id} is {}: it is no longer open",
+            task.status
+        )));
+    }
+    let state = state_of(&order)?;
+    let current =
+        state == State::DownstreamTask && order.field_out_deal_user.as_deref() == Some(task.engineer_id.as_str());
+    if !current {
+        return Err(Error::Conflict(format!(
+            "task {task_id} is no longer the work order's current task (the order is {state})"
+        )));
+    }
+    Ok(EngineerTask { task, order, state })
+}
+
+/// ENGINEER: accepts its task.
+pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Result<task::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Mutation.acceptTask")?;
+    let tx = begin_write(&state.writer).await?;
+    let EngineerTask { task, order, .. } = engineer_task(&tx, &caller, task_id).await?;
+    if task.status == task_status::ACCEPTED {
+        return Err(Error::Conflict(format!("task {task_id} is already accepted")));
+    }
+    let now = crate::domain::now();
+    let mut touched = order.clone();
+    touched.updated_at = now;
+    if !store::orders::update_if_current(&tx, &order, &touched).await? {
+        return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+    }
+    if !store::tasks::set_task_status(&tx, &task.id, &[task_status::ASSIGNED], task_status::ACCEPTED, now).await? {
+        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+    }
+    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    history.note(
+        EventKind::TaskAccepted,
+        format!("task {} accepted by the engineer", task.id),
+        Some(json!({ "taskId": task.id })),
+    );
+    history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
+    commit(state, tx, history).await?;
+    Ok(task::Model {
+        status: task_status::ACCEPTED.to_owned(),
+        updated_at: now,
+        ..task
+    })
+}
+
+/// ENGINEER: declines its task (returned as declined). The order goes back to manual dispatch,
+/// and automatic dispatch runs again at once, never to an engineer who declined this order.
+pub async fn decline_task(
+    state: &Services,
+    actor: &Actor,
+    task_id: &str,
+    reason: Option<String>,
+) -> Result<task::Model> {
+    // A decline writes two engineers (the decliner's release, the rules' pick) in an order
+    // that cannot follow their IDs; when PostgreSQL breaks a deadlock it undoes the whole
+    // transaction, which is then simply run again.
+    let mut attempt = 0;
+    loop {
+        match decline_once(state, actor, task_id, reason.clone()).await {
+            Err(Error::Raced) if attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn decline_once(state: &Services, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
+    let caller = Caller::load(state, actor).await?;
+    caller.require_op("Mutation.declineTask")?;
+    let reason = text("reason", &reason, MAX_REASON)?;
+    let tx = begin_write(&state.writer).await?;
+    let EngineerTask {
+        task,
+        order,
+        state: current,
+    } = engineer_task(&tx, &caller, task_id).await?;
+    let decline = transition(current, Command::Decline)?;
+    let now = crate::domain::now();
+    let upstream = Caller {
+        actor: Actor {
+            subject: actor.subject.clone(),
+            tenant: order.tenant_id.clone(),
+            role: crate::domain::Role::Engineer,
+        },
+        tenant: state.tenants.require(&tx, &order.tenant_id).await?,
+        kind: TenantKind::Upstream,
+    };
+    let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
+    let node = flow.require_dispatch_node()?;
+
+    if !store::tasks::set_task_status(&tx, &task.id, &task_status::OPEN, task_status::DECLINED, now).await? {
+        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+    }
+    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    history.step(
+        decline,
+        match &reason {
+            Some(r) => format!("engineer {} declined task {}: {r}", task.engineer_id, task.id),
+            None => format!("engineer {} declined task {}", task.engineer_id, task.id),
+        },
+        Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
+    );
+
+    // Back at the dispatch node, without the engineer who declined (its task is DECLINED
+    // already). The rules lock their cursors before any engineer or notification counter is
+    // written, in the same order as on creation, so concurrent dispatches never deadlock.
+    let retry = transition(decline.to, Command::RetryAutoDispatch)?;
+    let facts = rules::facts_of(&order)?;
+    let outcome = run_rules(state, &tx, &mut history, &upstream, &facts, Some(&order.id), None).await?;
+    store::orders::release_engineer(&tx, &task.engineer_id).await?;
+    history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
+    history.actor = None;
+    history.step(retry, "automatic dispatch runs again after the decline".into(), None);
+    history.note(
+        EventKind::AutoDispatchAttempted,
+        attempt_message(node, &outcome.trace),
+        Some(rules::summary_data(&outcome.trace)),
+    );
+    let mut updated = order.clone();
+    updated.version += 1;
+    updated.updated_at = now;
+    updated.current_node = node.index as i32;
+    updated.dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
+    updated.dispatch_rule_id = None;
+    store::orders::set_dispatch_fields(&mut updated, None);
+    let planned = settle_auto(&mut updated, retry.to, &outcome, node, &upstream, &mut history)?;
+    if !store::orders::update_if_current(&tx, &order, &updated).await? {
+        return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+    }
+    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+    }
+    commit(state, tx, history).await?;
+    Ok(task::Model {
+        status: task_status::DECLINED.to_owned(),
+        updated_at: now,
+        ..task
+    })
+}
