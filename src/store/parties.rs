@@ -1,12 +1,8 @@
-//! Who an assignment names: the engineer, its provider's partnership upstream, the dispatching user.
-use entity::{engineer, partner, user};
+//! Who an assignment names besides the engineer (`store::lookup`): its provider's partnership upstream, the dispatching user.
+use entity::{partner, user};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::error::Result;
-
-pub async fn engineer<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<engineer::Model>> {
-    Ok(engineer::Entity::find_by_id(id.to_owned()).one(conn).await?)
-}
 
 /// An upstream tenant and one of its service providers (a downstream tenant).
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,5 @@
 //! Manual assignment and reassignment, and what every assignment writes (fields, load, task, history).
-use entity::{task, work_order};
+use entity::{engineer, task, work_order};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -12,6 +12,7 @@ use crate::ids;
 use crate::service::tenants::kind_of;
 use crate::service::{Caller, Services};
 use crate::store::begin_write;
+use crate::store::lookup::ById;
 use crate::store::notify::kind as notify_kind;
 use crate::store::parties::Partnership;
 use crate::store::tasks::task_status;
@@ -80,7 +81,7 @@ async fn assignable<C: ConnectionTrait>(
     engineer_id: &str,
 ) -> Result<Assignable> {
     let not_found = || Error::not_found("engineer", engineer_id);
-    let engineer = store::parties::engineer(conn, engineer_id)
+    let engineer = <engineer::Model as ById>::by_id(conn, engineer_id)
         .await?
         .ok_or_else(not_found)?;
     let between = Partnership {
