@@ -280,7 +280,15 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
         .await?;
     let dispatch_index = flow.require_dispatch_node()?;
     // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
-    let prepared = rules::prepare(&state.rules, &state.db, caller.tenant_id(), &facts, None, false).await?;
+    let prepared = rules::prepare(
+        &state.rules,
+        &state.db,
+        caller.tenant_id(),
+        &facts,
+        None,
+        rules::Phase::BeforeTransaction,
+    )
+    .await?;
     let work = create_in_tx(
         state.clone(),
         actor.clone(),
@@ -464,16 +472,17 @@ async fn run_rules<C: ConnectionTrait>(
     let mut p = match prepared {
         Some(mut p) => match rules::refresh(tx, tenant, &mut p).await? {
             true => p,
-            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
         },
-        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
     };
     // Engineers found full by a failed claim (kept full when more candidates are loaded).
     let mut full: Vec<String> = Vec::new();
     loop {
         let decision = evaluate(&p.set, facts, &p.cands);
         if !p.decides(&decision) {
-            p.grow(tx, tenant, facts, order_id, true, &full).await?;
+            p.grow(tx, tenant, facts, order_id, rules::Phase::InTransaction, &full)
+                .await?;
             continue;
         }
         let (set, cands) = (&p.set, &mut p.cands);
@@ -1034,9 +1043,7 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
         &set,
         &facts,
         order_id.as_deref(),
-        false,
-        None,
-        true,
+        rules::Reading::DRY_RUN,
     )
     .await?;
     let decision = evaluate(&set, &facts, &cands);

@@ -5,6 +5,7 @@ pub mod events;
 pub mod lane;
 pub mod notify;
 pub mod orders;
+pub mod rules;
 
 pub use batch::Batch;
 pub use db::{Db, begin_write, count_sql, sql_statements_scope};
