@@ -1,5 +1,4 @@
-//! Dispatch-rule persistence: rules, their revisions and round-robin cursors, engineers' daily
-//! counts, and the reads of a dispatch snapshot.
+//! Dispatch-rule persistence: rules, revisions, cursors, daily counts, and the reads of a dispatch snapshot.
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};

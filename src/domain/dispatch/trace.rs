@@ -275,3 +275,56 @@ pub fn trace_json(t: &StoredTrace) -> Result<Value> {
 pub fn summary_data(t: &StoredTrace) -> Value {
     json!({ "rulesEvaluated": t.reached, "revision": t.revision, "ruleId": t.winner.as_ref().map(|w| &w.0) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Priority;
+
+    fn facts() -> OrderFacts {
+        OrderFacts {
+            region: "CN-31-04".into(),
+            product: None,
+            service_type: None,
+            priority: Priority::Normal,
+            customer: None,
+            required_skills: vec![],
+            custom_fields: None,
+        }
+    }
+
+    #[test]
+    fn with_no_rules_the_order_waits_for_manual_assignment() {
+        let rules = RuleSet::default();
+        let d = super::super::evaluate(&rules, &facts(), &Candidates::default());
+        let t = store_trace(&rules, &facts(), &Candidates::default(), &d);
+        let v = render(&t, &rules, true);
+        assert!(v.rules.is_empty() && v.winner.is_none());
+        assert_eq!(
+            v.summary,
+            "no automatic dispatch rules are configured: waiting for manual assignment"
+        );
+        assert_eq!(summary_data(&t)["rulesEvaluated"], 0);
+    }
+
+    #[test]
+    fn a_pool_reason_tallies_the_reasons_and_says_when_the_list_is_cut() {
+        let p = StoredPool {
+            rule_id: "r".into(),
+            eligible: 0,
+            excluded_partners: vec![("p1".into(), Reasons(Reasons::PARTNER_INACTIVE))],
+            excluded: vec![
+                ("e1".into(), Reasons(Reasons::INACTIVE | Reasons::REGION)),
+                ("e2".into(), Reasons(Reasons::REGION)),
+            ],
+            excluded_total: 5,
+            target_missing: false,
+            picked: None,
+            strategy: None,
+        };
+        assert_eq!(
+            pool_reason(&p),
+            "5 excluded (first 2 listed) — inactive: 1; region: 2; partner p1: partner inactive"
+        );
+    }
+}

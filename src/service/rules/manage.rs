@@ -1,5 +1,4 @@
-//! Managing a tenant's dispatch rules: list, create, import, update, delete, reorder; every change
-//! writes the next revision.
+//! Managing a tenant's dispatch rules (list, create, import, update, delete, reorder); each change writes a revision.
 use std::collections::HashSet;
 
 use entity::dispatch_rule;

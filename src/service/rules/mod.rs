@@ -1,5 +1,4 @@
-//! Automatic dispatch rules as use cases: their management, the compiled-rules cache, the
-//! candidate snapshot a dispatch decides on, and rendering the trace stored on an order.
+//! Automatic dispatch rules as use cases: management, the compiled-rules cache, the candidate snapshot, traces.
 mod cache;
 mod manage;
 mod snapshot;

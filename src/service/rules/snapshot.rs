@@ -1,6 +1,4 @@
-//! The candidate snapshot a dispatch decides on: which rules are live for an order, the
-//! partners and engineers they may pick from, refreshing it inside the transaction, and what a
-//! pick writes.
+//! The candidate snapshot a dispatch decides on: the live rules, their candidates, refreshing them, what a pick writes.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
