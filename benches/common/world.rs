@@ -1,16 +1,16 @@
 //! The seeded world: one upstream tenant (activated before v880, so partners keep legacy
 //! accounts), its partners (one downstream tenant each), their engineers, the dispatch rules
 //! and the existing orders, written in bulk through the library (entities, plus the services
-//! for what has bookkeeping: tenants, partners, the rules' revision).
+//! for what has bookkeeping or checks: tenants, partners, the rules, imported in one revision).
 use chrono::{Duration, Utc};
 use dispatchd::auth::{Actor, Keys};
 use dispatchd::config::DbConfig;
-use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy, Target};
+use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy};
 use dispatchd::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
 use dispatchd::domain::{Role, TenantKind};
 use dispatchd::service::Services;
 use dispatchd::service::{admin, rules, tenants};
-use entity::{dispatch_rule, dispatch_rule_cursor, engineer, task, work_order};
+use entity::{engineer, task, work_order};
 use sea_orm::{EntityTrait, Set, TransactionTrait};
 use serde_json::json;
 
@@ -257,8 +257,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
 
     // Rules: for each (province, service type), tiers of rules in priority order, narrower
     // tiers (higher priority, a skill) first; each names 3 partners working in the province.
-    let mut rule_rows = Vec::with_capacity(scale.rules);
-    let mut cursor_rows = Vec::with_capacity(scale.rules);
+    let mut rule_inputs = Vec::with_capacity(scale.rules);
     let combos = PROVINCES * SERVICE_TYPES.len();
     let covering: Vec<Vec<usize>> = (0..PROVINCES)
         .map(|pr| {
@@ -290,40 +289,20 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             .map(|k| partners[cover[(tier * 3 + k) % cover.len()]].id.clone())
             .collect();
         let strategy = [Strategy::RoundRobin, Strategy::LeastLoaded, Strategy::FewestToday][r % 3];
-        let id = dispatchd::ids::new(dispatchd::ids::RULE);
-        rule_rows.push(dispatch_rule::ActiveModel {
-            id: Set(id.clone()),
-            tenant_id: Set(up.id.clone()),
-            name: Set(format!("{} {} tier {tier}", province_code(province), SERVICE_TYPES[st])),
-            position: Set(r as i32),
-            enabled: Set(r % 97 != 96),
-            conditions: Set(serde_json::to_value(&conditions).unwrap()),
-            target: Set(serde_json::to_value(Target::Partners { partner_ids, strategy }).unwrap()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-        cursor_rows.push(dispatch_rule_cursor::ActiveModel {
-            rule_id: Set(id),
-            tenant_id: Set(up.id.clone()),
-            last_engineer_id: Set(None),
+        rule_inputs.push(rules::RuleInput {
+            name: format!("{} {} tier {tier}", province_code(province), SERVICE_TYPES[st]),
+            enabled: r % 97 != 96,
+            conditions,
+            target: rules::TargetInput {
+                engineer_id: None,
+                partner_ids: Some(partner_ids),
+                strategy: Some(strategy),
+            },
         });
     }
-    if !rule_rows.is_empty() {
-        let tx = db.begin().await.unwrap();
-        for chunk in rule_rows.chunks(500) {
-            dispatch_rule::Entity::insert_many(chunk.to_vec())
-                .exec(&tx)
-                .await
-                .unwrap();
-        }
-        for chunk in cursor_rows.chunks(500) {
-            dispatch_rule_cursor::Entity::insert_many(chunk.to_vec())
-                .exec(&tx)
-                .await
-                .unwrap();
-        }
-        rules::write_revision(&tx, &up.id).await.expect("rule revision");
-        tx.commit().await.unwrap();
+    // One revision for all of them (a revision per rule would store the list again each time).
+    if !rule_inputs.is_empty() {
+        rules::import(&state, &as_admin, rule_inputs).await.expect("rules");
     }
 
     // Orders: the waiting ones, then history (dispatched, with an open task; some cancelled).

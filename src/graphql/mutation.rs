@@ -199,18 +199,15 @@ impl Mutation {
         ctx: &Context<'_>,
         input: CreateDispatchRuleInput,
     ) -> Result<DispatchRulePayload> {
-        let conditions = input.conditions.into_iter().map(Into::into).collect();
-        let r = rules::create(
-            ctx.state(),
-            ctx.actor()?,
-            &input.name,
-            input.enabled,
-            conditions,
-            input.target.into(),
-            input.position,
-        )
-        .await
-        .gql()?;
+        let rule = rules::RuleInput {
+            name: input.name,
+            enabled: input.enabled,
+            conditions: input.conditions.into_iter().map(Into::into).collect(),
+            target: input.target.into(),
+        };
+        let r = rules::create(ctx.state(), ctx.actor()?, rule, input.position)
+            .await
+            .gql()?;
         Ok(DispatchRulePayload {
             rule: DispatchRule::seen(ctx, r).await?,
         })

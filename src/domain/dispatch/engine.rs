@@ -155,22 +155,32 @@ impl Candidates {
     }
 
     /// Replaces what changes with every dispatch (the rules' cursors, the engineers' loads and
-    /// states) by values read later; `loads` gives (active, capacity, open tasks, today) by
-    /// engineer ID. An engineer missing from it is taken as inactive.
-    pub fn refresh(&mut self, cursors: HashMap<String, String>, loads: &HashMap<String, (bool, i32, i32, i32)>) {
+    /// states) by values read later, by engineer ID. An engineer missing from `loads` is taken
+    /// as inactive.
+    pub fn refresh(&mut self, cursors: HashMap<String, String>, loads: &HashMap<String, EngineerLoad>) {
         self.cursors = cursors;
         for e in &mut self.engineers {
             match loads.get(&e.id) {
-                Some(&(active, capacity, open_tasks, today)) => {
-                    e.active = active;
-                    e.capacity = capacity;
-                    e.open_tasks = open_tasks;
-                    e.today = today;
+                Some(l) => {
+                    e.active = l.active;
+                    e.capacity = l.capacity;
+                    e.open_tasks = l.open_tasks;
+                    e.today = l.today;
                 }
                 None => e.active = false,
             }
         }
     }
+}
+
+/// What other dispatches change of an engineer: read again in the dispatching transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineerLoad {
+    pub active: bool,
+    pub capacity: i32,
+    pub open_tasks: i32,
+    /// Orders assigned to the engineer today.
+    pub today: i32,
 }
 
 /// A candidate pool of one rule: who was excluded and why, how many were eligible.

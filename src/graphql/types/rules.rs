@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::dispatch_rule;
 
 use super::parties::{Engineer, Partner};
+use crate::domain::dispatch::trace::{self, RuleView, TraceView};
 use crate::domain::dispatch::{self as d, Reasons};
 use crate::domain::visibility::Audience;
 use crate::error::{Error, ResultExt};
@@ -11,7 +12,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{many, one};
 use crate::graphql::policy::Sees;
 use crate::service::audience;
-use crate::service::rules::{self, RuleView, TraceView};
+use crate::service::rules;
 
 mirror!(
     /// What a rule condition looks at.
@@ -339,10 +340,10 @@ impl RuleEvaluation {
     }
     async fn outcome(&self) -> RuleOutcome {
         match self.0.outcome {
-            rules::RuleOutcome::Disabled => RuleOutcome::Disabled,
-            rules::RuleOutcome::ConditionFailed => RuleOutcome::ConditionFailed,
-            rules::RuleOutcome::NoEligibleEngineer => RuleOutcome::NoEligibleEngineer,
-            rules::RuleOutcome::Matched => RuleOutcome::Matched,
+            trace::RuleOutcome::Disabled => RuleOutcome::Disabled,
+            trace::RuleOutcome::ConditionFailed => RuleOutcome::ConditionFailed,
+            trace::RuleOutcome::NoEligibleEngineer => RuleOutcome::NoEligibleEngineer,
+            trace::RuleOutcome::Matched => RuleOutcome::Matched,
         }
     }
     /// Why, in one sentence.

@@ -48,16 +48,17 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
     let mut p = match prepared {
         Some(mut p) => match rules::refresh(tx, tenant, &mut p).await? {
             true => p,
-            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
         },
-        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, true).await?,
+        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
     };
     // Engineers found full by a failed claim (kept full when more candidates are loaded).
     let mut full: Vec<String> = Vec::new();
     loop {
         let decision = evaluate(&p.set, facts, &p.cands);
         if !p.decides(&decision) {
-            p.grow(tx, tenant, facts, order_id, true, &full).await?;
+            p.grow(tx, tenant, facts, order_id, rules::Phase::InTransaction, &full)
+                .await?;
             continue;
         }
         let (set, cands) = (&p.set, &mut p.cands);

@@ -29,7 +29,15 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
         .await?;
     flow.require_dispatch_node()?;
     // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
-    let prepared = rules::prepare(&state.rules, &state.db, caller.tenant_id(), &facts, None, false).await?;
+    let prepared = rules::prepare(
+        &state.rules,
+        &state.db,
+        caller.tenant_id(),
+        &facts,
+        None,
+        rules::Phase::BeforeTransaction,
+    )
+    .await?;
     let creation = Creation {
         caller,
         input,

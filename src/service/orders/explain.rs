@@ -45,9 +45,7 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
         &set,
         &facts,
         order_id.as_deref(),
-        false,
-        None,
-        true,
+        rules::Reading::DRY_RUN,
     )
     .await?;
     let decision = evaluate(&set, &facts, &cands);

@@ -1,0 +1,26 @@
+//! Automatic dispatch rules as use cases: management, the compiled-rules cache, the candidate snapshot, traces.
+mod cache;
+mod manage;
+mod snapshot;
+
+use serde_json::Value;
+
+pub use cache::RuleCache;
+pub use manage::{MAX_RULES, RuleChange, RuleInput, TargetInput, create, delete, import, list, reorder, update};
+pub use snapshot::{
+    Loads, Lock, Phase, Prepared, Reach, Reading, candidates, count_today, facts_of, prepare, record_pick, refresh,
+};
+// The trace is the domain's; the dispatch use cases name it from here.
+pub use crate::domain::dispatch::trace::{
+    StoredPool, StoredTrace, TraceView, render, store_trace, summary_data, trace_json,
+};
+
+use crate::error::{Error, Result};
+use crate::service::Services;
+
+/// The trace stored on an order, rendered against the revision it was evaluated with.
+pub async fn order_trace(state: &Services, tenant_id: &str, stored: Value) -> Result<TraceView> {
+    let t: StoredTrace = serde_json::from_value(stored).map_err(Error::internal)?;
+    let rules = state.rules.revision(&state.db, tenant_id, t.revision).await?;
+    Ok(render(&t, &rules, false))
+}
