@@ -101,7 +101,7 @@ impl World {
                 "Fuzz Integration",
                 Role::Integration,
             ))
-            .map(|u| u.id)
+            .map(|u| u.row.id)
             .unwrap_or_default();
         let tokens = vec![
             ("ADMIN_TOKEN", mint(&demo.admin, &demo.upstream_tenant, Role::Admin)),
