@@ -1,4 +1,5 @@
-//! The composition root (nothing below imports it): the schema over the `Services`, the schema, the HTTP edge (`http`), GraphiQL, `spawn()`.
+//! The composition root, which nothing below imports: the schema over the `Services`, the HTTP
+//! edge (`http`), GraphiQL, `spawn()`.
 mod graphiql;
 mod http;
 mod negotiate;
