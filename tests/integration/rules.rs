@@ -783,3 +783,76 @@ async fn a_rules_target_partners_cost_one_statement_whatever_their_number() {
     }
     assert_eq!(cost[0], cost[1], "1 and 6 partners cost the same statements: {cost:?}");
 }
+
+/// `rules::import` (how a rule set brought from elsewhere, and the load harness's, arrives):
+/// the checks `createDispatchRule` makes, the same policy row, all or nothing, one revision.
+#[tokio::test]
+async fn an_import_checks_every_rule_as_create_does_and_writes_all_or_nothing() {
+    use dispatchd::auth::Actor;
+    use dispatchd::domain::Role;
+    use dispatchd::domain::dispatch::Strategy;
+    use dispatchd::service::rules::{self, RuleInput, TargetInput};
+
+    let app = TestApp::spawn().await;
+    let w = World::new(&app, 870).await;
+    let first = rule(
+        &app,
+        &w,
+        json!({"name": "first", "target": partners_target(&w, "ROUND_ROBIN")}),
+    )
+    .await;
+    let actor = |subject: &str, role| Actor {
+        subject: subject.into(),
+        tenant: w.up.id.clone(),
+        role,
+    };
+    let input = |name: &str, partner: &str| RuleInput {
+        name: name.into(),
+        enabled: true,
+        conditions: Vec::new(),
+        target: TargetInput {
+            engineer_id: None,
+            partner_ids: Some(vec![partner.into()]),
+            strategy: Some(Strategy::RoundRobin),
+        },
+    };
+    let admin = actor(&w.up.admin, Role::Admin);
+    let names = |v: &Value| -> Vec<(String, i64)> {
+        v["dispatchRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (s(&r["name"]), r["position"].as_i64().unwrap()))
+            .collect()
+    };
+
+    // One bad target (a partner of no one) refuses the whole import: nothing is written.
+    let bad = rules::import(&app.state, &admin, vec![input("a", &w.partner), input("b", "par_nope")]).await;
+    assert!(bad.is_err(), "an unknown partner is refused");
+    let listed = app.ok(&w.up.admin_token, LIST, json!({})).await;
+    assert_eq!(names(&listed), [("first".to_owned(), 0)]);
+
+    // A dispatcher may not create rules, so it may not import them either.
+    let dispatcher = actor(&w.dispatcher, Role::Dispatcher);
+    let refused = rules::import(&app.state, &dispatcher, vec![input("a", &w.partner)]).await;
+    assert!(
+        matches!(refused, Err(dispatchd::error::Error::Forbidden(_))),
+        "{refused:?}"
+    );
+
+    // A good import lands after the existing rules, names trimmed, in one new revision.
+    let revision = rules::import(
+        &app.state,
+        &admin,
+        vec![input("  a ", &w.partner), input("b", &w.partner)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(revision, 2, "the create made revision 1; the import adds exactly one");
+    let listed = app.ok(&w.up.admin_token, LIST, json!({})).await;
+    assert_eq!(
+        names(&listed),
+        [("first".to_owned(), 0), ("a".to_owned(), 1), ("b".to_owned(), 2)]
+    );
+    assert!(listed.to_string().contains(&first));
+}
