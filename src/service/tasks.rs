@@ -12,6 +12,7 @@ use crate::service::orders::{
 };
 use crate::service::workflows::load_flow;
 use crate::service::{Caller, Services, rules};
+use crate::store::lookup::ById;
 use crate::store::notify::kind as notify_kind;
 use crate::store::tasks::task_status;
 use crate::store::{self, begin_write};
@@ -30,7 +31,7 @@ struct EngineerTask {
 /// still at the engineer's node, assigned to this engineer); otherwise CONFLICT.
 async fn engineer_task<C: ConnectionTrait>(conn: &C, caller: &Caller, task_id: &str) -> Result<EngineerTask> {
     let find_task = || async {
-        store::tasks::find(conn, task_id)
+        task::Model::by_id(conn, task_id)
             .await?
             .filter(|t| t.engineer_id == caller.actor.subject)
             .ok_or_else(|| Error::not_found("task", task_id))

@@ -31,8 +31,6 @@ use crate::error::Result;
 
 use super::Batch;
 use super::db::is_postgres;
-// Where the task statuses were first kept; the rules read them here.
-pub use super::tasks::task_status;
 
 /// The order `id` if it belongs to `tenant_id`.
 pub async fn find_of_tenant<C: ConnectionTrait>(

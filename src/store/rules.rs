@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::Batch;
 use super::db::one_of;
-use super::orders::task_status;
+use super::tasks::task_status;
 use crate::domain::dispatch::{Condition, EngineerLoad, PartnerInfo, Target};
 use crate::error::{Error, Result};
 

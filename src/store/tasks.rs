@@ -18,10 +18,6 @@ pub mod task_status {
     pub const OPEN: [&str; 2] = [ASSIGNED, ACCEPTED];
 }
 
-pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<task::Model>> {
-    Ok(task::Entity::find_by_id(id.to_owned()).one(conn).await?)
-}
-
 /// Queues the insert of a new task.
 pub fn insert<C: ConnectionTrait>(batch: &mut Batch, conn: &C, t: &task::Model) {
     batch.add_query(conn, &task::Entity::insert(task::ActiveModel::from(t.clone())));
