@@ -10,7 +10,7 @@ use dispatchd::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
 use dispatchd::domain::{Role, TenantKind};
 use dispatchd::service::Services;
 use dispatchd::service::{admin, rules, tenants};
-use entity::{engineer, task, work_order};
+use entity::{engineer, engineer_daily_count, task, work_order};
 use sea_orm::{EntityTrait, Set, TransactionTrait};
 use serde_json::json;
 
@@ -310,6 +310,8 @@ pub async fn seed(url: &str, scale: Scale) -> World {
     let mut waiting = Vec::with_capacity(scale.waiting);
     let mut order_rows = Vec::with_capacity(scale.orders);
     let mut task_rows = Vec::new();
+    // Orders each engineer was assigned per day, as the history leaves them.
+    let mut daily: std::collections::BTreeMap<(usize, String), i32> = Default::default();
     let by_province: Vec<Vec<usize>> = (0..PROVINCES)
         .map(|pr| {
             (0..engineers.len())
@@ -376,6 +378,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             row.field_downstream_outer_tenant_id = Set(Some(p.outer.clone()));
             row.updated_at = Set(at);
             open_tasks[ei] += 1;
+            *daily.entry((ei, at.format("%Y-%m-%d").to_string())).or_default() += 1;
             task_rows.push(task::ActiveModel {
                 id: Set(dispatchd::ids::new(dispatchd::ids::TASK)),
                 work_order_id: Set(id),
@@ -403,6 +406,20 @@ pub async fn seed(url: &str, scale: Scale) -> World {
     }
     for chunk in task_rows.chunks(500) {
         task::Entity::insert_many(chunk.to_vec()).exec(&tx).await.unwrap();
+    }
+    let counts: Vec<engineer_daily_count::ActiveModel> = daily
+        .into_iter()
+        .map(|((ei, day), n)| engineer_daily_count::ActiveModel {
+            engineer_id: Set(engineers[ei].id.clone()),
+            day: Set(day),
+            assigned: Set(n),
+        })
+        .collect();
+    for chunk in counts.chunks(500) {
+        engineer_daily_count::Entity::insert_many(chunk.to_vec())
+            .exec(&tx)
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     if url.starts_with("postgres") {

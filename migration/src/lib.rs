@@ -6,6 +6,7 @@ mod m20261124_000002_dispatch_rules;
 mod m20261124_000003_notifications;
 mod m20261201_000004_user_active;
 mod m20261201_000005_event_sequence;
+mod m20261206_000006_list_indexes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_notifications::Migration),
             Box::new(m20261201_000004_user_active::Migration),
             Box::new(m20261201_000005_event_sequence::Migration),
+            Box::new(m20261206_000006_list_indexes::Migration),
         ]
     }
 }

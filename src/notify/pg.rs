@@ -1,6 +1,8 @@
-//! Wake-ups across instances on PostgreSQL: every write transaction that wrote notifications or
-//! events also sends `pg_notify` (delivered by PostgreSQL at commit, and only if it commits);
-//! each instance listens and wakes its own subscribers. The database stays the source: a lost
+//! Wake-ups across instances on PostgreSQL: the events and notifications a write transaction
+//! committed are announced with `pg_notify` by the short transaction that numbers its events
+//! just after (`service::numbering`; delivered by PostgreSQL at that commit), never by the
+//! writer itself (PostgreSQL serialises the commits of every transaction that notifies); each
+//! instance listens and wakes its own subscribers. The database stays the source: a lost
 //! wake-up costs only delay, because every subscriber re-reads after its cursor when woken, on
 //! reconnection of the listener, and on its periodic catch-up.
 use std::time::Duration;

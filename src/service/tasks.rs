@@ -8,7 +8,8 @@ use crate::domain::TenantKind;
 use crate::domain::work_order::{Command, EventKind, State, transition};
 use crate::error::{Error, Result};
 use crate::service::orders::{
-    History, MAX_REASON, attempt_message, commit, run_rules, settle_auto, state_of, text, write_assignment,
+    History, MAX_REASON, attempt_message, commit, run_rules, settle_auto, state_of, text, with_retries,
+    write_assignment,
 };
 use crate::service::workflows::load_flow;
 use crate::service::{Caller, Services, rules};
@@ -101,17 +102,17 @@ pub async fn decline_task(
 ) -> Result<task::Model> {
     // A decline writes two engineers (the decliner's release, the rules' pick) in an order
     // that cannot follow their IDs; when PostgreSQL breaks a deadlock it undoes the whole
-    // transaction, which is then simply run again.
-    let mut attempt = 0;
-    loop {
-        match decline_once(state, actor, task_id, reason.clone()).await {
-            Err(Error::Raced) if attempt < 3 => attempt += 1,
-            other => return other,
-        }
-    }
+    // transaction, which is then simply run again (as when the rule's cursor moved).
+    with_retries(|lock| decline_once(state, actor, task_id, reason.clone(), lock)).await
 }
 
-async fn decline_once(state: &Services, actor: &Actor, task_id: &str, reason: Option<String>) -> Result<task::Model> {
+async fn decline_once(
+    state: &Services,
+    actor: &Actor,
+    task_id: &str,
+    reason: Option<String>,
+    lock: rules::Lock,
+) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.declineTask")?;
     let reason = text("reason", &reason, MAX_REASON)?;
@@ -153,7 +154,7 @@ async fn decline_once(state: &Services, actor: &Actor, task_id: &str, reason: Op
     // written, in the same order as on creation, so concurrent dispatches never deadlock.
     let retry = transition(decline.to, Command::RetryAutoDispatch)?;
     let facts = rules::facts_of(&order)?;
-    let outcome = run_rules(state, &tx, &mut history, &upstream, &facts, Some(&order.id), None).await?;
+    let outcome = run_rules(state, &tx, &mut history, &upstream, &facts, Some(&order.id), None, lock).await?;
     store::orders::release_engineer(&tx, &task.engineer_id).await?;
     history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     history.actor = None;

@@ -367,24 +367,25 @@ pub async fn jwt_secret(db: &Db) -> Result<String> {
         .ok_or_else(|| Error::internal("jwt secret missing"))
 }
 
-/// `column IN (keys)`, for a list of keys of any length. On SQLite the keys go in as one JSON
-/// array (`IN (SELECT value FROM json_each(?))`), so the statement's text is the same for
-/// every length and its prepared form is reused from the connection's cache: an `IN` list
-/// makes a new statement, parsed and planned again, for every length met. `column` is a
-/// column of the query's only table.
+/// `column IN (keys)`, for a list of keys of any length. The keys go in as one JSON array
+/// parameter, so the statement's text is the same for every length and its prepared form is
+/// reused from the connection's cache: an `IN` list of parameters makes a new statement,
+/// parsed and planned again, for every length met, and on PostgreSQL the generic plan of a
+/// long one may scan the whole table. `column` is a column of the query's only table.
 pub fn one_of<I, S>(backend: DatabaseBackend, column: &str, keys: I) -> sea_orm::sea_query::SimpleExpr
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+    use sea_orm::sea_query::Expr;
     let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
-    if backend == DatabaseBackend::Sqlite {
-        let list = serde_json::Value::from(keys).to_string();
-        Expr::cust_with_values(format!("\"{column}\" IN (SELECT value FROM json_each(?))"), [list])
-    } else {
-        Expr::col(Alias::new(column)).is_in(keys)
-    }
+    let list = serde_json::Value::from(keys).to_string();
+    let keys = match backend {
+        // An array, not a subquery: the keys stay an index condition in any plan.
+        DatabaseBackend::Postgres => "= ANY(ARRAY(SELECT json_array_elements_text($1::json)))",
+        _ => "IN (SELECT value FROM json_each(?))",
+    };
+    Expr::cust_with_values(format!("\"{column}\" {keys}"), [list])
 }
 
 /// Whether the connection is to PostgreSQL (row locks, `NOTIFY`, numbering after commit).

@@ -1,6 +1,6 @@
 //! Lists: pages of work orders under a typed filter, and the parties a tenant lists.
 use entity::{engineer, partner, work_order, workflow};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -34,15 +34,28 @@ pub struct OrderQuery {
 
 impl OrderQuery {
     fn condition(&self, backend: DatabaseBackend) -> Condition {
+        let cond = self.condition_but_states(backend);
+        match &self.states {
+            Some(states) => cond.add(work_order::Column::State.is_in(states.iter().map(|s| s.as_str()))),
+            None => cond,
+        }
+    }
+
+    /// The states asked for, each once, when there are several (a page reads each apart).
+    fn several_states(&self) -> Option<Vec<State>> {
+        let mut states = self.states.clone()?;
+        states.sort_by_key(|s| s.as_str());
+        states.dedup();
+        (states.len() > 1).then_some(states)
+    }
+
+    fn condition_but_states(&self, backend: DatabaseBackend) -> Condition {
         use work_order::Column as C;
         let mut cond = Condition::all().add(match &self.scope {
             OrderScope::Upstream(tenant) => C::TenantId.eq(tenant.as_str()),
             OrderScope::Provider(outer) => C::FieldDownstreamOuterTenantId.eq(outer.as_str()),
             OrderScope::Engineer(engineer) => C::FieldOutDealUser.eq(engineer.as_str()),
         });
-        if let Some(states) = &self.states {
-            cond = cond.add(C::State.is_in(states.iter().map(|s| s.as_str())));
-        }
         if let Some(p) = &self.partner_id {
             cond = cond.add(C::FieldPartner.eq(p.as_str()));
         }
@@ -53,17 +66,18 @@ impl OrderQuery {
             cond = cond.add(C::ExternalRef.eq(r.as_str()));
         }
         if let Some(prefix) = &self.region_prefix {
-            // Region codes hold only A-Z, 0-9 and '-', so LIKE needs no escaping. On SQLite a
-            // range instead ('.' follows '-' in byte order): a LIKE pattern bound as a parameter
-            // makes SQLite prepare the statement again at every execution.
-            let below = if backend == DatabaseBackend::Sqlite {
-                Condition::all()
-                    .add(C::Region.gte(format!("{prefix}-")))
-                    .add(C::Region.lt(format!("{prefix}.")))
-            } else {
-                Condition::all().add(C::Region.like(format!("{prefix}-%")))
-            };
-            cond = cond.add(Condition::any().add(C::Region.eq(prefix.as_str())).add(below));
+            // Region codes hold only A-Z, 0-9 and '-': the region and those below it are the
+            // codes from `prefix` up to `prefix.` in byte order ('.' follows '-' and precedes
+            // every digit and letter), one range of the region index. PostgreSQL compares in
+            // "C" (byte order), as that index is built.
+            let (from, to) = (prefix.clone(), format!("{prefix}."));
+            cond = cond.add(match backend {
+                DatabaseBackend::Postgres => Condition::all().add(Expr::cust_with_values(
+                    r#""region" COLLATE "C" >= $1 AND "region" COLLATE "C" < $2"#,
+                    [from, to],
+                )),
+                _ => Condition::all().add(C::Region.gte(from)).add(C::Region.lt(to)),
+            });
         }
         cond
     }
@@ -71,21 +85,58 @@ impl OrderQuery {
 
 /// Up to `limit` orders of the query, newest first, older than the `after` order ID; every
 /// column but the dispatch trace (the largest, read only when asked for).
+///
+/// With several states, each state's newest `limit` are read apart (each an ordered range of
+/// the `(…, state, id)` indexes) and merged: no index is in ID order across several states,
+/// so one query over all of them would either sort every matching order or walk back through
+/// every newer order of the other states (a page of assigned orders behind 50,000 newer
+/// waiting ones).
 pub async fn order_page<C: ConnectionTrait>(
     conn: &C,
     query: &OrderQuery,
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<work_order::Model>> {
-    let mut q = work_order::Entity::find()
-        .select_only()
-        .columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
-        .expr_as(Expr::cust("NULL"), "dispatch_trace")
-        .filter(query.condition(conn.get_database_backend()));
-    if let Some(cursor) = after {
-        q = q.filter(work_order::Column::Id.lt(cursor));
+    let backend = conn.get_database_backend();
+    let Some(states) = query.several_states() else {
+        let select = page_select(query.condition(backend), after, limit);
+        return Ok(work_order::Entity::find()
+            .from_raw_sql(backend.build(&select))
+            .all(conn)
+            .await?);
+    };
+    let mut arms = states.iter().enumerate().map(|(i, s)| {
+        let cond = query
+            .condition_but_states(backend)
+            .add(work_order::Column::State.eq(s.as_str()));
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(page_select(cond, after, limit), Alias::new(format!("s{i}")))
+            .to_owned()
+    });
+    let mut union = arms.next().expect("several states");
+    for arm in arms {
+        union.union(UnionType::All, arm);
     }
-    Ok(q.order_by_desc(work_order::Column::Id).limit(limit).all(conn).await?)
+    union.order_by(work_order::Column::Id, Order::Desc).limit(limit);
+    Ok(work_order::Entity::find()
+        .from_raw_sql(backend.build(&union))
+        .all(conn)
+        .await?)
+}
+
+/// The newest `limit` orders matching `cond`, older than `after`, without their trace.
+fn page_select(cond: Condition, after: Option<&str>, limit: u64) -> SelectStatement {
+    let mut q = Query::select();
+    q.columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
+        .expr_as(Expr::cust("NULL"), Alias::new("dispatch_trace"))
+        .from(work_order::Entity)
+        .cond_where(cond);
+    if let Some(cursor) = after {
+        q.and_where(work_order::Column::Id.lt(cursor));
+    }
+    q.order_by(work_order::Column::Id, Order::Desc).limit(limit);
+    q
 }
 
 /// How many orders the query holds.

@@ -8,15 +8,20 @@
 //! 1. the work order (its conditional update, `update_if_current`, or `lock_order`): a task is
 //!    read and written only under its order's lock, so what a command checks of a task holds
 //!    until it commits;
-//! 2. the rules' round-robin cursors (`FOR UPDATE`, in rule ID order) when rules run;
-//! 3. engineers' load counters (`claim_engineer`, `release_engineer`), in engineer ID order
+//! 2. engineers' load counters (`claim_engineer`, `release_engineer`), in engineer ID order
 //!    when one change touches several;
-//! 4. engineers' notification counters, then the tenant's event counter (SQLite), both in the
-//!    batch sent just before the commit.
+//! 3. engineers' notification counters, then the tenant's event counter (SQLite), both in the
+//!    batch sent just before the commit;
+//! 4. last, just before the commit, the round-robin cursor of the rule that picked an engineer
+//!    (`rules::move_cursor`, conditional on the cursor being where the dispatch read it, which
+//!    was unlocked): concurrent dispatches through one rule wait for each other only for a
+//!    commit, and the loser runs again.
 //!
-//! One change breaks (3): a decline releases the engineer who declined after the rules have
-//! claimed the next one, which cannot be known in advance. A deadlock there is undone whole by
-//! PostgreSQL (`Error::Raced`) and the decline runs again; nothing is ever half-applied.
+//! Two changes break it. A decline releases the engineer who declined after the rules have
+//! claimed the next one, which cannot be known in advance. And a dispatch that lost the race
+//! for a cursor a few times locks the cursors as it reads them (`FOR UPDATE`, in rule ID
+//! order), before it claims an engineer. A deadlock there is undone whole by PostgreSQL
+//! (`Error::Raced`) and the change runs again; nothing is ever half-applied.
 use chrono::{DateTime, Utc};
 use entity::{engineer, partner, work_order};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     dispatch_rule, dispatch_rule_cursor, dispatch_rule_revision, engineer, engineer_daily_count, partner, task,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, JoinType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Set, Statement,
@@ -353,6 +353,8 @@ pub struct Reread<'a> {
     pub rule_ids: &'a [&'a str],
     pub engineer_ids: &'a [&'a str],
     pub day: &'a str,
+    /// Whether the cursors are locked as they are read (PostgreSQL).
+    pub lock: Lock,
 }
 
 /// What other dispatches change: the rules' cursors and the engineers' loads.
@@ -361,74 +363,59 @@ pub struct Fresh {
     pub loads: HashMap<String, EngineerLoad>,
 }
 
-/// Reads again what other dispatches change, the cursors locked (PostgreSQL, `FOR UPDATE`);
-/// `None` when the tenant's rules are no longer at the snapshot's revision.
+/// Reads again what other dispatches change, the cursors locked with [`Lock::ForUpdate`]
+/// (PostgreSQL); `None` when the tenant's rules are no longer at the snapshot's revision.
 pub async fn reread<C: ConnectionTrait>(conn: &C, r: &Reread<'_>) -> Result<Option<Fresh>> {
-    if conn.get_database_backend() == DatabaseBackend::Sqlite {
-        return reread_sqlite(conn, r).await;
+    let backend = conn.get_database_backend();
+    if r.lock == Lock::ForUpdate && backend == DatabaseBackend::Postgres && !r.rule_ids.is_empty() {
+        // Locked first, in rule ID order; the next statement's snapshot sees them as locked.
+        cursors(conn, r.rule_ids, Lock::ForUpdate).await?;
     }
-    if latest_revision(conn, r.tenant).await?.unwrap_or(0) != r.revision {
-        return Ok(None);
-    }
-    let cursors = if r.rule_ids.is_empty() {
-        HashMap::new()
-    } else {
-        cursors(conn, r.rule_ids, Lock::ForUpdate).await?
+    let sql = match backend {
+        DatabaseBackend::Postgres => REREAD_POSTGRES,
+        _ => REREAD_SQLITE,
     };
-    let mut loads = HashMap::with_capacity(r.engineer_ids.len());
-    if !r.engineer_ids.is_empty() {
-        let (e, c) = (engineer::Entity, engineer_daily_count::Entity);
-        let q = Query::select()
-            .column((e, engineer::Column::Id))
-            .column((e, engineer::Column::Active))
-            .column((e, engineer::Column::Capacity))
-            .column((e, engineer::Column::OpenTasks))
-            .column((c, engineer_daily_count::Column::Assigned))
-            .from(e)
-            .join(
-                JoinType::LeftJoin,
-                c,
-                Expr::col((c, engineer_daily_count::Column::EngineerId))
-                    .equals((e, engineer::Column::Id))
-                    .and(Expr::col((c, engineer_daily_count::Column::Day)).eq(r.day)),
-            )
-            .and_where(Expr::col((e, engineer::Column::Id)).is_in(r.engineer_ids.iter().map(|&x| x.to_owned())))
-            .to_owned();
-        for row in conn.query_all(&q).await? {
-            let id: String = row.try_get_by_index(0)?;
-            let today: Option<i32> = row.try_get_by_index(4)?;
-            let load = EngineerLoad {
-                active: row.try_get_by_index(1)?,
-                capacity: row.try_get_by_index(2)?,
-                open_tasks: row.try_get_by_index(3)?,
-                today: today.unwrap_or(0),
-            };
-            loads.insert(id, load);
-        }
-    }
-    Ok(Some(Fresh { cursors, loads }))
+    reread_in_one(conn, backend, sql, r).await
 }
 
-/// [`reread`] on SQLite, in one statement (the writer holds the database for every round trip
-/// to the connection's thread): the revision, and the cursors and loads as JSON arrays. The
-/// IDs go in as JSON arrays too, so the statement's text, and its prepared form, never change.
-async fn reread_sqlite<C: ConnectionTrait>(conn: &C, r: &Reread<'_>) -> Result<Option<Fresh>> {
-    const SQL: &str = "SELECT \
-        (SELECT MAX(revision) FROM dispatch_rule_revisions WHERE tenant_id = ?1), \
-        (SELECT json_group_array(json_array(rule_id, last_engineer_id)) FROM dispatch_rule_cursors \
-            WHERE rule_id IN (SELECT value FROM json_each(?2)) AND last_engineer_id IS NOT NULL), \
-        (SELECT json_group_array(json_array(e.id, e.active, e.capacity, e.open_tasks, COALESCE(c.assigned, 0))) \
-            FROM engineers e LEFT JOIN engineer_daily_counts c ON c.engineer_id = e.id AND c.day = ?3 \
-            WHERE e.id IN (SELECT value FROM json_each(?4)))";
+/// [`reread`] in one statement: the revision, and the cursors and loads as JSON arrays (every
+/// round trip is time the transaction holds its locks, and on SQLite the single writer holds
+/// the database). The IDs go in as JSON arrays, so the statement's text, and its prepared
+/// form, never change. On PostgreSQL every lookup is by key whatever plan the prepared
+/// statement settles on: `= ANY(ARRAY(…))` for the engineers (an `IN` list of a few hundred
+/// parameters, or a join to the JSON's rows, scanned every engineer) and a subquery per
+/// engineer for today's count (a join was planned as a nested loop over every count of the
+/// day, compared as text: 10 ms of the database's CPU a dispatch).
+const REREAD_SQLITE: &str = "SELECT \
+    (SELECT MAX(revision) FROM dispatch_rule_revisions WHERE tenant_id = ?1), \
+    (SELECT json_group_array(json_array(rule_id, last_engineer_id)) FROM dispatch_rule_cursors \
+        WHERE rule_id IN (SELECT value FROM json_each(?2)) AND last_engineer_id IS NOT NULL), \
+    (SELECT json_group_array(json_array(e.id, e.active, e.capacity, e.open_tasks, COALESCE(c.assigned, 0))) \
+        FROM engineers e LEFT JOIN engineer_daily_counts c ON c.engineer_id = e.id AND c.day = ?3 \
+        WHERE e.id IN (SELECT value FROM json_each(?4)))";
+
+const REREAD_POSTGRES: &str = "SELECT \
+    (SELECT MAX(revision) FROM dispatch_rule_revisions WHERE tenant_id = $1), \
+    (SELECT COALESCE(json_agg(json_build_array(rule_id, last_engineer_id)), '[]')::text \
+        FROM dispatch_rule_cursors \
+        WHERE rule_id = ANY(ARRAY(SELECT json_array_elements_text($2::json))) \
+        AND last_engineer_id IS NOT NULL), \
+    (SELECT COALESCE(json_agg(json_build_array(e.id, e.active::int, e.capacity, e.open_tasks, \
+            COALESCE((SELECT c.assigned FROM engineer_daily_counts c \
+                WHERE c.engineer_id = e.id AND c.day = $3), 0))), '[]')::text \
+        FROM engineers e WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text($4::json))))";
+
+async fn reread_in_one<C: ConnectionTrait>(
+    conn: &C,
+    backend: DatabaseBackend,
+    sql: &str,
+    r: &Reread<'_>,
+) -> Result<Option<Fresh>> {
+    let ids = |v: &[&str]| -> Result<sea_orm::Value> { Ok(serde_json::to_string(v).map_err(Error::internal)?.into()) };
     let stmt = Statement::from_sql_and_values(
-        DatabaseBackend::Sqlite,
-        SQL,
-        [
-            r.tenant.into(),
-            serde_json::to_string(r.rule_ids).map_err(Error::internal)?.into(),
-            r.day.into(),
-            serde_json::to_string(r.engineer_ids).map_err(Error::internal)?.into(),
-        ],
+        backend,
+        sql,
+        [r.tenant.into(), ids(r.rule_ids)?, r.day.into(), ids(r.engineer_ids)?],
     );
     let row = conn
         .query_one_raw(stmt)
@@ -463,14 +450,36 @@ async fn reread_sqlite<C: ConnectionTrait>(conn: &C, r: &Reread<'_>) -> Result<O
 // ---------------------------------------------------------------------------------------------
 // What a dispatch writes
 
-/// Queues the rule's round-robin cursor moving to the engineer it picked.
-pub fn record_pick<C: ConnectionTrait>(batch: &mut Batch, conn: &C, rule_id: &str, engineer_id: &str) {
-    batch.add_query(
-        conn,
-        &dispatch_rule_cursor::Entity::update_many()
-            .col_expr(dispatch_rule_cursor::Column::LastEngineerId, Expr::value(engineer_id))
-            .filter(dispatch_rule_cursor::Column::RuleId.eq(rule_id)),
-    );
+/// A rule's round-robin cursor moving to the engineer it picked, from where the dispatch read
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorMove {
+    pub rule_id: String,
+    /// The last engineer the rule had picked when the dispatch read the cursor.
+    pub from: Option<String>,
+    pub to: String,
+}
+
+/// Moves a rule's cursor if it is still where the dispatch read it; false when another
+/// dispatch moved it since (the decision was made on a stale cursor: run it again).
+///
+/// On PostgreSQL it is the last statement before the commit: the cursor's row lock, which
+/// makes concurrent dispatches through one rule wait for each other, is held only for the
+/// commit. On SQLite (one writer, nothing moves under it) it is queued with the batch.
+pub async fn move_cursor<C: ConnectionTrait>(batch: &mut Batch, conn: &C, m: &CursorMove) -> Result<bool> {
+    let c = dispatch_rule_cursor::Column::LastEngineerId;
+    let update = dispatch_rule_cursor::Entity::update_many()
+        .col_expr(c, Expr::value(m.to.as_str()))
+        .filter(dispatch_rule_cursor::Column::RuleId.eq(m.rule_id.as_str()));
+    if conn.get_database_backend() == DatabaseBackend::Sqlite {
+        batch.add_query(conn, &update);
+        return Ok(true);
+    }
+    let update = match &m.from {
+        Some(from) => update.filter(c.eq(from.as_str())),
+        None => update.filter(c.is_null()),
+    };
+    Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
 /// Queues one more order counted for the engineer on `day`.

@@ -123,6 +123,11 @@ pub struct Candidates {
 }
 
 impl Candidates {
+    /// The last engineer the rule picked, as read.
+    pub fn cursor(&self, rule_id: &str) -> Option<&str> {
+        self.cursors.get(rule_id).map(String::as_str)
+    }
+
     pub fn partner_of(&self, tenant: &str) -> Option<&PartnerInfo> {
         self.partner_of_tenant.get(tenant).and_then(|p| self.partners.get(p))
     }

@@ -35,6 +35,12 @@ pub(crate) struct Outcome {
 /// `prepared` is a snapshot read before the transaction (`rules::prepare`): what dispatches
 /// change is read again in the transaction (`rules::refresh`), so the decision is the one the
 /// transaction would make on its own reads.
+///
+/// With [`rules::Lock::None`] the cursors are read unlocked and the winning rule's cursor is
+/// moved at commit only if no other dispatch moved it meanwhile (else the commit is
+/// `Error::Raced` and the change runs again); with [`rules::Lock::ForUpdate`] they are locked
+/// as they are read (PostgreSQL), and the move cannot fail.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_rules<C: ConnectionTrait>(
     state: &Services,
     tx: &C,
@@ -43,22 +49,23 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
     facts: &OrderFacts,
     order_id: Option<&str>,
     prepared: Option<rules::Prepared>,
+    lock: rules::Lock,
 ) -> Result<Outcome> {
     let tenant = caller.tenant_id();
+    let phase = rules::Phase::InTransaction(lock);
     let mut p = match prepared {
-        Some(mut p) => match rules::refresh(tx, tenant, &mut p).await? {
+        Some(mut p) => match rules::refresh(tx, tenant, &mut p, lock).await? {
             true => p,
-            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
+            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, phase).await?,
         },
-        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, rules::Phase::InTransaction).await?,
+        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, phase).await?,
     };
     // Engineers found full by a failed claim (kept full when more candidates are loaded).
     let mut full: Vec<String> = Vec::new();
     loop {
         let decision = evaluate(&p.set, facts, &p.cands);
         if !p.decides(&decision) {
-            p.grow(tx, tenant, facts, order_id, rules::Phase::InTransaction, &full)
-                .await?;
+            p.grow(tx, tenant, facts, order_id, phase, &full).await?;
             continue;
         }
         let (set, cands) = (&p.set, &mut p.cands);
@@ -68,7 +75,12 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
         };
         let e = &cands.engineers[ei];
         if order_store::claim_engineer(tx, &e.id, tenant).await? {
-            rules::record_pick(&mut history.batch, tx, &set.rules[ri].spec.id, &e.id);
+            let rule_id = &set.rules[ri].spec.id;
+            history.cursor = Some(rules::CursorMove {
+                rule_id: rule_id.clone(),
+                from: cands.cursor(rule_id).map(str::to_owned),
+                to: e.id.clone(),
+            });
             let p = cands
                 .partner_of(&e.tenant_id)
                 .ok_or_else(|| Error::internal("winner without partner"))?;
@@ -90,6 +102,34 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
         // Full (or no longer assignable) since it was read: evaluate again without it.
         cands.engineers[ei].open_tasks = cands.engineers[ei].capacity;
         full.push(cands.engineers[ei].id.clone());
+    }
+}
+
+/// Attempts of a dispatch whose rule cursor is read unlocked (then checked at commit).
+const OPTIMISTIC_ATTEMPTS: u32 = 4;
+/// Attempts in all, before `Error::Raced` (`CONFLICT`) reaches the caller.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// Runs a change that dispatches until it does not lose a race. Concurrent dispatches through
+/// one rule race for its round-robin cursor at commit (PostgreSQL): the loser runs again on
+/// fresh reads, and after a few losses it locks the cursors as it reads them instead, waiting
+/// its turn. A deadlock PostgreSQL broke (`Error::Raced` too) is run again the same way.
+pub(crate) async fn with_retries<T, F, Fut>(mut once: F) -> Result<T>
+where
+    F: FnMut(rules::Lock) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        let lock = if attempt < OPTIMISTIC_ATTEMPTS {
+            rules::Lock::None
+        } else {
+            rules::Lock::ForUpdate
+        };
+        match once(lock).await {
+            Err(Error::Raced) if attempt < MAX_ATTEMPTS => attempt += 1,
+            other => return other,
+        }
     }
 }
 
@@ -159,14 +199,24 @@ pub struct RetryInput {
 pub async fn retry_auto_dispatch(state: &Services, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.retryAutoDispatch")?;
+    with_retries(|lock| retry_once(state, actor, &caller, &input, lock)).await
+}
+
+async fn retry_once(
+    state: &Services,
+    actor: &Actor,
+    caller: &Caller,
+    input: &RetryInput,
+    lock: rules::Lock,
+) -> Result<work_order::Model> {
     let tx = begin_write(&state.writer).await?;
-    let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
+    let (order, current) = load_current(&tx, caller, &input.work_order_id, input.expected_version).await?;
     let retry = transition(current, Command::RetryAutoDispatch)?;
     let now = crate::domain::now();
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     history.step(retry, "automatic dispatch run again".into(), None);
     history.actor = None;
-    let updated = dispatch_stored(state, &tx, &caller, &order, retry.to, &mut history).await?;
+    let updated = dispatch_stored(state, &tx, caller, &order, retry.to, &mut history, lock).await?;
     let Some(updated) = updated else {
         return Err(stale(&order, input.expected_version));
     };
@@ -184,11 +234,12 @@ async fn dispatch_stored(
     order: &work_order::Model,
     at: State,
     history: &mut History<'_>,
+    lock: rules::Lock,
 ) -> Result<Option<work_order::Model>> {
     let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
     let node = flow.require_dispatch_node()?;
     let facts = rules::facts_of(order)?;
-    let outcome = run_rules(state, tx, history, caller, &facts, Some(&order.id), None).await?;
+    let outcome = run_rules(state, tx, history, caller, &facts, Some(&order.id), None, lock).await?;
     history.note(
         EventKind::AutoDispatchAttempted,
         attempt_message(node, &outcome.trace),
@@ -224,6 +275,10 @@ pub fn interrupted_before(before: DateTime<Utc>) -> Interrupted<'static> {
 /// creation. The order is claimed with a row lock that other instances skip (PostgreSQL), so
 /// one order is recovered once; false when it is not (or no longer) interrupted since `before`.
 pub async fn roll_forward(state: &Services, order_id: &str, before: DateTime<Utc>) -> Result<bool> {
+    with_retries(|lock| roll_forward_once(state, order_id, before, lock)).await
+}
+
+async fn roll_forward_once(state: &Services, order_id: &str, before: DateTime<Utc>, lock: rules::Lock) -> Result<bool> {
     let tx = begin_write(&state.writer).await?;
     let Some(order) = order_store::claim_interrupted(&tx, order_id, interrupted_before(before)).await? else {
         return Ok(false);
@@ -248,7 +303,7 @@ pub async fn roll_forward(state: &Services, order_id: &str, before: DateTime<Utc
         );
         current
     };
-    if dispatch_stored(state, &tx, &caller, &order, at, &mut history)
+    if dispatch_stored(state, &tx, &caller, &order, at, &mut history, lock)
         .await?
         .is_none()
     {

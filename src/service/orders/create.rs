@@ -14,7 +14,7 @@ use crate::service::{Caller, Services, rules};
 use crate::store::{self, begin_write};
 
 use super::assign::write_assignment;
-use super::auto::{attempt_message, run_rules, settle_auto};
+use super::auto::{attempt_message, run_rules, settle_auto, with_retries};
 use super::input::{CheckedOrder, NewOrder};
 use super::unit_of_work::{History, commit};
 
@@ -38,15 +38,18 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
         rules::Phase::BeforeTransaction,
     )
     .await?;
-    let creation = Creation {
+    let creation = Arc::new(Creation {
         caller,
         input,
         facts,
-        prepared,
         flow,
-    };
-    let work = create_in_tx(state.clone(), actor.clone(), creation);
-    state.lane.run(work).await
+    });
+    let mut prepared = Some(prepared);
+    with_retries(|lock| {
+        let work = create_in_tx(state.clone(), actor.clone(), creation.clone(), prepared.take(), lock);
+        state.lane.run(work)
+    })
+    .await
 }
 
 /// What `create_work_order` read and checked before its transaction.
@@ -54,22 +57,26 @@ struct Creation {
     caller: Caller,
     input: CheckedOrder,
     facts: OrderFacts,
-    /// The rules' snapshot, read on the read pool.
-    prepared: rules::Prepared,
     /// The order's workflow; it has a dispatch node.
     flow: Arc<Flow>,
 }
 
-/// The transaction of `create_work_order`: the order, its dispatch, their history.
-async fn create_in_tx(state: Services, actor: Actor, creation: Creation) -> Result<work_order::Model> {
+/// The transaction of `create_work_order`: the order, its dispatch, their history. `prepared`
+/// is the rules' snapshot read on the read pool (none: read in the transaction).
+async fn create_in_tx(
+    state: Services,
+    actor: Actor,
+    creation: Arc<Creation>,
+    prepared: Option<rules::Prepared>,
+    lock: rules::Lock,
+) -> Result<work_order::Model> {
     let (state, actor) = (&state, &actor);
     let Creation {
         caller,
         input: CheckedOrder { order: input, skills },
         facts,
-        prepared,
         flow,
-    } = creation;
+    } = &*creation;
     let node = flow.require_dispatch_node()?;
     let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
@@ -83,7 +90,7 @@ async fn create_in_tx(state: Services, actor: Actor, creation: Creation) -> Resu
         None,
     );
     // The order arrives at the dispatch node: automatic rules run first.
-    let outcome = run_rules(state, &tx, &mut history, &caller, &facts, None, Some(prepared)).await?;
+    let outcome = run_rules(state, &tx, &mut history, caller, facts, None, prepared, lock).await?;
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.actor = None;
     history.step(
@@ -98,17 +105,17 @@ async fn create_in_tx(state: Services, actor: Actor, creation: Creation) -> Resu
         workflow_id: flow.model.id.clone(),
         external_ref: input.external_ref.clone(),
         title: input.title.trim().to_owned(),
-        description: input.description,
-        customer: input.customer,
+        description: input.description.clone(),
+        customer: input.customer.clone(),
         state: attempt.to.as_str().to_owned(),
         current_node: node.index as i32,
         version: 1,
-        region: input.region,
-        product: input.product,
-        service_type: input.service_type,
+        region: input.region.clone(),
+        product: input.product.clone(),
+        service_type: input.service_type.clone(),
         priority: input.priority.as_str().to_owned(),
         required_skills: json!(skills),
-        custom_fields: input.custom_fields,
+        custom_fields: input.custom_fields.clone(),
         assign_user: None,
         assign_way: None,
         assign_time: None,
@@ -122,7 +129,7 @@ async fn create_in_tx(state: Services, actor: Actor, creation: Creation) -> Resu
         dispatch_rule_id: None,
         dispatch_trace: Some(rules::trace_json(&outcome.trace)?),
     };
-    let planned = settle_auto(&mut order, attempt.to, &outcome, node, &caller, &mut history)?;
+    let planned = settle_auto(&mut order, attempt.to, &outcome, node, caller, &mut history)?;
     store::orders::insert(&mut history.batch, &tx, &order);
     if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
         write_assignment(&tx, &order, ch, planned, None, &mut history).await?;

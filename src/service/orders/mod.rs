@@ -23,7 +23,7 @@ pub use input::{MAX_CUSTOM_FIELDS_BYTES, MAX_DESCRIPTION, MAX_REASON, MAX_TEXT, 
 
 // For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
 pub(crate) use assign::write_assignment;
-pub(crate) use auto::{attempt_message, run_rules, settle_auto};
+pub(crate) use auto::{attempt_message, run_rules, settle_auto, with_retries};
 pub(crate) use current::state_of;
 pub(crate) use input::text;
 pub(crate) use unit_of_work::{History, commit};

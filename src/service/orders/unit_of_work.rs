@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use crate::auth::Actor;
 use crate::domain::work_order::{EventKind, State, Transition};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids;
-use crate::service::Services;
+use crate::service::{Services, rules};
 use crate::store::notify::Notice;
 use crate::store::{self, Batch};
 
@@ -24,6 +24,8 @@ pub(crate) struct History<'a> {
     wake: Vec<String>,
     /// The change's unconditional writes, sent together before the commit.
     pub batch: Batch,
+    /// The round-robin cursor of the rule that picked an engineer, checked and moved last.
+    pub cursor: Option<rules::CursorMove>,
 }
 
 impl<'a> History<'a> {
@@ -36,6 +38,7 @@ impl<'a> History<'a> {
             rows: Vec::new(),
             wake: Vec::new(),
             batch: Batch::default(),
+            cursor: None,
         }
     }
 
@@ -91,18 +94,31 @@ impl<'a> History<'a> {
 }
 
 /// Writes the history, commits, then wakes the subscribers of what changed.
+///
+/// `Error::Raced` when a rule's cursor moved since the dispatch read it (PostgreSQL): nothing
+/// is written, and the change is to be run again on fresh reads.
 pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
-    // Other instances' subscribers are woken by PostgreSQL at commit (queued first: nothing
-    // else should wait behind the event counter).
-    crate::notify::pg::notify_in(&tx, &state.hub, history.tenant_id, &history.wake).await?;
-    // Last: the tenant's event counter stays locked from here to the commit.
+    let pg = store::db::is_postgres(&state.writer);
+    let cursor = history.cursor.take();
+    if let (false, Some(m)) = (pg, &cursor) {
+        rules::move_cursor(&mut history.batch, &tx, m).await?;
+    }
+    // Last: the tenant's event counter stays locked from here to the commit (SQLite).
     store::events::push(&mut history.batch, &tx, history.tenant_id, &history.rows)?;
     history.batch.run(&tx).await?;
+    // PostgreSQL: the cursor's row lock is held for the commit alone.
+    if let (true, Some(m)) = (pg, &cursor)
+        && !rules::move_cursor(&mut Batch::default(), &tx, m).await?
+    {
+        tx.rollback().await?;
+        return Err(Error::Raced);
+    }
     tx.commit().await?;
     // On the write lane, once the group's commit made the change durable.
     let (hub, tenant, wake) = (state.hub.clone(), history.tenant_id.to_owned(), history.wake);
-    if !history.rows.is_empty() && store::db::is_postgres(&state.writer) {
-        state.numbering.poke(&tenant);
+    // PostgreSQL: the events are numbered, and the other instances woken, just after.
+    if pg && (!history.rows.is_empty() || !wake.is_empty()) {
+        state.numbering.poke(&tenant, &wake);
     }
     store::lane::after_commit(move || hub.publish(&tenant, &wake));
     Ok(())

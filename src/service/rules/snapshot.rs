@@ -79,8 +79,8 @@ impl Reading {
                 loads: Loads::LeftToRefresh,
                 reach,
             },
-            Phase::InTransaction => Reading {
-                lock: Lock::ForUpdate,
+            Phase::InTransaction(lock) => Reading {
+                lock,
                 loads: Loads::Read,
                 reach,
             },
@@ -94,8 +94,9 @@ pub enum Phase {
     /// On the read pool, before the write transaction: nothing locked, and what other
     /// dispatches change is left to [`refresh`].
     BeforeTransaction,
-    /// In the write transaction: the cursors locked (PostgreSQL), everything read.
-    InTransaction,
+    /// In the write transaction, everything read; the cursors locked (PostgreSQL) with
+    /// [`Lock::ForUpdate`], or checked when the pick is written with [`Lock::None`].
+    InTransaction(Lock),
 }
 
 /// Loads what the rules whose conditions hold may pick from. With [`Lock::ForUpdate`], the
@@ -258,11 +259,11 @@ pub async fn prepare<C: ConnectionTrait>(
 
 /// Brings a snapshot read before the transaction up to date inside it: false when the rules
 /// changed meanwhile (prepare again). Otherwise the cursors are read again (locked on
-/// PostgreSQL, as [`candidates`] does) and the loaded engineers' state, capacity, open tasks
+/// PostgreSQL with [`Lock::ForUpdate`], as [`candidates`] does) and the loaded engineers' state, capacity, open tasks
 /// and count for today: what other dispatches change. What the directory changes (skills,
 /// regions, partners) is as read before; the claim of the winner checks again that it is
 /// active, under capacity and of an active, allocated partner.
-pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared) -> Result<bool> {
+pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared, lock: Lock) -> Result<bool> {
     let rule_ids: Vec<&str> = p.live.iter().map(|&i| p.set.rules[i].spec.id.as_str()).collect();
     let engineer_ids: Vec<&str> = p.cands.engineers.iter().map(|e| e.id.as_str()).collect();
     let day = today();
@@ -272,6 +273,7 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
         rule_ids: &rule_ids,
         engineer_ids: &engineer_ids,
         day: &day,
+        lock,
     };
     let Some(fresh) = store::reread(conn, &reread).await? else {
         return Ok(false);
@@ -280,10 +282,8 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
     Ok(true)
 }
 
-/// Records a pick: the rule's round-robin cursor.
-pub fn record_pick<C: ConnectionTrait>(batch: &mut Batch, conn: &C, rule_id: &str, engineer_id: &str) {
-    store::record_pick(batch, conn, rule_id, engineer_id);
-}
+/// Records a pick: the rule's round-robin cursor moves from where the dispatch read it.
+pub use crate::store::rules::{CursorMove, move_cursor};
 
 /// Counts one more order assigned to the engineer today (automatic or manual).
 pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, engineer_id: &str) {
