@@ -253,10 +253,11 @@ pub struct Gql {
 }
 
 impl Gql {
-    pub fn many(server: &Server, clients: usize, next: Arc<NextRequest>) -> Vec<Gql> {
+    /// `clients` clients, split between the servers (client `i` on server `i % n`).
+    pub fn many(servers: &[Server], clients: usize, next: Arc<NextRequest>) -> Vec<Gql> {
         (0..clients)
             .map(|index| Gql {
-                conn: Conn::new(&server.addr),
+                conn: Conn::new(&servers[index % servers.len()].addr),
                 index,
                 next: next.clone(),
             })
@@ -273,10 +274,11 @@ impl Client for Gql {
 
 /// Runs closed-loop clients (each sends its next request when the last one answered) for
 /// `warmup + measure`; only requests that start and end within the measured window count.
-/// Server CPU, this process's CPU and the server's peak memory are read over the same window.
+/// Server CPU (of every server, summed), this process's CPU and the servers' peak memory (the
+/// largest) are read over the same window.
 pub async fn closed_loop<C: Client>(
     name: &str,
-    server: &Server,
+    servers: &[Server],
     clients: Vec<C>,
     warmup: Duration,
     measure: Duration,
@@ -307,13 +309,14 @@ pub async fn closed_loop<C: Client>(
         }));
     }
     tokio::time::sleep_until(from.into()).await;
-    server.reset_peak();
-    let profile = server.profile(name);
-    let (s0, c0) = (server.cpu_seconds(), cpu_seconds("self"));
+    servers.iter().for_each(Server::reset_peak);
+    let profile = servers[0].profile(name);
+    let cpu = || servers.iter().map(Server::cpu_seconds).sum::<f64>();
+    let (s0, c0) = (cpu(), cpu_seconds("self"));
     tokio::time::sleep_until(until.into()).await;
-    let (s1, c1) = (server.cpu_seconds(), cpu_seconds("self"));
+    let (s1, c1) = (cpu(), cpu_seconds("self"));
     drop(profile);
-    let peak = server.peak_kib();
+    let peak = servers.iter().map(Server::peak_kib).max().unwrap_or(0);
     let mut total = Outcome::new(name, n);
     for t in tasks {
         total.merge(&t.await.expect("client task"));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fanout;
+pub mod filters;
 pub mod http;
 pub mod server;
 pub mod world;

@@ -39,7 +39,7 @@ impl Scale {
         engineers_per_partner: 50,
         rules: 1000,
         orders: 100_000,
-        waiting: 45_000,
+        waiting: 50_000,
     };
     pub const QUICK: Scale = Scale {
         partners: 20,

@@ -65,6 +65,13 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
         if cfg.db_statement_timeout_ms > 0 {
             opts = opts.options([("statement_timeout", cfg.db_statement_timeout_ms.to_string())]);
         }
+        // The planner's cost of a random page read, as for SSDs (PostgreSQL's default of 4
+        // is for spinning disks): with 4, a page of the orders of some states is planned as a
+        // walk back through the primary key, skipping every newer order of the other states
+        // (50,000 of them, 15 ms), instead of the ordered range of `(tenant_id, state, id)`
+        // (0.2 ms), because only the primary key's order matches the table's. Set for
+        // dispatchd's own connections only.
+        opts = opts.options([("random_page_cost", "1.1")]);
         opts = opts.application_name("dispatchd");
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_pool_size.max(1))

@@ -3,7 +3,7 @@ use entity::{engineer, partner, work_order, workflow};
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, Order, Query, SelectStatement, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Statement,
 };
 
 use crate::domain::work_order::State;
@@ -41,12 +41,12 @@ impl OrderQuery {
         }
     }
 
-    /// The states asked for, each once, when there are several (a page reads each apart).
-    fn several_states(&self) -> Option<Vec<State>> {
+    /// The states asked for, each once (a page reads each apart).
+    fn states(&self) -> Option<Vec<State>> {
         let mut states = self.states.clone()?;
         states.sort_by_key(|s| s.as_str());
         states.dedup();
-        (states.len() > 1).then_some(states)
+        Some(states)
     }
 
     fn condition_but_states(&self, backend: DatabaseBackend) -> Condition {
@@ -97,36 +97,56 @@ pub async fn order_page<C: ConnectionTrait>(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<work_order::Model>> {
-    let backend = conn.get_database_backend();
-    let Some(states) = query.several_states() else {
-        let select = page_select(query.condition(backend), after, limit);
-        return Ok(work_order::Entity::find()
-            .from_raw_sql(backend.build(&select))
-            .all(conn)
-            .await?);
+    let Some(statement) = page_statement(conn.get_database_backend(), query, after, limit) else {
+        return Ok(Vec::new());
     };
-    let mut arms = states.iter().enumerate().map(|(i, s)| {
-        let cond = query
-            .condition_but_states(backend)
-            .add(work_order::Column::State.eq(s.as_str()));
-        Query::select()
-            .column(Asterisk)
-            .from_subquery(page_select(cond, after, limit), Alias::new(format!("s{i}")))
-            .to_owned()
-    });
-    let mut union = arms.next().expect("several states");
-    for arm in arms {
-        union.union(UnionType::All, arm);
-    }
-    union.order_by(work_order::Column::Id, Order::Desc).limit(limit);
-    Ok(work_order::Entity::find()
-        .from_raw_sql(backend.build(&union))
-        .all(conn)
-        .await?)
+    Ok(work_order::Entity::find().from_raw_sql(statement).all(conn).await?)
 }
 
-/// The newest `limit` orders matching `cond`, older than `after`, without their trace.
-fn page_select(cond: Condition, after: Option<&str>, limit: u64) -> SelectStatement {
+/// The statement of [`order_page`] (`None`: the query holds no order); its plan is pinned
+/// by a test.
+pub fn page_statement(
+    backend: DatabaseBackend,
+    query: &OrderQuery,
+    after: Option<&str>,
+    limit: u64,
+) -> Option<Statement> {
+    let arm = |state: Option<State>| {
+        let cond = query.condition_but_states(backend);
+        match state {
+            Some(s) => page_select(cond.add(work_order::Column::State.eq(s.as_str())), after, limit, true),
+            None => page_select(cond, after, limit, false),
+        }
+    };
+    let select = match query.states() {
+        None => arm(None),
+        // No state asked for: no order.
+        Some(states) if states.is_empty() => return None,
+        Some(states) if states.len() == 1 => arm(Some(states[0])),
+        Some(states) => {
+            let mut arms = states.iter().enumerate().map(|(i, s)| {
+                Query::select()
+                    .column(Asterisk)
+                    .from_subquery(arm(Some(*s)), Alias::new(format!("s{i}")))
+                    .to_owned()
+            });
+            let mut union = arms.next().expect("several states");
+            for a in arms {
+                union.union(UnionType::All, a);
+            }
+            union.order_by(work_order::Column::Id, Order::Desc).limit(limit);
+            union
+        }
+    };
+    Some(backend.build(&select))
+}
+
+/// The newest `limit` orders matching `cond`, older than `after`, without their trace. With
+/// `one_state` (`cond` fixes the state) they are ordered by state, then ID: the same order,
+/// spelled as the `(…, state, id)` indexes hold it, so that no plan (a prepared statement's
+/// generic one included) prefers walking back through the primary key past every newer order
+/// of other states.
+fn page_select(cond: Condition, after: Option<&str>, limit: u64, one_state: bool) -> SelectStatement {
     let mut q = Query::select();
     q.columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
         .expr_as(Expr::cust("NULL"), Alias::new("dispatch_trace"))
@@ -134,6 +154,9 @@ fn page_select(cond: Condition, after: Option<&str>, limit: u64) -> SelectStatem
         .cond_where(cond);
     if let Some(cursor) = after {
         q.and_where(work_order::Column::Id.lt(cursor));
+    }
+    if one_state {
+        q.order_by(work_order::Column::State, Order::Desc);
     }
     q.order_by(work_order::Column::Id, Order::Desc).limit(limit);
     q

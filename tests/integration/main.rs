@@ -15,6 +15,7 @@ mod layers;
 mod loaders;
 mod matrix;
 mod permissions;
+mod plans;
 mod rights;
 mod rules;
 mod schema;
