@@ -1,7 +1,7 @@
 //! The notification outbox: rows written in the state change's transaction.
 use entity::{notification, notification_counter};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement};
 
 use crate::error::{Error, Result};
 use crate::ids;
@@ -30,6 +30,7 @@ pub struct Notice<'a> {
 /// is bumped, then the notification takes the counter's value, both in the transaction's
 /// batch. The counter row stays write-locked until commit, so a later number cannot become
 /// visible before an earlier one, and a rolled-back transaction takes its number back with it.
+/// On PostgreSQL both are one statement (the bump's `RETURNING` feeds the insert).
 pub fn push<C: ConnectionTrait>(batch: &mut Batch, conn: &C, notice: &Notice<'_>) -> Result<()> {
     let Notice {
         engineer_id,
@@ -39,6 +40,24 @@ pub fn push<C: ConnectionTrait>(batch: &mut Batch, conn: &C, notice: &Notice<'_>
         tenant_id,
         at,
     } = *notice;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        const SQL: &str = "WITH c AS (INSERT INTO notification_counters (engineer_id, last_seq) VALUES ($1, 1) \
+            ON CONFLICT (engineer_id) DO UPDATE SET last_seq = notification_counters.last_seq + 1 \
+            RETURNING last_seq) \
+            INSERT INTO notifications (id, engineer_id, seq, kind, task_id, work_order_id, tenant_id, created_at) \
+            SELECT $2, $1, c.last_seq, $3, $4, $5, $6, $7 FROM c";
+        let values: [sea_orm::Value; 7] = [
+            engineer_id.into(),
+            ids::new(ids::NOTIFICATION).into(),
+            kind.into(),
+            task_id.into(),
+            work_order_id.into(),
+            tenant_id.into(),
+            at.into(),
+        ];
+        batch.add_statement(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values));
+        return Ok(());
+    }
     let bump = notification_counter::Entity::insert(notification_counter::ActiveModel {
         engineer_id: Set(engineer_id.to_owned()),
         last_seq: Set(1),
