@@ -60,6 +60,26 @@ pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
         tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
     }
     tokio::spawn(crate::service::numbering::run(state.clone(), stop.subscribe()));
+    tokio::spawn({
+        // SQLite's planner statistics, kept current as the data grows (`store::db::optimize`).
+        let (db, mut stop) = (state.writer.clone(), stop.subscribe());
+        async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            hourly.tick().await;
+            loop {
+                let stopped = tokio::select! {
+                    _ = hourly.tick() => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                };
+                if stopped {
+                    return;
+                }
+                if let Err(e) = crate::store::db::optimize(&db).await {
+                    tracing::warn!(error = %e, "SQLite statistics not refreshed; trying again in an hour");
+                }
+            }
+        }
+    });
     tokio::spawn(crate::service::rights::run(
         state.clone(),
         Duration::from_millis(cfg.ws_auth_recheck_ms.max(100)),

@@ -39,6 +39,7 @@ impl Services {
         let pools = store::db::connect(db_cfg).await?;
         let db = pools.read;
         store::db::migrate(&pools.write).await?;
+        store::db::optimize(&pools.write).await?;
         let secret = match jwt_secret {
             Some(s) if !s.is_empty() => s.to_owned(),
             _ => store::db::jwt_secret(&db).await?,

@@ -295,6 +295,21 @@ pub async fn migrate(db: &Db) -> Result<()> {
     Migrator::up(db, None).await.map_err(Error::internal)
 }
 
+/// SQLite: refreshes the planner's statistics of the tables that need it (`PRAGMA optimize`,
+/// each table's analysis bounded to a sample). Without statistics SQLite prefers the index
+/// with the most equality terms: a page of one engineer's orders in one state read the
+/// `(tenant_id, state, id)` index past every order of that state (90 ms) instead of the
+/// engineer's few orders (0.2 ms). Run at start and every hour. PostgreSQL's autovacuum
+/// analyses by itself: nothing to do there.
+pub async fn optimize(db: &Db) -> Result<()> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(());
+    }
+    db.execute_unprepared("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
+        .await?;
+    Ok(())
+}
+
 /// Whether the database answers and has every migration of this build applied (readiness):
 /// one statement on one connection (the latest applied migration, compared by name, which
 /// sorts by date; a newer instance's migrations count as applied).

@@ -68,8 +68,8 @@ impl OrderQuery {
         if let Some(prefix) = &self.region_prefix {
             // Region codes hold only A-Z, 0-9 and '-': the region and those below it are the
             // codes from `prefix` up to `prefix.` in byte order ('.' follows '-' and precedes
-            // every digit and letter), one range of the region index. PostgreSQL compares in
-            // "C" (byte order), as that index is built.
+            // every digit and letter). PostgreSQL compares in "C" (byte order) whatever the
+            // database's collation.
             let (from, to) = (prefix.clone(), format!("{prefix}."));
             cond = cond.add(match backend {
                 DatabaseBackend::Postgres => Condition::all().add(Expr::cust_with_values(
@@ -87,7 +87,7 @@ impl OrderQuery {
 /// column but the dispatch trace (the largest, read only when asked for).
 ///
 /// With several states, each state's newest `limit` are read apart (each an ordered range of
-/// the `(…, state, id)` indexes) and merged: no index is in ID order across several states,
+/// the `(tenant_id, state, id)` index) and merged: no index is in ID order across several states,
 /// so one query over all of them would either sort every matching order or walk back through
 /// every newer order of the other states (a page of assigned orders behind 50,000 newer
 /// waiting ones).
@@ -114,8 +114,8 @@ pub fn page_statement(
     let arm = |state: Option<State>| {
         let cond = query.condition_but_states(backend);
         match state {
-            Some(s) => page_select(cond.add(work_order::Column::State.eq(s.as_str())), after, limit, true),
-            None => page_select(cond, after, limit, false),
+            Some(s) => page_select(cond.add(work_order::Column::State.eq(s.as_str())), after, limit),
+            None => page_select(cond, after, limit),
         }
     };
     let select = match query.states() {
@@ -141,12 +141,8 @@ pub fn page_statement(
     Some(backend.build(&select))
 }
 
-/// The newest `limit` orders matching `cond`, older than `after`, without their trace. With
-/// `one_state` (`cond` fixes the state) they are ordered by state, then ID: the same order,
-/// spelled as the `(…, state, id)` indexes hold it, so that no plan (a prepared statement's
-/// generic one included) prefers walking back through the primary key past every newer order
-/// of other states.
-fn page_select(cond: Condition, after: Option<&str>, limit: u64, one_state: bool) -> SelectStatement {
+/// The newest `limit` orders matching `cond`, older than `after`, without their trace.
+fn page_select(cond: Condition, after: Option<&str>, limit: u64) -> SelectStatement {
     let mut q = Query::select();
     q.columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
         .expr_as(Expr::cust("NULL"), Alias::new("dispatch_trace"))
@@ -154,9 +150,6 @@ fn page_select(cond: Condition, after: Option<&str>, limit: u64, one_state: bool
         .cond_where(cond);
     if let Some(cursor) = after {
         q.and_where(work_order::Column::Id.lt(cursor));
-    }
-    if one_state {
-        q.order_by(work_order::Column::State, Order::Desc);
     }
     q.order_by(work_order::Column::Id, Order::Desc).limit(limit);
     q
