@@ -112,11 +112,11 @@ pub fn page_statement(
     limit: u64,
 ) -> Option<Statement> {
     let arm = |state: Option<State>| {
-        let cond = query.condition_but_states(backend);
-        match state {
-            Some(s) => page_select(cond.add(work_order::Column::State.eq(s.as_str())), after, limit),
-            None => page_select(cond, after, limit),
+        let mut cond = query.condition_but_states(backend);
+        if let Some(s) = state {
+            cond = cond.add(work_order::Column::State.eq(s.as_str()));
         }
+        page_select(cond, after, limit)
     };
     let select = match query.states() {
         None => arm(None),

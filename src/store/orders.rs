@@ -13,9 +13,9 @@
 //! 3. engineers' notification counters, then the tenant's event counter (SQLite), both in the
 //!    batch sent just before the commit;
 //! 4. last, just before the commit, the round-robin cursor of the rule that picked an engineer
-//!    (`rules::move_cursor`, conditional on the cursor being where the dispatch read it, which
-//!    was unlocked): concurrent dispatches through one rule wait for each other only for a
-//!    commit, and the loser runs again.
+//!    (`rules::move_cursor_if_unmoved`, conditional on the cursor being where the dispatch
+//!    read it, unlocked): concurrent dispatches through one rule wait for each other only
+//!    for a commit, and the loser runs again.
 //!
 //! Two changes break it. A decline releases the engineer who declined after the rules have
 //! claimed the next one, which cannot be known in advance. And a dispatch that lost the race

@@ -460,24 +460,26 @@ pub struct CursorMove {
     pub to: String,
 }
 
-/// Moves a rule's cursor if it is still where the dispatch read it; false when another
-/// dispatch moved it since (the decision was made on a stale cursor: run it again).
-///
-/// On PostgreSQL it is the last statement before the commit: the cursor's row lock, which
-/// makes concurrent dispatches through one rule wait for each other, is held only for the
-/// commit. On SQLite (one writer, nothing moves under it) it is queued with the batch.
-pub async fn move_cursor<C: ConnectionTrait>(batch: &mut Batch, conn: &C, m: &CursorMove) -> Result<bool> {
+fn cursor_update(m: &CursorMove) -> sea_orm::UpdateMany<dispatch_rule_cursor::Entity> {
+    dispatch_rule_cursor::Entity::update_many()
+        .col_expr(dispatch_rule_cursor::Column::LastEngineerId, Expr::value(m.to.as_str()))
+        .filter(dispatch_rule_cursor::Column::RuleId.eq(m.rule_id.as_str()))
+}
+
+/// Queues the cursor's move (SQLite: one writer, nothing moves it under the dispatch).
+pub fn queue_cursor_move<C: ConnectionTrait>(batch: &mut Batch, conn: &C, m: &CursorMove) {
+    batch.add_query(conn, &cursor_update(m));
+}
+
+/// Moves the cursor if it is still where the dispatch read it; false when another dispatch
+/// moved it since (the decision was made on a stale cursor: run it again). On PostgreSQL it is
+/// the last statement before the commit: the cursor's row lock, which makes concurrent
+/// dispatches through one rule wait for each other, is held only for the commit.
+pub async fn move_cursor_if_unmoved<C: ConnectionTrait>(conn: &C, m: &CursorMove) -> Result<bool> {
     let c = dispatch_rule_cursor::Column::LastEngineerId;
-    let update = dispatch_rule_cursor::Entity::update_many()
-        .col_expr(c, Expr::value(m.to.as_str()))
-        .filter(dispatch_rule_cursor::Column::RuleId.eq(m.rule_id.as_str()));
-    if conn.get_database_backend() == DatabaseBackend::Sqlite {
-        batch.add_query(conn, &update);
-        return Ok(true);
-    }
     let update = match &m.from {
-        Some(from) => update.filter(c.eq(from.as_str())),
-        None => update.filter(c.is_null()),
+        Some(from) => cursor_update(m).filter(c.eq(from.as_str())),
+        None => cursor_update(m).filter(c.is_null()),
     };
     Ok(update.exec(conn).await?.rows_affected == 1)
 }

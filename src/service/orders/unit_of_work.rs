@@ -101,14 +101,14 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
     let pg = store::db::is_postgres(&state.writer);
     let cursor = history.cursor.take();
     if let (false, Some(m)) = (pg, &cursor) {
-        rules::move_cursor(&mut history.batch, &tx, m).await?;
+        rules::queue_cursor_move(&mut history.batch, &tx, m);
     }
     // Last: the tenant's event counter stays locked from here to the commit (SQLite).
     store::events::push(&mut history.batch, &tx, history.tenant_id, &history.rows)?;
     history.batch.run(&tx).await?;
     // PostgreSQL: the cursor's row lock is held for the commit alone.
     if let (true, Some(m)) = (pg, &cursor)
-        && !rules::move_cursor(&mut Batch::default(), &tx, m).await?
+        && !rules::move_cursor_if_unmoved(&tx, m).await?
     {
         tx.rollback().await?;
         return Err(Error::Raced);

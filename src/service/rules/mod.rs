@@ -8,8 +8,8 @@ use serde_json::Value;
 pub use cache::RuleCache;
 pub use manage::{MAX_RULES, RuleChange, RuleInput, TargetInput, create, delete, import, list, reorder, update};
 pub use snapshot::{
-    CursorMove, Loads, Lock, Phase, Prepared, Reach, Reading, candidates, count_today, facts_of, move_cursor, prepare,
-    refresh,
+    CursorMove, Loads, Lock, Phase, Prepared, Reach, Reading, candidates, count_today, facts_of,
+    move_cursor_if_unmoved, prepare, queue_cursor_move, refresh,
 };
 // The trace is the domain's; the dispatch use cases name it from here.
 pub use crate::domain::dispatch::trace::{

@@ -283,7 +283,7 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
 }
 
 /// Records a pick: the rule's round-robin cursor moves from where the dispatch read it.
-pub use crate::store::rules::{CursorMove, move_cursor};
+pub use crate::store::rules::{CursorMove, move_cursor_if_unmoved, queue_cursor_move};
 
 /// Counts one more order assigned to the engineer today (automatic or manual).
 pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, engineer_id: &str) {
