@@ -17,11 +17,9 @@
 //!    read it, unlocked): concurrent dispatches through one rule wait for each other only
 //!    for a commit, and the loser runs again.
 //!
-//! Two changes break it. A decline releases the engineer who declined after the rules have
-//! claimed the next one, which cannot be known in advance. And a dispatch that lost the race
-//! for a cursor a few times locks the cursors as it reads them (`FOR UPDATE`, in rule ID
-//! order), before it claims an engineer. A deadlock there is undone whole by PostgreSQL
-//! (`Error::Raced`) and the change runs again; nothing is ever half-applied.
+//! One change breaks it: a decline releases the engineer who declined after the rules have
+//! claimed the next one, which cannot be known in advance. A deadlock there is undone whole by
+//! PostgreSQL (`Error::Raced`) and the decline runs again; nothing is ever half-applied.
 use chrono::{DateTime, Utc};
 use entity::{engineer, partner, work_order};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};

@@ -105,15 +105,17 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
     }
 }
 
-/// Attempts of a dispatch whose rule cursor is read unlocked (then checked at commit).
-const OPTIMISTIC_ATTEMPTS: u32 = 4;
-/// Attempts in all, before `Error::Raced` (`CONFLICT`) reaches the caller.
-const MAX_ATTEMPTS: u32 = 16;
+/// Attempts of a change that dispatches, before `Error::Raced` (`CONFLICT`) reaches the caller.
+const MAX_ATTEMPTS: u32 = 64;
 
 /// Runs a change that dispatches until it does not lose a race. Concurrent dispatches through
 /// one rule race for its round-robin cursor at commit (PostgreSQL): the loser runs again on
-/// fresh reads, and after a few losses it locks the cursors as it reads them instead, waiting
-/// its turn. A deadlock PostgreSQL broke (`Error::Raced` too) is run again the same way.
+/// fresh reads. Every round has a winner, and none can deadlock on the cursor: it is the last
+/// lock taken, by a transaction that waits for nothing else after it. (Locking the cursors as
+/// they are read, for a dispatch that lost often, was tried: such a dispatch held a cursor
+/// while it waited for an engineer another held while waiting for that cursor, and
+/// PostgreSQL's deadlock timeouts stalled 30 concurrent creations past 15 s.) A deadlock
+/// PostgreSQL broke elsewhere (`Error::Raced` too) is run again the same way.
 pub(crate) async fn with_retries<T, F, Fut>(mut once: F) -> Result<T>
 where
     F: FnMut(rules::Lock) -> Fut,
@@ -121,12 +123,7 @@ where
 {
     let mut attempt = 0;
     loop {
-        let lock = if attempt < OPTIMISTIC_ATTEMPTS {
-            rules::Lock::None
-        } else {
-            rules::Lock::ForUpdate
-        };
-        match once(lock).await {
+        match once(rules::Lock::None).await {
             Err(Error::Raced) if attempt < MAX_ATTEMPTS => attempt += 1,
             other => return other,
         }
