@@ -30,7 +30,7 @@ impl Query {
     #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
     async fn work_order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WorkOrder>> {
         match directory::work_order(ctx.state(), ctx.actor()?, &id).await {
-            Ok((o, a)) => Ok(Some(WorkOrder(o, a))),
+            Ok((o, a)) => Ok(Some(WorkOrder(o.into(), a))),
             Err(crate::error::Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e).gql(),
         }

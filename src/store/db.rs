@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqlxPostgresConnector,
@@ -57,6 +57,9 @@ fn counted(mut db: Db) -> Db {
     db
 }
 
+/// How long a PostgreSQL connection may sit idle before it is tested as it is acquired.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// Opens the pools for `cfg.database_url`, tuned for its backend.
 pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
     let url = cfg.database_url.as_str();
@@ -73,6 +76,9 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
         // dispatchd's own connections only.
         opts = opts.options([("random_page_cost", "1.1")]);
         opts = opts.application_name("dispatchd");
+        if tls_is_moot(url, &opts, std::env::var_os("PGSSLMODE").is_some()) {
+            opts = opts.ssl_mode(PgSslMode::Disable);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_pool_size.max(1))
             // A second connection opens in the background while migrations are checked: the
@@ -80,6 +86,20 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             // connection's setup (a TLS handshake on most servers).
             .min_connections(2.min(cfg.db_pool_size.max(1)))
             .acquire_timeout(cfg.acquire_timeout())
+            // sqlx pings a connection (a round trip) as it is released, and by default again
+            // as it is acquired: three round trips for each statement outside a transaction.
+            // The release's ping stays (it finds a connection broken by a cancelled query);
+            // the acquire's is kept only for connections idle long enough for the server to
+            // have gone away meanwhile (a restart, an idle timeout).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        sea_orm::sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts.clone())
             .await;
         let pool = match pool {
@@ -202,6 +222,26 @@ async fn postgres_unavailable(opts: &PgConnectOptions, e: sea_orm::sqlx::Error, 
         e => format!("cannot connect to PostgreSQL at {at}: {e}"),
     };
     Error::internal(message)
+}
+
+/// Whether TLS to PostgreSQL would protect nothing: the server is on this host (a Unix socket
+/// or a loopback address) and neither the URL nor `PGSSLMODE` asks for a mode. Then the
+/// default (`prefer`) would encrypt every byte both ways over loopback: a tenth of the
+/// server's CPU on a page of orders, and as much again in PostgreSQL. An explicit `sslmode`
+/// always wins.
+fn tls_is_moot(url: &str, opts: &PgConnectOptions, env_mode: bool) -> bool {
+    let asked = env_mode
+        || url
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("sslmode=") || p.starts_with("ssl-mode=")));
+    if asked {
+        return false;
+    }
+    if opts.get_socket().is_some() {
+        return true;
+    }
+    let host = opts.get_host().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The database a `DATABASE_URL` names, written so that two URLs of one database read the same
@@ -413,4 +453,35 @@ where
 /// Whether the connection is to PostgreSQL (row locks, `NOTIFY`, numbering after commit).
 pub fn is_postgres<C: ConnectionTrait>(conn: &C) -> bool {
     conn.get_database_backend() == DatabaseBackend::Postgres
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moot(url: &str, env_mode: bool) -> bool {
+        tls_is_moot(url, &PgConnectOptions::from_str(url).unwrap(), env_mode)
+    }
+
+    #[test]
+    fn tls_is_skipped_only_on_this_host_and_only_when_no_mode_is_asked_for() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/db",
+            "postgres://u:p@localhost/db",
+            "postgresql://u@[::1]:5433/db",
+            "postgres://u@127.0.0.2/db?application_name=x",
+            "postgres:///db?host=/var/run/postgresql",
+        ] {
+            assert!(moot(url, false), "{url}");
+            assert!(!moot(url, true), "PGSSLMODE set: {url}");
+        }
+        for url in [
+            "postgres://u@db.example.com/db",
+            "postgres://u@10.0.0.5/db",
+            "postgres://u@127.0.0.1/db?sslmode=require",
+            "postgres://u@localhost/db?connect_timeout=3&ssl-mode=prefer",
+        ] {
+            assert!(!moot(url, false), "{url}");
+        }
+    }
 }

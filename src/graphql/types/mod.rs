@@ -22,7 +22,7 @@ macro_rules! seen {
         impl $ty {
             pub async fn seen(ctx: &async_graphql::Context<'_>, m: $model) -> async_graphql::Result<$ty> {
                 let a = $f(crate::graphql::context::ContextExt::caller(ctx).await?, &m);
-                Ok($ty(m, a))
+                Ok($ty(m.into(), a))
             }
         }
     )*};

@@ -1,6 +1,8 @@
 //! Work orders and what hangs off them: the dispatch record, the engineer's task, the history,
 //! and the workflow. Each object carries the audience its caller is to it; its guard checks
 //! every field against the policy.
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{task, work_order, work_order_event, workflow};
@@ -91,14 +93,14 @@ impl Workflow {
 }
 
 /// A work order outsourced by an upstream tenant.
-pub struct WorkOrder(pub work_order::Model, pub Audience);
+pub struct WorkOrder(pub Arc<work_order::Model>, pub Audience);
 
 impl WorkOrder {
     /// Reached through a task (or notification) of the caller's: a former assignee still sees
     /// what it was given.
     pub async fn seen_held(ctx: &Context<'_>, o: work_order::Model, held: bool) -> Result<WorkOrder> {
         let a = audience::order_held(ctx.caller().await?, &o, held);
-        Ok(WorkOrder(o, a))
+        Ok(WorkOrder(Arc::new(o), a))
     }
 
     /// Every order of a list, each with its own audience.
@@ -106,7 +108,7 @@ impl WorkOrder {
         let c = ctx.caller().await?;
         Ok(orders
             .iter()
-            .map(|o| WorkOrder(o.clone(), audience::order(c, o)))
+            .map(|o| WorkOrder(Arc::new(o.clone()), audience::order(c, o)))
             .collect())
     }
 }
@@ -222,7 +224,7 @@ impl WorkOrder {
 }
 
 /// What assignment wrote on the work order: the seed's dispatch fields, readable.
-pub struct DispatchRecord(work_order::Model, Audience);
+pub struct DispatchRecord(Arc<work_order::Model>, Audience);
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl DispatchRecord {

@@ -68,7 +68,7 @@ impl Node {
             V::Partner(p) => Node::Partner(Partner(p, a)),
             V::Engineer(e) => Node::Engineer(Engineer(e, a)),
             V::Workflow(w) => Node::Workflow(Workflow(w, a)),
-            V::WorkOrder(o) => Node::WorkOrder(WorkOrder(o, a)),
+            V::WorkOrder(o) => Node::WorkOrder(WorkOrder(o.into(), a)),
             V::Task(t) => Node::Task(Task(t, a)),
         }
     }
