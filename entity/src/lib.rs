@@ -8,6 +8,7 @@ pub mod engineer_daily_count;
 pub mod event_counter;
 pub mod notification;
 pub mod notification_counter;
+pub mod order_rejection;
 pub mod partner;
 pub mod task;
 pub mod tenant;

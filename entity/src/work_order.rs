@@ -49,6 +49,15 @@ pub struct Model {
     pub field_downstream_outer_tenant_name: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub field_downstream_outer_tenant_id: Option<String>,
+    /// `out_assign_user` (two-stage dispatch): the provider's dispatcher who assigned the
+    /// engineer; empty when the provider's rules did.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub out_assign_user: Option<String>,
+    /// `out_assign_way__c` (two-stage dispatch): how the provider assigned its engineer.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub out_assign_way: Option<String>,
+    /// `out_assign_time__c` (two-stage dispatch): when the provider assigned its engineer.
+    pub out_assign_time: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     /// The rule that assigned the engineer automatically.

@@ -7,6 +7,7 @@ mod m20261124_000003_notifications;
 mod m20261201_000004_user_active;
 mod m20261201_000005_event_sequence;
 mod m20261206_000006_list_indexes;
+mod m20261207_000007_two_stage;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_user_active::Migration),
             Box::new(m20261201_000005_event_sequence::Migration),
             Box::new(m20261206_000006_list_indexes::Migration),
+            Box::new(m20261207_000007_two_stage::Migration),
         ]
     }
 }

@@ -63,10 +63,66 @@ pub struct DispatchFields {
 #[derive(Clone, Debug)]
 pub struct Assignee<'a> {
     pub engineer_id: &'a str,
+    pub provider: Provider<'a>,
+}
+
+/// The service provider an order goes to, with what the fields copy of it.
+#[derive(Clone, Debug)]
+pub struct Provider<'a> {
     pub partner_id: &'a str,
     pub partner_legacy_account_id: Option<&'a str>,
     pub downstream_outer_tenant_id: &'a str,
     pub downstream_outer_tenant_name: &'a str,
+}
+
+/// The first stage of a two-stage dispatch: the upstream's fields, as `dispatch_fields` fills
+/// them, with no engineer yet (`field_outDealUser__c` empty).
+pub fn provider_fields(
+    upstream_activation_version: Option<i32>,
+    method: Method,
+    dispatcher: Option<&str>,
+    provider: &Provider<'_>,
+    at: DateTime<Utc>,
+) -> StoredFields {
+    StoredFields {
+        assign_user: match method {
+            Method::Manual => dispatcher.map(str::to_owned),
+            Method::Automatic => None,
+        },
+        assign_way: Some(method.as_str().to_owned()),
+        assign_time: Some(at),
+        partner_id: Some(provider.partner_id.to_owned()),
+        legacy_account_id: if super::keeps_legacy_accounts(upstream_activation_version) {
+            provider.partner_legacy_account_id.map(str::to_owned)
+        } else {
+            None
+        },
+        engineer_id: None,
+        downstream_outer_tenant_name: Some(provider.downstream_outer_tenant_name.to_owned()),
+        downstream_outer_tenant_id: Some(provider.downstream_outer_tenant_id.to_owned()),
+        ..StoredFields::default()
+    }
+}
+
+/// The second stage of a two-stage dispatch: how the provider assigned its engineer
+/// (`out_assign_user`, `out_assign_way__c`, `out_assign_time__c`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderStage {
+    /// The provider's dispatcher; empty when the provider's rules assigned.
+    pub out_assign_user: Option<String>,
+    pub out_assign_way: Method,
+    pub out_assign_time: DateTime<Utc>,
+}
+
+pub fn provider_stage(method: Method, dispatcher: Option<&str>, at: DateTime<Utc>) -> ProviderStage {
+    ProviderStage {
+        out_assign_user: match method {
+            Method::Manual => dispatcher.map(str::to_owned),
+            Method::Automatic => None,
+        },
+        out_assign_way: method,
+        out_assign_time: at,
+    }
 }
 
 /// Fills the eight fields exactly as the seed's table says.
@@ -77,6 +133,7 @@ pub fn dispatch_fields(
     assignee: &Assignee<'_>,
     at: DateTime<Utc>,
 ) -> DispatchFields {
+    let p = &assignee.provider;
     DispatchFields {
         assign_user: match method {
             Method::Manual => dispatcher.map(str::to_owned),
@@ -84,20 +141,20 @@ pub fn dispatch_fields(
         },
         assign_way: method,
         assign_time: at,
-        partner_id: assignee.partner_id.to_owned(),
+        partner_id: p.partner_id.to_owned(),
         legacy_account_id: if super::keeps_legacy_accounts(upstream_activation_version) {
-            assignee.partner_legacy_account_id.map(str::to_owned)
+            p.partner_legacy_account_id.map(str::to_owned)
         } else {
             None
         },
         engineer_id: assignee.engineer_id.to_owned(),
-        downstream_outer_tenant_name: assignee.downstream_outer_tenant_name.to_owned(),
-        downstream_outer_tenant_id: assignee.downstream_outer_tenant_id.to_owned(),
+        downstream_outer_tenant_name: p.downstream_outer_tenant_name.to_owned(),
+        downstream_outer_tenant_id: p.downstream_outer_tenant_id.to_owned(),
     }
 }
 
-/// The eight fields as a stored order holds them: each possibly empty (never set, or cleared
-/// when the order left its engineer).
+/// The eight fields as a stored order holds them, with the provider's three of a two-stage
+/// dispatch: each possibly empty (never set, or cleared when the order left its engineer).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredFields {
     pub assign_user: Option<String>,
@@ -109,6 +166,12 @@ pub struct StoredFields {
     pub engineer_id: Option<String>,
     pub downstream_outer_tenant_name: Option<String>,
     pub downstream_outer_tenant_id: Option<String>,
+    /// `out_assign_user` (two-stage dispatch).
+    pub out_assign_user: Option<String>,
+    /// `out_assign_way__c`, as stored (`Method::as_str`).
+    pub out_assign_way: Option<String>,
+    /// `out_assign_time__c`
+    pub out_assign_time: Option<DateTime<Utc>>,
 }
 
 impl From<&DispatchFields> for StoredFields {
@@ -122,11 +185,16 @@ impl From<&DispatchFields> for StoredFields {
             engineer_id: Some(f.engineer_id.clone()),
             downstream_outer_tenant_name: Some(f.downstream_outer_tenant_name.clone()),
             downstream_outer_tenant_id: Some(f.downstream_outer_tenant_id.clone()),
+            ..StoredFields::default()
         }
     }
 }
 
-/// The stored fields (each possibly empty) keyed by their API names (`API_NAMES`).
+/// The provider's three fields of a two-stage dispatch, by API name.
+pub const PROVIDER_API_NAMES: [&str; 3] = ["out_assign_user", "out_assign_way__c", "out_assign_time__c"];
+
+/// The stored fields (each possibly empty) keyed by their API names (`API_NAMES`, then
+/// `PROVIDER_API_NAMES`).
 pub fn api_fields(f: &StoredFields) -> Value {
     json!({
         "assign_user": f.assign_user,
@@ -139,6 +207,9 @@ pub fn api_fields(f: &StoredFields) -> Value {
         "field_outDealUser__c": f.engineer_id,
         "field_downstreamOuterTenantName__c": f.downstream_outer_tenant_name,
         "field_downstreamOuterTenantId__c": f.downstream_outer_tenant_id,
+        "out_assign_user": f.out_assign_user,
+        "out_assign_way__c": f.out_assign_way,
+        "out_assign_time__c": f.out_assign_time.map(|t| t.to_rfc3339()),
     })
 }
 
@@ -196,10 +267,12 @@ mod tests {
     fn assignee() -> Assignee<'static> {
         Assignee {
             engineer_id: "eng_1",
-            partner_id: "ptn_1",
-            partner_legacy_account_id: Some("acc_1"),
-            downstream_outer_tenant_id: "OT-9",
-            downstream_outer_tenant_name: "Acme Service",
+            provider: Provider {
+                partner_id: "ptn_1",
+                partner_legacy_account_id: Some("acc_1"),
+                downstream_outer_tenant_id: "OT-9",
+                downstream_outer_tenant_name: "Acme Service",
+            },
         }
     }
 
@@ -240,9 +313,10 @@ mod tests {
             engineer_id: Some("e".into()),
             downstream_outer_tenant_name: Some("n".into()),
             downstream_outer_tenant_id: Some("i".into()),
+            ..StoredFields::default()
         });
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut want = API_NAMES.to_vec();
+        let mut want = [API_NAMES.as_slice(), PROVIDER_API_NAMES.as_slice()].concat();
         want.sort();
         let mut got = keys.clone();
         got.sort();
@@ -261,6 +335,40 @@ mod tests {
         assert_eq!(v["assign_way__c"], "AUTOMATIC");
         assert_eq!(v["assign_time__c"], at.to_rfc3339());
         assert_eq!(v["field_downstreamOuterTenantId__c"], "OT-9");
+    }
+
+    #[test]
+    fn a_provider_assignment_fills_the_first_stage_only() {
+        let at = Utc::now();
+        let provider = assignee().provider;
+        let f = provider_fields(Some(870), Method::Manual, Some("usr_1"), &provider, at);
+        let full = StoredFields::from(&dispatch_fields(
+            Some(870),
+            Method::Manual,
+            Some("usr_1"),
+            &assignee(),
+            at,
+        ));
+        assert_eq!(
+            f,
+            StoredFields {
+                engineer_id: None,
+                ..full
+            },
+            "the same first-stage fields as a direct assignment, no engineer"
+        );
+        let auto = provider_fields(Some(900), Method::Automatic, Some("usr_1"), &provider, at);
+        assert_eq!((auto.assign_user, auto.legacy_account_id), (None, None));
+        let v = api_fields(&f);
+        assert!(v["field_outDealUser__c"].is_null() && v["out_assign_user"].is_null());
+        assert_eq!(v["field_partner__c"], "ptn_1");
+
+        let stage = provider_stage(Method::Manual, Some("usr_9"), at);
+        assert_eq!(stage.out_assign_user.as_deref(), Some("usr_9"));
+        assert_eq!(
+            provider_stage(Method::Automatic, Some("usr_9"), at).out_assign_user,
+            None
+        );
     }
 
     fn n(kind: NodeKind, performer: Performer) -> Node {

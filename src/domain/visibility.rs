@@ -16,8 +16,9 @@ pub enum Audience {
     /// Staff (ADMIN, DISPATCHER, INTEGRATION) of the upstream tenant the object belongs to, or
     /// is connected to (its partners' tenants and engineers).
     Upstream,
-    /// Staff (ADMIN, INTEGRATION) of a service provider: its own tenant, users, engineers and
-    /// partner records, the upstream tenants connected to it, the orders assigned to it.
+    /// Staff (ADMIN, DISPATCHER, INTEGRATION) of a service provider: its own tenant, users,
+    /// engineers and partner records, the upstream tenants connected to it, the orders assigned
+    /// to it.
     Provider,
     /// An engineer: itself, its tenant, its tasks, the orders assigned to it.
     Engineer,
@@ -84,6 +85,7 @@ const UPEF: Grant = Grant::To(U | P | E | F);
 const UP: Grant = Grant::To(U | P);
 const UO: Grant = Grant::To(U);
 const EO: Grant = Grant::To(E);
+const PO: Grant = Grant::To(P);
 const C: Grant = Grant::Caller;
 
 impl Grant {
@@ -120,6 +122,10 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("rule", UO),
             ("connectedEnterpriseName", UPE),
             ("connectedEnterpriseId", UPE),
+            ("providerDispatcher", PO),
+            ("providerDispatcherName", UPE),
+            ("providerMethod", UPE),
+            ("providerAssignedAt", UPE),
         ],
     ),
     (
@@ -349,7 +355,7 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
 
 /// The seed's eight dispatch fields (`WorkOrder.apiFields`, keyed by API name) and the field of
 /// `DispatchRecord` each is: an audience sees a key exactly when it sees that field.
-pub const API_FIELDS: [(&str, &str); 8] = [
+pub const API_FIELDS: [(&str, &str); 11] = [
     ("assign_user", "dispatcher"),
     ("assign_way__c", "method"),
     ("assign_time__c", "assignedAt"),
@@ -358,6 +364,9 @@ pub const API_FIELDS: [(&str, &str); 8] = [
     ("field_outDealUser__c", "engineer"),
     ("field_downstreamOuterTenantName__c", "connectedEnterpriseName"),
     ("field_downstreamOuterTenantId__c", "connectedEnterpriseId"),
+    ("out_assign_user", "providerDispatcherName"),
+    ("out_assign_way__c", "providerMethod"),
+    ("out_assign_time__c", "providerAssignedAt"),
 ];
 
 /// The dispatch fields (an object keyed by API name) with only the keys `audience` sees.
@@ -379,16 +388,22 @@ const UA: CallerKind = (TenantKind::Upstream, Role::Admin);
 const UD: CallerKind = (TenantKind::Upstream, Role::Dispatcher);
 const UI: CallerKind = (TenantKind::Upstream, Role::Integration);
 const PA: CallerKind = (TenantKind::Downstream, Role::Admin);
+const PD: CallerKind = (TenantKind::Downstream, Role::Dispatcher);
 const PI: CallerKind = (TenantKind::Downstream, Role::Integration);
 const EN: CallerKind = (TenantKind::Downstream, Role::Engineer);
 
-const ANYONE: &[CallerKind] = &[UA, UD, UI, PA, PI, EN];
+const ANYONE: &[CallerKind] = &[UA, UD, UI, PA, PD, PI, EN];
 const UPSTREAM_STAFF: &[CallerKind] = &[UA, UD, UI];
 const UPSTREAM_ADMINS: &[CallerKind] = &[UA, UI];
 const DISPATCHERS: &[CallerKind] = &[UD, UI];
 const PROVIDER_ADMINS: &[CallerKind] = &[PA, PI];
+/// A provider's dispatchers (and its integrations): two-stage dispatch's second stage.
+const PROVIDER_DISPATCHERS: &[CallerKind] = &[PD, PI];
+/// Whoever assigns engineers: the upstream's dispatchers (direct dispatch), the provider's
+/// (two-stage dispatch; the service decides which by the order's workflow).
+const ENGINEER_DISPATCHERS: &[CallerKind] = &[UD, UI, PD, PI];
 const ADMINS: &[CallerKind] = &[UA, UI, PA, PI];
-const STAFF: &[CallerKind] = &[UA, UD, UI, PA, PI];
+const STAFF: &[CallerKind] = &[UA, UD, UI, PA, PD, PI];
 const ENGINEERS: &[CallerKind] = &[EN];
 
 /// Every operation (root field: `Type.field`) and the callers that may run it. What each caller
@@ -412,8 +427,11 @@ pub const OPERATIONS: &[(&str, &[CallerKind])] = &[
     ("Mutation.addUser", ADMINS),
     ("Mutation.updateUser", ADMINS),
     ("Mutation.createWorkOrder", DISPATCHERS),
-    ("Mutation.assignEngineer", DISPATCHERS),
-    ("Mutation.reassignEngineer", DISPATCHERS),
+    ("Mutation.assignEngineer", ENGINEER_DISPATCHERS),
+    ("Mutation.reassignEngineer", ENGINEER_DISPATCHERS),
+    ("Mutation.assignServiceProvider", DISPATCHERS),
+    ("Mutation.reassignServiceProvider", DISPATCHERS),
+    ("Mutation.rejectWorkOrder", PROVIDER_DISPATCHERS),
     ("Mutation.cancelWorkOrder", DISPATCHERS),
     ("Mutation.createDispatchRule", UPSTREAM_ADMINS),
     ("Mutation.updateDispatchRule", UPSTREAM_ADMINS),
@@ -590,7 +608,8 @@ mod tests {
         assert!(!keys.contains(&&"assign_user".to_string()));
         assert!(!keys.contains(&&"field_fwssf__c".to_string()));
         assert!(keys.contains(&&"field_outDealUser__c".to_string()));
-        assert_eq!(keys.len(), 6);
+        assert!(keys.contains(&&"out_assign_user".to_string()));
+        assert_eq!(keys.len(), 9);
         assert_eq!(api_fields_for(Audience::Former, all), serde_json::json!({}));
     }
 

@@ -6,16 +6,20 @@ pub enum State {
     Created,
     AutoDispatchAttempted,
     AwaitingManual,
+    /// Two-stage dispatch: the order is assigned to a service provider and waits at the
+    /// provider's node for its dispatcher (or its rules) to assign an engineer.
+    ProviderAssigned,
     EngineerAssigned,
     DownstreamTask,
     Cancelled,
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Created,
         State::AutoDispatchAttempted,
         State::AwaitingManual,
+        State::ProviderAssigned,
         State::EngineerAssigned,
         State::DownstreamTask,
         State::Cancelled,
@@ -26,6 +30,7 @@ impl State {
             State::Created => "CREATED",
             State::AutoDispatchAttempted => "AUTO_DISPATCH_ATTEMPTED",
             State::AwaitingManual => "AWAITING_MANUAL",
+            State::ProviderAssigned => "PROVIDER_ASSIGNED",
             State::EngineerAssigned => "ENGINEER_ASSIGNED",
             State::DownstreamTask => "DOWNSTREAM_TASK",
             State::Cancelled => "CANCELLED",
@@ -68,10 +73,23 @@ pub enum Command {
     /// Automatic dispatch is run again on an order waiting for manual dispatch.
     RetryAutoDispatch,
     Cancel,
+    /// Two-stage dispatch: a rule yielded an eligible service provider.
+    AutoAssignProvider,
+    /// Two-stage dispatch: a dispatcher (or integration) assigns a service provider by hand.
+    AssignProvider,
+    /// Two-stage dispatch: another provider replaces the assigned one, before it has assigned
+    /// an engineer.
+    ReassignProvider,
+    /// Two-stage dispatch: the provider rejects the order; it goes back to the upstream's
+    /// manual dispatch.
+    Reject,
+    /// Two-stage dispatch: the engineer declines the task; the order goes back to its
+    /// provider's dispatcher.
+    DeclineToProvider,
 }
 
 impl Command {
-    pub const ALL: [Command; 9] = [
+    pub const ALL: [Command; 14] = [
         Command::AttemptAutoDispatch,
         Command::AutoAssign,
         Command::RouteToManual,
@@ -81,6 +99,11 @@ impl Command {
         Command::Decline,
         Command::RetryAutoDispatch,
         Command::Cancel,
+        Command::AutoAssignProvider,
+        Command::AssignProvider,
+        Command::ReassignProvider,
+        Command::Reject,
+        Command::DeclineToProvider,
     ];
 
     /// The event kind recorded in the order's history for this command.
@@ -95,6 +118,10 @@ impl Command {
             Command::Decline => EventKind::TaskDeclined,
             Command::RetryAutoDispatch => EventKind::AutoDispatchRetried,
             Command::Cancel => EventKind::Cancelled,
+            Command::AutoAssignProvider | Command::AssignProvider => EventKind::ProviderAssigned,
+            Command::ReassignProvider => EventKind::ProviderReassigned,
+            Command::Reject => EventKind::RejectedByProvider,
+            Command::DeclineToProvider => EventKind::TaskDeclined,
         }
     }
 
@@ -109,6 +136,11 @@ impl Command {
             Command::Decline => "decline the task of",
             Command::RetryAutoDispatch => "retry automatic dispatch of",
             Command::Cancel => "cancel",
+            Command::AutoAssignProvider => "automatically assign a service provider to",
+            Command::AssignProvider => "assign a service provider to",
+            Command::ReassignProvider => "reassign the service provider of",
+            Command::Reject => "reject",
+            Command::DeclineToProvider => "decline the task of",
         }
     }
 }
@@ -130,10 +162,16 @@ pub enum EventKind {
     Cancelled,
     /// An interrupted dispatch was rolled forward by the recovery sweep.
     Recovered,
+    /// Two-stage dispatch: the order was assigned to a service provider.
+    ProviderAssigned,
+    /// Two-stage dispatch: another service provider replaced the assigned one.
+    ProviderReassigned,
+    /// Two-stage dispatch: the service provider rejected the order.
+    RejectedByProvider,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Created,
         EventKind::AutoDispatchAttempted,
         EventKind::RoutedToManual,
@@ -146,6 +184,9 @@ impl EventKind {
         EventKind::AutoDispatchRetried,
         EventKind::Cancelled,
         EventKind::Recovered,
+        EventKind::ProviderAssigned,
+        EventKind::ProviderReassigned,
+        EventKind::RejectedByProvider,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +203,9 @@ impl EventKind {
             EventKind::AutoDispatchRetried => "AUTO_DISPATCH_RETRIED",
             EventKind::Cancelled => "CANCELLED",
             EventKind::Recovered => "RECOVERED",
+            EventKind::ProviderAssigned => "PROVIDER_ASSIGNED",
+            EventKind::ProviderReassigned => "PROVIDER_REASSIGNED",
+            EventKind::RejectedByProvider => "REJECTED_BY_PROVIDER",
         }
     }
 
@@ -185,6 +229,11 @@ impl fmt::Display for TransitionError {
                 f.write_str("; use reassignEngineer")
             }
             (State::AwaitingManual, Command::Reassign) => f.write_str("; use assignEngineer"),
+            (State::ProviderAssigned, Command::AssignProvider) => f.write_str("; use reassignServiceProvider"),
+            (State::AwaitingManual, Command::ReassignProvider) => f.write_str("; use assignServiceProvider"),
+            (State::EngineerAssigned | State::DownstreamTask, Command::ReassignProvider | Command::Reject) => {
+                f.write_str("; the provider has assigned an engineer")
+            }
             _ => Ok(()),
         }
     }
@@ -207,14 +256,24 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
     let to = match (state, command) {
         (S::Created, C::AttemptAutoDispatch) => S::AutoDispatchAttempted,
         (S::AwaitingManual, C::RetryAutoDispatch) => S::AutoDispatchAttempted,
-        (S::AutoDispatchAttempted, C::AutoAssign) => S::EngineerAssigned,
+        (S::AutoDispatchAttempted | S::ProviderAssigned, C::AutoAssign) => S::EngineerAssigned,
         (S::AutoDispatchAttempted, C::RouteToManual) => S::AwaitingManual,
-        (S::AwaitingManual, C::AssignManually) => S::EngineerAssigned,
+        (S::AwaitingManual | S::ProviderAssigned, C::AssignManually) => S::EngineerAssigned,
         (S::EngineerAssigned, C::IssueTask) => S::DownstreamTask,
         (S::EngineerAssigned | S::DownstreamTask, C::Reassign) => S::EngineerAssigned,
         (S::DownstreamTask, C::Decline) => S::AwaitingManual,
+        (S::AutoDispatchAttempted, C::AutoAssignProvider) => S::ProviderAssigned,
+        (S::AwaitingManual, C::AssignProvider) => S::ProviderAssigned,
+        (S::ProviderAssigned, C::ReassignProvider) => S::ProviderAssigned,
+        (S::ProviderAssigned, C::Reject) => S::AwaitingManual,
+        (S::DownstreamTask, C::DeclineToProvider) => S::ProviderAssigned,
         (
-            S::Created | S::AutoDispatchAttempted | S::AwaitingManual | S::EngineerAssigned | S::DownstreamTask,
+            S::Created
+            | S::AutoDispatchAttempted
+            | S::AwaitingManual
+            | S::ProviderAssigned
+            | S::EngineerAssigned
+            | S::DownstreamTask,
             C::Cancel,
         ) => S::Cancelled,
         (
@@ -225,15 +284,50 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
             | C::IssueTask
             | C::Reassign
             | C::Decline
-            | C::RetryAutoDispatch,
+            | C::RetryAutoDispatch
+            | C::AutoAssignProvider
+            | C::AssignProvider
+            | C::ReassignProvider
+            | C::Reject
+            | C::DeclineToProvider,
         )
         | (
             S::AutoDispatchAttempted,
-            C::AttemptAutoDispatch | C::AssignManually | C::IssueTask | C::Reassign | C::Decline | C::RetryAutoDispatch,
+            C::AttemptAutoDispatch
+            | C::AssignManually
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::RetryAutoDispatch
+            | C::AssignProvider
+            | C::ReassignProvider
+            | C::Reject
+            | C::DeclineToProvider,
         )
         | (
             S::AwaitingManual,
-            C::AttemptAutoDispatch | C::AutoAssign | C::RouteToManual | C::IssueTask | C::Reassign | C::Decline,
+            C::AttemptAutoDispatch
+            | C::AutoAssign
+            | C::RouteToManual
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::AutoAssignProvider
+            | C::ReassignProvider
+            | C::Reject
+            | C::DeclineToProvider,
+        )
+        | (
+            S::ProviderAssigned,
+            C::AttemptAutoDispatch
+            | C::RouteToManual
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::RetryAutoDispatch
+            | C::AutoAssignProvider
+            | C::AssignProvider
+            | C::DeclineToProvider,
         )
         | (
             S::EngineerAssigned,
@@ -242,7 +336,12 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
             | C::RouteToManual
             | C::AssignManually
             | C::Decline
-            | C::RetryAutoDispatch,
+            | C::RetryAutoDispatch
+            | C::AutoAssignProvider
+            | C::AssignProvider
+            | C::ReassignProvider
+            | C::Reject
+            | C::DeclineToProvider,
         )
         | (
             S::DownstreamTask,
@@ -251,7 +350,11 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
             | C::RouteToManual
             | C::AssignManually
             | C::IssueTask
-            | C::RetryAutoDispatch,
+            | C::RetryAutoDispatch
+            | C::AutoAssignProvider
+            | C::AssignProvider
+            | C::ReassignProvider
+            | C::Reject,
         )
         | (S::Cancelled, _) => return Err(TransitionError { state, command }),
     };
@@ -298,6 +401,14 @@ mod tests {
             (S::DownstreamTask, C::Reassign, S::EngineerAssigned),
             (S::DownstreamTask, C::Decline, S::AwaitingManual),
             (S::DownstreamTask, C::Cancel, S::Cancelled),
+            (S::AutoDispatchAttempted, C::AutoAssignProvider, S::ProviderAssigned),
+            (S::AwaitingManual, C::AssignProvider, S::ProviderAssigned),
+            (S::ProviderAssigned, C::ReassignProvider, S::ProviderAssigned),
+            (S::ProviderAssigned, C::Reject, S::AwaitingManual),
+            (S::ProviderAssigned, C::AssignManually, S::EngineerAssigned),
+            (S::ProviderAssigned, C::AutoAssign, S::EngineerAssigned),
+            (S::ProviderAssigned, C::Cancel, S::Cancelled),
+            (S::DownstreamTask, C::DeclineToProvider, S::ProviderAssigned),
         ];
         table
             .iter()
@@ -331,7 +442,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 14);
+        assert_eq!(legal, 22);
     }
 
     #[test]
@@ -347,6 +458,12 @@ mod tests {
         assert!(e.to_string().contains("reassignEngineer"), "{e}");
         let e = transition(S::AwaitingManual, C::Reassign).unwrap_err();
         assert!(e.to_string().contains("assignEngineer"), "{e}");
+        let e = transition(S::ProviderAssigned, C::AssignProvider).unwrap_err();
+        assert!(e.to_string().contains("reassignServiceProvider"), "{e}");
+        let e = transition(S::AwaitingManual, C::ReassignProvider).unwrap_err();
+        assert!(e.to_string().contains("assignServiceProvider"), "{e}");
+        let e = transition(S::DownstreamTask, C::Reject).unwrap_err();
+        assert!(e.to_string().contains("has assigned an engineer"), "{e}");
     }
 
     #[test]
@@ -363,12 +480,15 @@ mod tests {
 
     proptest! {
         /// Over random command sequences: a refused command changes nothing, an accepted one
-        /// follows the table, an order never leaves CANCELLED, and an engineer is assigned
-        /// exactly when the last assignment has not been undone.
+        /// follows the table, an order never leaves CANCELLED, an engineer is assigned exactly
+        /// when the last assignment has not been undone, and a provider holds the order
+        /// (PROVIDER_ASSIGNED) exactly when it was given one and nothing since took it away
+        /// or gave it an engineer.
         #[test]
         fn random_sequences_follow_the_table(cmds in proptest::collection::vec(any_command(), 0..64)) {
             let mut state = S::Created;
             let mut assigned = false;
+            let mut at_provider = false;
             for c in cmds {
                 match transition(state, c) {
                     Ok(t) => {
@@ -377,7 +497,13 @@ mod tests {
                         prop_assert_ne!(state, S::Cancelled);
                         match c {
                             C::AutoAssign | C::AssignManually | C::Reassign => assigned = true,
-                            C::Decline | C::Cancel => assigned = false,
+                            C::Decline | C::Cancel | C::DeclineToProvider => assigned = false,
+                            _ => {}
+                        }
+                        match c {
+                            C::AutoAssignProvider | C::AssignProvider | C::DeclineToProvider => at_provider = true,
+                            C::ReassignProvider => prop_assert!(at_provider),
+                            C::Reject | C::Cancel | C::AutoAssign | C::AssignManually => at_provider = false,
                             _ => {}
                         }
                         state = t.to;
@@ -388,6 +514,7 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(state.has_engineer(), assigned);
+                prop_assert_eq!(state == S::ProviderAssigned, at_provider);
             }
         }
 

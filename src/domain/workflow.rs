@@ -12,8 +12,14 @@ pub enum WorkflowKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NodeKind {
-    /// "Dispatcher assigns service-provider engineer": the dispatch node.
+    /// "Dispatcher assigns service-provider engineer": the dispatch node of the direct flow.
     DispatchToEngineer,
+    /// "Dispatcher assigns service provider": the first node of the two-stage flow; the
+    /// upstream (its dispatcher or rules) assigns the order to a service-provider company.
+    DispatchToProvider,
+    /// "Service provider assigns engineer": the second node of the two-stage flow, right after
+    /// `DispatchToProvider`; the provider (its dispatcher or rules) assigns one of its engineers.
+    ProviderDispatchToEngineer,
     /// The engineer accepts the order and services it.
     AcceptAndService,
     /// An upstream review or approval step.
@@ -27,6 +33,9 @@ pub enum NodeKind {
 pub enum Performer {
     Upstream,
     DownstreamEngineer,
+    /// The service provider's staff (its dispatcher, or its rules): only the provider's own
+    /// dispatch node.
+    ServiceProvider,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,39 +78,127 @@ pub fn validate(kind: WorkflowKind, nodes: &[Node]) -> Result<(), WorkflowError>
     if nodes.len() > MAX_NODES {
         return err("nodes".into(), format!("a workflow has at most {MAX_NODES} nodes"));
     }
-    let mut dispatch_nodes = 0;
     for (i, n) in nodes.iter().enumerate() {
         if let Err(m) = super::validate::name(&n.name, 200) {
             return err(format!("nodes[{i}].name"), m);
         }
-        if n.kind == NodeKind::DispatchToEngineer {
-            dispatch_nodes += 1;
-            if n.performer != Performer::Upstream {
+        let performer = match n.kind {
+            NodeKind::DispatchToEngineer | NodeKind::DispatchToProvider => Some(Performer::Upstream),
+            NodeKind::ProviderDispatchToEngineer => Some(Performer::ServiceProvider),
+            _ => None,
+        };
+        match performer {
+            Some(p) if n.performer != p => {
+                let who = match p {
+                    Performer::ServiceProvider => "by the service provider (SERVICE_PROVIDER)",
+                    _ => "upstream, by the dispatcher (UPSTREAM)",
+                };
                 return err(
                     format!("nodes[{i}].performer"),
-                    "the dispatch node is performed upstream, by the dispatcher".into(),
+                    format!("this dispatch node is performed {who}"),
                 );
             }
+            None if n.performer == Performer::ServiceProvider => {
+                return err(
+                    format!("nodes[{i}].performer"),
+                    "the service provider performs only its own dispatch node (PROVIDER_DISPATCH_TO_ENGINEER)".into(),
+                );
+            }
+            _ => {}
         }
     }
-    if dispatch_nodes > 1 {
-        return err("nodes".into(), "a workflow has at most one dispatch node".into());
+    let count = |k: NodeKind| nodes.iter().filter(|n| n.kind == k).count();
+    let (direct, to_provider, provider) = (
+        count(NodeKind::DispatchToEngineer),
+        count(NodeKind::DispatchToProvider),
+        count(NodeKind::ProviderDispatchToEngineer),
+    );
+    if direct > 1 || to_provider > 1 || provider > 1 {
+        return err(
+            "nodes".into(),
+            "a workflow has at most one dispatch node of each kind".into(),
+        );
     }
-    if dispatch_nodes == 1 && kind != WorkflowKind::Interconnection {
+    if direct == 1 && to_provider + provider > 0 {
+        return err(
+            "nodes".into(),
+            "a workflow dispatches either directly (DISPATCH_TO_ENGINEER) or in two stages (DISPATCH_TO_PROVIDER then PROVIDER_DISPATCH_TO_ENGINEER), not both".into(),
+        );
+    }
+    if to_provider + provider > 0 {
+        let first = nodes.iter().position(|n| n.kind == NodeKind::DispatchToProvider);
+        let second = nodes
+            .iter()
+            .position(|n| n.kind == NodeKind::ProviderDispatchToEngineer);
+        match (first, second) {
+            (Some(a), Some(b)) if b == a + 1 => {}
+            (Some(a), _) => {
+                return err(
+                    format!("nodes[{a}].kind"),
+                    "DISPATCH_TO_PROVIDER must be followed directly by PROVIDER_DISPATCH_TO_ENGINEER (the provider assigns its engineer)".into(),
+                );
+            }
+            (None, Some(b)) => {
+                return err(
+                    format!("nodes[{b}].kind"),
+                    "PROVIDER_DISPATCH_TO_ENGINEER must come directly after DISPATCH_TO_PROVIDER (the upstream assigns the provider first)".into(),
+                );
+            }
+            (None, None) => unreachable!("counted above"),
+        }
+    }
+    if direct + to_provider > 0 && kind != WorkflowKind::Interconnection {
         return err(
             "kind".into(),
-            "the dispatch node (Dispatcher assigns service-provider engineer) needs an INTERCONNECTION workflow".into(),
+            "dispatch to service providers (DISPATCH_TO_ENGINEER, or DISPATCH_TO_PROVIDER and PROVIDER_DISPATCH_TO_ENGINEER) needs an INTERCONNECTION workflow".into(),
         );
     }
     Ok(())
 }
 
-/// Where an order of this workflow is dispatched, if it can be at all.
-pub fn dispatch_node(kind: WorkflowKind, nodes: &[Node]) -> Option<usize> {
+/// Where the orders of a workflow are dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// The upstream (its dispatcher or rules) assigns an engineer at this node.
+    Direct(usize),
+    /// The upstream assigns a service provider at node `upstream`; the provider assigns one
+    /// of its engineers at the next node.
+    TwoStage { upstream: usize },
+}
+
+impl Dispatch {
+    /// The node at which the upstream dispatches (its rules, then its dispatchers).
+    pub fn upstream_node(self) -> usize {
+        match self {
+            Dispatch::Direct(i) | Dispatch::TwoStage { upstream: i } => i,
+        }
+    }
+
+    /// The node at which an engineer is assigned.
+    pub fn engineer_node(self) -> usize {
+        match self {
+            Dispatch::Direct(i) => i,
+            Dispatch::TwoStage { upstream } => upstream + 1,
+        }
+    }
+
+    pub fn is_two_stage(self) -> bool {
+        matches!(self, Dispatch::TwoStage { .. })
+    }
+}
+
+/// How an order of this workflow is dispatched, if it can be at all (the workflow was checked
+/// by `validate` when it was saved).
+pub fn dispatch(kind: WorkflowKind, nodes: &[Node]) -> Option<Dispatch> {
     if kind != WorkflowKind::Interconnection {
         return None;
     }
-    nodes.iter().position(|n| n.kind == NodeKind::DispatchToEngineer)
+    if let Some(i) = nodes.iter().position(|n| n.kind == NodeKind::DispatchToEngineer) {
+        return Some(Dispatch::Direct(i));
+    }
+    let upstream = nodes.iter().position(|n| n.kind == NodeKind::DispatchToProvider)?;
+    (nodes.get(upstream + 1).map(|n| n.kind) == Some(NodeKind::ProviderDispatchToEngineer))
+        .then_some(Dispatch::TwoStage { upstream })
 }
 
 /// The node after the dispatch node, if the downstream engineer performs it (a task is issued).
@@ -174,8 +271,11 @@ mod tests {
             node(DispatchToEngineer, Upstream),
             node(AcceptAndService, DownstreamEngineer),
         ];
-        assert_eq!(dispatch_node(WorkflowKind::Interconnection, &nodes), Some(1));
-        assert_eq!(dispatch_node(WorkflowKind::Internal, &nodes), None);
+        assert_eq!(
+            dispatch(WorkflowKind::Interconnection, &nodes),
+            Some(Dispatch::Direct(1))
+        );
+        assert_eq!(dispatch(WorkflowKind::Internal, &nodes), None);
         assert_eq!(task_node(&nodes, 1).map(|(i, _)| i), Some(2));
         assert_eq!(node_after_dispatch(&nodes, 1), 2);
         let upstream_next = [node(DispatchToEngineer, Upstream), node(Review, Upstream)];
@@ -183,8 +283,86 @@ mod tests {
         let last = [node(DispatchToEngineer, Upstream)];
         assert_eq!(task_node(&last, 0), None);
         assert_eq!(node_after_dispatch(&last, 0), 0);
+        assert_eq!(dispatch(WorkflowKind::Interconnection, &[node(Review, Upstream)]), None);
+    }
+
+    #[test]
+    fn two_stage_dispatch() {
+        use NodeKind::*;
+        use Performer::*;
+        let nodes = [
+            node(Review, Upstream),
+            node(DispatchToProvider, Upstream),
+            node(ProviderDispatchToEngineer, ServiceProvider),
+            node(AcceptAndService, DownstreamEngineer),
+        ];
+        assert!(validate(WorkflowKind::Interconnection, &nodes).is_ok());
+        let d = dispatch(WorkflowKind::Interconnection, &nodes).unwrap();
+        assert_eq!(d, Dispatch::TwoStage { upstream: 1 });
+        assert!(d.is_two_stage());
+        assert_eq!((d.upstream_node(), d.engineer_node()), (1, 2));
+        assert_eq!(task_node(&nodes, d.engineer_node()).map(|(i, _)| i), Some(3));
+        assert_eq!(Dispatch::Direct(4).engineer_node(), 4);
+        assert_eq!(validate(WorkflowKind::Internal, &nodes).unwrap_err().field, "kind");
+
+        let refused = |nodes: &[Node]| validate(WorkflowKind::Interconnection, nodes).unwrap_err();
+        // Both flows in one workflow.
+        let both = [
+            node(DispatchToEngineer, Upstream),
+            node(DispatchToProvider, Upstream),
+            node(ProviderDispatchToEngineer, ServiceProvider),
+        ];
+        assert!(refused(&both).message.contains("not both"));
+        // Half of the pair, either half, or the pair apart.
+        assert_eq!(refused(&[node(DispatchToProvider, Upstream)]).field, "nodes[0].kind");
         assert_eq!(
-            dispatch_node(WorkflowKind::Interconnection, &[node(Review, Upstream)]),
+            refused(&[
+                node(Review, Upstream),
+                node(ProviderDispatchToEngineer, ServiceProvider)
+            ])
+            .field,
+            "nodes[1].kind"
+        );
+        let apart = [
+            node(DispatchToProvider, Upstream),
+            node(Review, Upstream),
+            node(ProviderDispatchToEngineer, ServiceProvider),
+        ];
+        assert_eq!(refused(&apart).field, "nodes[0].kind");
+        let reversed = [
+            node(ProviderDispatchToEngineer, ServiceProvider),
+            node(DispatchToProvider, Upstream),
+        ];
+        assert_eq!(refused(&reversed).field, "nodes[1].kind");
+        // Performers: the upstream assigns the provider, the provider its engineer, and the
+        // provider performs nothing else.
+        assert_eq!(
+            refused(&[
+                node(DispatchToProvider, ServiceProvider),
+                node(ProviderDispatchToEngineer, ServiceProvider)
+            ])
+            .field,
+            "nodes[0].performer"
+        );
+        assert_eq!(
+            refused(&[
+                node(DispatchToProvider, Upstream),
+                node(ProviderDispatchToEngineer, Upstream)
+            ])
+            .field,
+            "nodes[1].performer"
+        );
+        assert_eq!(refused(&[node(Review, ServiceProvider)]).field, "nodes[0].performer");
+        let twice = [
+            node(DispatchToProvider, Upstream),
+            node(ProviderDispatchToEngineer, ServiceProvider),
+            node(DispatchToProvider, Upstream),
+            node(ProviderDispatchToEngineer, ServiceProvider),
+        ];
+        assert_eq!(refused(&twice).field, "nodes");
+        // Not dispatchable unless the pair is whole (a stored workflow always is).
+        assert_eq!(
+            dispatch(WorkflowKind::Interconnection, &[node(DispatchToProvider, Upstream)]),
             None
         );
     }

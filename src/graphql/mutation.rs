@@ -20,6 +20,16 @@ impl From<AssignEngineerInput> for orders::AssignInput {
     }
 }
 
+impl From<AssignServiceProviderInput> for orders::ProviderInput {
+    fn from(i: AssignServiceProviderInput) -> Self {
+        orders::ProviderInput {
+            work_order_id: i.work_order_id.0,
+            partner_id: i.partner_id.0,
+            expected_version: i.expected_version,
+        }
+    }
+}
+
 #[Object]
 impl Mutation {
     /// ADMIN or INTEGRATION of an upstream tenant: a workflow, nodes in order.
@@ -160,7 +170,10 @@ impl Mutation {
         })
     }
 
-    /// DISPATCHER or INTEGRATION: assigns an engineer by hand to an order waiting for manual dispatch.
+    /// DISPATCHER or INTEGRATION: assigns an engineer by hand. Direct dispatch: the upstream's,
+    /// to an order waiting for manual dispatch. Two-stage dispatch: the provider's, to an order
+    /// assigned to its company (PROVIDER_ASSIGNED); fills `out_assign_user`,
+    /// `out_assign_way__c`, `out_assign_time__c` and `field_outDealUser__c`.
     async fn assign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
         let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Manual)
             .await
@@ -170,13 +183,66 @@ impl Mutation {
         })
     }
 
-    /// DISPATCHER or INTEGRATION: replaces the assigned engineer; the old task is revoked.
+    /// DISPATCHER or INTEGRATION: replaces the assigned engineer; the old task is revoked. In a
+    /// two-stage workflow, the provider's.
     async fn reassign_engineer(&self, ctx: &Context<'_>, input: AssignEngineerInput) -> Result<WorkOrderPayload> {
         let o = orders::assign_engineer(ctx.state(), ctx.actor()?, input.into(), AssignKind::Reassign)
             .await
             .gql()?;
         Ok(WorkOrderPayload {
             work_order: WorkOrder::seen(ctx, o).await?,
+        })
+    }
+
+    /// DISPATCHER or INTEGRATION of an upstream tenant, two-stage dispatch: assigns an order
+    /// waiting for manual dispatch to a service provider, whose dispatcher then assigns one of
+    /// its engineers. Fills `assign_user`, `assign_way__c`, `assign_time__c`,
+    /// `field_partner__c`, `field_fwssf__c` (tenants activated before v880) and the connected
+    /// enterprise's name and ID.
+    async fn assign_service_provider(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignServiceProviderInput,
+    ) -> Result<WorkOrderPayload> {
+        let o = orders::assign_service_provider(ctx.state(), ctx.actor()?, input.into())
+            .await
+            .gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder::seen(ctx, o).await?,
+        })
+    }
+
+    /// DISPATCHER or INTEGRATION of an upstream tenant, two-stage dispatch: gives an order to
+    /// another service provider while the assigned one has not yet assigned an engineer
+    /// (PROVIDER_ASSIGNED).
+    async fn reassign_service_provider(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignServiceProviderInput,
+    ) -> Result<WorkOrderPayload> {
+        let o = orders::reassign_service_provider(ctx.state(), ctx.actor()?, input.into())
+            .await
+            .gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder::seen(ctx, o).await?,
+        })
+    }
+
+    /// DISPATCHER or INTEGRATION of a service provider, two-stage dispatch: refuses an order
+    /// assigned to its company (PROVIDER_ASSIGNED), with a reason. The order goes back to the
+    /// upstream's manual dispatch (AWAITING_MANUAL), every dispatch field cleared; the
+    /// upstream's staff see REJECTED_BY_PROVIDER on `workOrderEvents`, and its rules never
+    /// offer the order to this provider again. The payload shows the order as to a former
+    /// assignee.
+    async fn reject_work_order(&self, ctx: &Context<'_>, input: RejectWorkOrderInput) -> Result<WorkOrderPayload> {
+        let spec = orders::RejectInput {
+            work_order_id: input.work_order_id.0,
+            reason: input.reason,
+            expected_version: input.expected_version,
+        };
+        let o = orders::reject_work_order(ctx.state(), ctx.actor()?, spec).await.gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder::seen_held(ctx, o, true).await?,
         })
     }
 

@@ -331,12 +331,10 @@ pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addUser")?;
     validate::name(name, 200).map_err(|m| Error::bad_input("name", m))?;
-    match role {
-        Role::Engineer => return Err(Error::bad_input("role", "engineers are added with addEngineer")),
-        Role::Dispatcher if !caller.is_upstream() => {
-            return Err(Error::bad_input("role", "dispatchers belong to upstream tenants"));
-        }
-        _ => {}
+    // Any other role in either kind of tenant: a provider's DISPATCHER assigns its engineers
+    // to the orders its upstreams assign to it (two-stage dispatch).
+    if role == Role::Engineer {
+        return Err(Error::bad_input("role", "engineers are added with addEngineer"));
     }
     let row = insert_user(&state.writer, caller.tenant_id(), name, role).await?;
     let token = first_token(state, &caller, &row.id, role);

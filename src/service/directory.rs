@@ -19,13 +19,13 @@ pub const MAX_PAGE: u64 = 100;
 pub const DEFAULT_PAGE: u64 = 20;
 
 /// Which orders a caller sees: an upstream tenant's staff its own orders; a downstream tenant's
-/// ADMIN/INTEGRATION the orders assigned to its engineers; an engineer the orders assigned to it.
+/// staff (ADMIN, DISPATCHER, INTEGRATION) the orders assigned to it; an engineer the orders assigned to it.
 pub fn order_scope(caller: &Caller) -> Result<OrderScope> {
     Ok(match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
             OrderScope::Upstream(caller.tenant_id().to_owned())
         }
-        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
+        (TenantKind::Downstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
             OrderScope::Provider(caller.outer_id().unwrap_or("").to_owned())
         }
         (TenantKind::Downstream, Role::Engineer) => OrderScope::Engineer(caller.actor.subject.clone()),
@@ -135,7 +135,7 @@ pub async fn partners(state: &Services, actor: &Actor) -> Result<Vec<partner::Mo
     caller.require_op("Query.partners")?;
     let side = match (caller.kind, caller.role()) {
         (TenantKind::Upstream, Role::Admin | Role::Dispatcher | Role::Integration) => PartnerSide::Upstream,
-        (TenantKind::Downstream, Role::Admin | Role::Integration) => PartnerSide::Downstream,
+        (TenantKind::Downstream, Role::Admin | Role::Dispatcher | Role::Integration) => PartnerSide::Downstream,
         _ => return Err(Error::Forbidden(format!("{} cannot list partners", caller.role()))),
     };
     lists::partners_of(&state.db, side, caller.tenant_id(), None).await
@@ -154,7 +154,7 @@ pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>
             }
             ps.into_iter().map(|p| p.downstream_tenant_id).collect()
         }
-        (TenantKind::Downstream, Role::Admin | Role::Integration) => {
+        (TenantKind::Downstream, Role::Admin | Role::Dispatcher | Role::Integration) => {
             if partner_id.is_some() {
                 return Err(Error::bad_input(
                     "partnerId",

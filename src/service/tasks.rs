@@ -122,7 +122,6 @@ async fn decline_once(
         order,
         state: current,
     } = engineer_task(&tx, &caller, task_id).await?;
-    let decline = transition(current, Command::Decline)?;
     let now = crate::domain::now();
     let upstream = Caller {
         actor: Actor {
@@ -135,6 +134,12 @@ async fn decline_once(
     };
     let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
     let node = flow.require_dispatch_node()?;
+    // Two-stage dispatch: back to the provider's dispatcher; else back to the upstream's
+    // dispatch node.
+    let decline = match node.two_stage() {
+        true => transition(current, Command::DeclineToProvider)?,
+        false => transition(current, Command::Decline)?,
+    };
 
     if !store::tasks::set_task_status(&tx, &task.id, &task_status::OPEN, task_status::DECLINED, now).await? {
         return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
@@ -148,6 +153,22 @@ async fn decline_once(
         },
         Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
     );
+
+    if node.two_stage() {
+        store::orders::release_engineer(&tx, &task.engineer_id).await?;
+        history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
+        let mut updated = order.clone();
+        updated.version += 1;
+        updated.updated_at = now;
+        updated.state = decline.to.as_str().to_owned();
+        updated.current_node = node.engineer_index() as i32;
+        store::orders::set_provider_stage(&mut updated, None, None);
+        if !store::orders::update_if_current(&tx, &order, &updated).await? {
+            return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+        }
+        commit(state, tx, history).await?;
+        return Ok(declined(task, now));
+    }
 
     // Back at the dispatch node, without the engineer who declined (its task is DECLINED
     // already). The rules lock their cursors before any engineer or notification counter is
@@ -179,9 +200,14 @@ async fn decline_once(
         write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
-    Ok(task::Model {
+    Ok(declined(task, now))
+}
+
+/// The task as a decline leaves it.
+fn declined(task: task::Model, at: chrono::DateTime<chrono::Utc>) -> task::Model {
+    task::Model {
         status: task_status::DECLINED.to_owned(),
-        updated_at: now,
+        updated_at: at,
         ..task
-    })
+    }
 }

@@ -6,7 +6,7 @@ use entity::workflow;
 use parking_lot::RwLock;
 use sea_orm::ConnectionTrait;
 
-use crate::domain::workflow::{self as wf, Node, WorkflowKind};
+use crate::domain::workflow::{self as wf, Dispatch, Node, WorkflowKind};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -14,19 +14,32 @@ use crate::store;
 pub struct Flow {
     pub model: workflow::Model,
     pub nodes: Vec<Node>,
-    pub dispatch_index: Option<usize>,
+    pub dispatch: Option<Dispatch>,
 }
 
-/// The node of a workflow where orders are dispatched (automatic rules first, then manual).
+/// The node of a workflow where the upstream dispatches its orders (automatic rules first,
+/// then manual): to an engineer (direct), or to a service provider that then assigns one of
+/// its engineers at the next node (two-stage).
 #[derive(Clone, Copy)]
 pub struct DispatchNode<'a> {
     pub flow: &'a Flow,
+    /// The upstream's dispatch node.
     pub index: usize,
+    pub dispatch: Dispatch,
 }
 
 impl DispatchNode<'_> {
     pub fn name(&self) -> &str {
         &self.flow.nodes[self.index].name
+    }
+
+    /// The node at which an engineer is assigned (the upstream's, or the provider's).
+    pub fn engineer_index(&self) -> usize {
+        self.dispatch.engineer_node()
+    }
+
+    pub fn two_stage(&self) -> bool {
+        self.dispatch.is_two_stage()
     }
 }
 
@@ -35,20 +48,24 @@ impl Flow {
         let nodes: Vec<Node> = serde_json::from_value(model.nodes.clone()).map_err(Error::internal)?;
         let kind = WorkflowKind::parse(&model.kind).ok_or_else(|| Error::internal("stored workflow kind unknown"))?;
         Ok(Flow {
-            dispatch_index: wf::dispatch_node(kind, &nodes),
+            dispatch: wf::dispatch(kind, &nodes),
             model,
             nodes,
         })
     }
 
     pub fn require_dispatch_node(&self) -> Result<DispatchNode<'_>> {
-        let index = self.dispatch_index.ok_or_else(|| {
+        let dispatch = self.dispatch.ok_or_else(|| {
             Error::NoDispatchNode(format!(
-                "workflow '{}' ({}) has no 'Dispatcher assigns service-provider engineer' node in an Interconnection workflow, so its orders cannot be dispatched to service-provider engineers",
+                "workflow '{}' ({}) has no dispatch node ('Dispatcher assigns service-provider engineer', or 'Dispatcher assigns service provider' and 'Service provider assigns engineer') in an Interconnection workflow, so its orders cannot be dispatched to service-provider engineers",
                 self.model.name, self.model.id
             ))
         })?;
-        Ok(DispatchNode { flow: self, index })
+        Ok(DispatchNode {
+            flow: self,
+            index: dispatch.upstream_node(),
+            dispatch,
+        })
     }
 }
 

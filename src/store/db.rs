@@ -57,9 +57,6 @@ fn counted(mut db: Db) -> Db {
     db
 }
 
-/// How long a PostgreSQL connection may sit idle before it is tested as it is acquired.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
-
 /// Opens the pools for `cfg.database_url`, tuned for its backend.
 pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
     let url = cfg.database_url.as_str();
@@ -86,20 +83,6 @@ pub async fn connect(cfg: &DbConfig) -> Result<Pools> {
             // connection's setup (a TLS handshake on most servers).
             .min_connections(2.min(cfg.db_pool_size.max(1)))
             .acquire_timeout(cfg.acquire_timeout())
-            // sqlx pings a connection (a round trip) as it is released, and by default again
-            // as it is acquired: three round trips for each statement outside a transaction.
-            // The release's ping stays (it finds a connection broken by a cancelled query);
-            // the acquire's is kept only for connections idle long enough for the server to
-            // have gone away meanwhile (a restart, an idle timeout).
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for > IDLE_BEFORE_PING {
-                        sea_orm::sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
             .connect_with(opts.clone())
             .await;
         let pool = match pool {
@@ -231,9 +214,10 @@ async fn postgres_unavailable(opts: &PgConnectOptions, e: sea_orm::sqlx::Error, 
 /// always wins.
 fn tls_is_moot(url: &str, opts: &PgConnectOptions, env_mode: bool) -> bool {
     let asked = env_mode
-        || url
-            .split_once('?')
-            .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("sslmode=") || p.starts_with("ssl-mode=")));
+        || url.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|p| p.starts_with("sslmode=") || p.starts_with("ssl-mode="))
+        });
     if asked {
         return false;
     }

@@ -28,7 +28,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::domain::assignment::{DispatchFields, StoredFields};
+use crate::domain::assignment::{DispatchFields, ProviderStage, StoredFields};
 use crate::domain::work_order::State;
 use crate::error::Result;
 
@@ -66,12 +66,30 @@ pub fn dispatch_fields(o: &work_order::Model) -> StoredFields {
         engineer_id: o.field_out_deal_user.clone(),
         downstream_outer_tenant_name: o.field_downstream_outer_tenant_name.clone(),
         downstream_outer_tenant_id: o.field_downstream_outer_tenant_id.clone(),
+        out_assign_user: o.out_assign_user.clone(),
+        out_assign_way: o.out_assign_way.clone(),
+        out_assign_time: o.out_assign_time,
     }
 }
 
 /// Writes an assignment's eight dispatch fields into the order's columns, or clears all eight
-/// (`None`: the order no longer has an engineer). `update_if_current` stores what changed.
+/// (`None`: the order no longer has an engineer), and the provider's three with them.
+/// `update_if_current` stores what changed.
 pub fn set_dispatch_fields(o: &mut work_order::Model, fields: Option<&DispatchFields>) {
+    set_stored_fields(o, fields.map(StoredFields::from).unwrap_or_default());
+}
+
+/// Writes the provider's stage of a two-stage dispatch (`None`: clears it, the order is back
+/// with the provider's dispatcher), and the engineer it assigned.
+pub fn set_provider_stage(o: &mut work_order::Model, engineer_id: Option<&str>, stage: Option<&ProviderStage>) {
+    o.field_out_deal_user = engineer_id.map(str::to_owned);
+    o.out_assign_user = stage.and_then(|s| s.out_assign_user.clone());
+    o.out_assign_way = stage.map(|s| s.out_assign_way.as_str().to_owned());
+    o.out_assign_time = stage.map(|s| s.out_assign_time);
+}
+
+/// Writes the stored fields, every one (an empty one clears its column).
+pub fn set_stored_fields(o: &mut work_order::Model, fields: StoredFields) {
     let StoredFields {
         assign_user,
         assign_way,
@@ -81,7 +99,10 @@ pub fn set_dispatch_fields(o: &mut work_order::Model, fields: Option<&DispatchFi
         engineer_id,
         downstream_outer_tenant_name,
         downstream_outer_tenant_id,
-    } = fields.map(StoredFields::from).unwrap_or_default();
+        out_assign_user,
+        out_assign_way,
+        out_assign_time,
+    } = fields;
     o.assign_user = assign_user;
     o.assign_way = assign_way;
     o.assign_time = assign_time;
@@ -90,6 +111,9 @@ pub fn set_dispatch_fields(o: &mut work_order::Model, fields: Option<&DispatchFi
     o.field_out_deal_user = engineer_id;
     o.field_downstream_outer_tenant_name = downstream_outer_tenant_name;
     o.field_downstream_outer_tenant_id = downstream_outer_tenant_id;
+    o.out_assign_user = out_assign_user;
+    o.out_assign_way = out_assign_way;
+    o.out_assign_time = out_assign_time;
 }
 
 /// Writes the columns `after` changes of `before` (the order as read) and bumps the version,
@@ -254,6 +278,9 @@ mod tests {
             field_out_deal_user: None,
             field_downstream_outer_tenant_name: None,
             field_downstream_outer_tenant_id: None,
+            out_assign_user: None,
+            out_assign_way: None,
+            out_assign_time: None,
             created_at: now,
             updated_at: now,
             dispatch_rule_id: None,

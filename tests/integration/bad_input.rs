@@ -91,7 +91,7 @@ async fn malformed_setup_is_refused() {
         (
             &w.provider.admin_token,
             ADD_USER,
-            json!({"n": "D", "r": "DISPATCHER"}),
+            json!({"n": "D", "r": "ENGINEER"}),
             "role",
         ),
         (

@@ -21,4 +21,5 @@ mod rules;
 mod schema;
 mod stress;
 mod timestamps;
+mod two_stage;
 mod ws;

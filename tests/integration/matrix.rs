@@ -75,6 +75,7 @@ async fn seed() -> Seeded {
     let (_, a_int) = user(&app, &a.admin_token, "IntA-i8", "INTEGRATION").await;
     let (_, b_disp) = user(&app, &b.admin_token, "DispB-d6", "DISPATCHER").await;
     let (_, p_int) = user(&app, &p.admin_token, "IntP-i1", "INTEGRATION").await;
+    let (_, p_disp) = user(&app, &p.admin_token, "DispP-p3", "DISPATCHER").await;
     // P's e1 and e2 cannot take o1 (no capacity yet); of Q's, q0 covers another region and q1
     // is inactive: the rule's trace lists all of them, competitors included.
     let (e0, e0_token) = engineer(&app, &p.admin_token, "EngE0-a1", "CN-31", 5).await;
@@ -153,6 +154,10 @@ async fn seed() -> Seeded {
         Party {
             name: "P integration",
             token: p_int,
+        },
+        Party {
+            name: "P dispatcher",
+            token: p_disp,
         },
         Party {
             name: "Q admin",

@@ -27,6 +27,10 @@ mirror!(
         AutoDispatchAttempted,
         /// No rule yielded an engineer: waiting for a dispatcher.
         AwaitingManual,
+        /// Two-stage dispatch: assigned to a service provider, waiting for its dispatcher (or
+        /// its rules) to assign one of its engineers. The upstream's fields are filled; the
+        /// engineer's (`field_outDealUser__c`) is empty.
+        ProviderAssigned,
         /// An engineer is assigned (the eight dispatch fields are filled).
         EngineerAssigned,
         /// The next node is the engineer's: a task was issued to the engineer.
@@ -48,7 +52,9 @@ mirror!(
     Role <=> domain::Role {
         /// Administers its tenant: workflows, partners, users; on a downstream tenant its engineers.
         Admin,
-        /// An upstream user who assigns work orders by hand.
+        /// Assigns work orders by hand: an upstream's dispatcher assigns engineers (direct
+        /// dispatch) or service providers (two-stage); a provider's dispatcher assigns its own
+        /// engineers to the orders assigned to its company (two-stage).
         Dispatcher,
         /// A downstream external user: sees and acts on its own tasks.
         Engineer,
@@ -78,6 +84,13 @@ mirror!(
     WorkflowNodeKind <=> workflow::NodeKind {
         /// "Dispatcher assigns service-provider engineer": automatic rules run here first, then manual assignment.
         DispatchToEngineer,
+        /// "Dispatcher assigns service provider" (two-stage dispatch, performed UPSTREAM): the
+        /// upstream assigns the order to a service-provider company. Directly followed by
+        /// PROVIDER_DISPATCH_TO_ENGINEER.
+        DispatchToProvider,
+        /// "Service provider assigns engineer" (two-stage dispatch, performed by the
+        /// SERVICE_PROVIDER): the provider's dispatcher assigns one of its engineers.
+        ProviderDispatchToEngineer,
         /// The engineer accepts the order and services it.
         AcceptAndService,
         Review,
@@ -87,7 +100,12 @@ mirror!(
 
 mirror!(
     /// Who performs a workflow node.
-    Performer <=> workflow::Performer { Upstream, DownstreamEngineer }
+    Performer <=> workflow::Performer {
+        Upstream,
+        DownstreamEngineer,
+        /// The service provider's staff: only its own dispatch node (PROVIDER_DISPATCH_TO_ENGINEER).
+        ServiceProvider,
+    }
 );
 
 /// The status of an engineer's task.
@@ -120,6 +138,12 @@ mirror!(
         Cancelled,
         /// An interrupted dispatch was rolled forward by the server's recovery sweep.
         Recovered,
+        /// Two-stage dispatch: assigned to a service provider.
+        ProviderAssigned,
+        /// Two-stage dispatch: another service provider replaced the assigned one.
+        ProviderReassigned,
+        /// Two-stage dispatch: the service provider rejected the order (its reason in `data`).
+        RejectedByProvider,
     }
 );
 

@@ -112,6 +112,24 @@ pub struct AssignEngineerInput {
 }
 
 #[derive(InputObject)]
+pub struct AssignServiceProviderInput {
+    pub work_order_id: ID,
+    /// The upstream's partner record of the service provider (`Partner.id`).
+    pub partner_id: ID,
+    /// The order's `version` as you last read it; a stale version is a CONFLICT.
+    pub expected_version: i32,
+}
+
+#[derive(InputObject)]
+pub struct RejectWorkOrderInput {
+    pub work_order_id: ID,
+    /// Why the provider will not take the order (required; at most 2,000 characters).
+    pub reason: String,
+    /// The order's `version` as you last read it; a stale version is a CONFLICT.
+    pub expected_version: i32,
+}
+
+#[derive(InputObject)]
 pub struct CancelWorkOrderInput {
     pub work_order_id: ID,
     pub expected_version: i32,

@@ -80,11 +80,13 @@ impl Workflow {
             .collect())
     }
     /// Whether orders of this workflow can be dispatched to service-provider engineers: an
-    /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node.
+    /// Interconnection workflow with the "Dispatcher assigns service-provider engineer" node,
+    /// or the two-stage pair ("Dispatcher assigns service provider", then "Service provider
+    /// assigns engineer").
     async fn has_dispatch_node(&self) -> Result<bool> {
         Ok(service::workflows::Flow::from_model(self.0.clone())
             .gql()?
-            .dispatch_index
+            .dispatch
             .is_some())
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -308,6 +310,35 @@ impl DispatchRecord {
     /// `field_downstreamOuterTenantId__c` (Connected Enterprise ID; a copy, non-business).
     async fn connected_enterprise_id(&self) -> &str {
         self.0.field_downstream_outer_tenant_id.as_deref().unwrap_or_default()
+    }
+    /// `out_assign_user` (two-stage dispatch): the service provider's dispatcher who assigned
+    /// the engineer; null when its rules did, and in direct dispatch. Shown to the provider.
+    async fn provider_dispatcher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match &self.0.out_assign_user {
+            Some(id) => match one(ctx.loaders().users(), id).await? {
+                Some(u) => Ok(Some(User::seen(ctx, u).await?)),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+    /// `out_assign_user` as a contact: the provider's dispatcher's display name (two-stage
+    /// dispatch, manual assignments); null otherwise.
+    async fn provider_dispatcher_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        match &self.0.out_assign_user {
+            Some(id) => Ok(one(ctx.loaders().users(), id).await?.map(|u| u.name)),
+            None => Ok(None),
+        }
+    }
+    /// `out_assign_way__c` (two-stage dispatch): how the provider assigned its engineer; null
+    /// in direct dispatch.
+    async fn provider_method(&self) -> Result<Option<DispatchMethod>> {
+        self.0.out_assign_way.as_deref().map(stored).transpose()
+    }
+    /// `out_assign_time__c` (two-stage dispatch): when the provider assigned its engineer;
+    /// null in direct dispatch.
+    async fn provider_assigned_at(&self) -> Option<DateTime<Utc>> {
+        self.0.out_assign_time
     }
 }
 

@@ -5,7 +5,9 @@ use serde_json::json;
 
 use crate::auth::Actor;
 use crate::domain::TenantKind;
-use crate::domain::assignment::{self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method};
+use crate::domain::assignment::{
+    self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method, Provider, ProviderStage,
+};
 use crate::domain::work_order::{Command, EventKind};
 use crate::error::{Error, Result};
 use crate::ids;
@@ -18,7 +20,8 @@ use crate::store::parties::Partnership;
 use crate::store::tasks::task_status;
 use crate::store::{self, orders as order_store};
 
-use super::current::{load_current, stale};
+use super::current::{load_current, load_current_at_provider, stale};
+use super::provider::not_two_stage;
 use super::unit_of_work::{History, commit};
 
 pub struct AssignInput {
@@ -42,10 +45,12 @@ impl Chosen {
     pub(crate) fn assignee(&self) -> Assignee<'_> {
         Assignee {
             engineer_id: &self.engineer_id,
-            partner_id: &self.partner_id,
-            partner_legacy_account_id: self.legacy_account_id.as_deref(),
-            downstream_outer_tenant_id: &self.outer_id,
-            downstream_outer_tenant_name: &self.outer_name,
+            provider: Provider {
+                partner_id: &self.partner_id,
+                partner_legacy_account_id: self.legacy_account_id.as_deref(),
+                downstream_outer_tenant_id: &self.outer_id,
+                downstream_outer_tenant_name: &self.outer_name,
+            },
         }
     }
 }
@@ -54,6 +59,8 @@ impl Chosen {
 pub(crate) struct Planned {
     pub plan: AssignmentPlan,
     pub fields: DispatchFields,
+    /// Two-stage dispatch: how the provider assigned its engineer.
+    pub stage: Option<ProviderStage>,
 }
 
 impl Planned {
@@ -63,7 +70,35 @@ impl Planned {
         o.state = self.plan.state.as_str().to_owned();
         o.current_node = self.plan.current_node as i32;
         order_store::set_dispatch_fields(o, Some(&self.fields));
+        if let Some(stage) = &self.stage {
+            order_store::set_provider_stage(o, Some(&self.fields.engineer_id), Some(stage));
+        }
     }
+}
+
+/// Two-stage dispatch: the fields of the provider's assignment of `chosen`, the upstream's
+/// stage kept as it was written (its dispatcher, way and time; the provider).
+fn upstream_stage_kept(order: &work_order::Model, chosen: &Chosen) -> Result<DispatchFields> {
+    let missing = || {
+        Error::internal(format!(
+            "work order {} is at its provider without the upstream's fields",
+            order.id
+        ))
+    };
+    Ok(DispatchFields {
+        assign_user: order.assign_user.clone(),
+        assign_way: order
+            .assign_way
+            .as_deref()
+            .and_then(Method::parse)
+            .ok_or_else(missing)?,
+        assign_time: order.assign_time.ok_or_else(missing)?,
+        partner_id: order.field_partner.clone().ok_or_else(missing)?,
+        legacy_account_id: order.field_fwssf.clone(),
+        engineer_id: chosen.engineer_id.clone(),
+        downstream_outer_tenant_name: order.field_downstream_outer_tenant_name.clone().ok_or_else(missing)?,
+        downstream_outer_tenant_id: order.field_downstream_outer_tenant_id.clone().ok_or_else(missing)?,
+    })
 }
 
 /// An engineer an upstream caller may assign, with its capacity (for the refusal when full).
@@ -72,20 +107,23 @@ struct Assignable {
     capacity: i32,
 }
 
-/// Resolves an engineer for an upstream caller: an engineer of a tenant that is not connected to
-/// it does not exist for it (NOT_FOUND); an inactive engineer or partner is refused.
+/// Resolves an engineer for an order of `upstream_tenant_id`: an engineer of a tenant that is
+/// not connected to it (or, for a provider's dispatcher, not of its own tenant `only_of`) does
+/// not exist for the caller (NOT_FOUND); an inactive engineer or partner is refused.
 async fn assignable<C: ConnectionTrait>(
     state: &Services,
     conn: &C,
-    caller: &Caller,
+    upstream_tenant_id: &str,
+    only_of: Option<&str>,
     engineer_id: &str,
 ) -> Result<Assignable> {
     let not_found = || Error::not_found("engineer", engineer_id);
     let engineer = <engineer::Model as ById>::by_id(conn, engineer_id)
         .await?
+        .filter(|e| only_of.is_none_or(|t| e.tenant_id == t))
         .ok_or_else(not_found)?;
     let between = Partnership {
-        upstream_tenant_id: caller.tenant_id(),
+        upstream_tenant_id,
         downstream_tenant_id: &engineer.tenant_id,
     };
     let partner = store::parties::partner(conn, between).await?.ok_or_else(not_found)?;
@@ -173,7 +211,7 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
         history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
     }
     crate::service::rules::count_today(&mut history.batch, tx, &chosen.engineer_id);
-    let record = assignment::api_fields(&(&planned.fields).into());
+    let record = super::api_fields(order);
     for step in &planned.plan.steps {
         match step.command {
             Command::IssueTask => {
@@ -232,14 +270,34 @@ pub async fn assign_engineer(
     // conditional on the version read (the one the caller expects), and the engineer's claim
     // checks again that it and its partner may still take the task. The single SQLite writer
     // holds the database only for the writes.
-    let (order, current) = load_current(&state.db, &caller, &input.work_order_id, input.expected_version).await?;
+    let id = &input.work_order_id;
+    let (order, current) = match caller.is_upstream() {
+        true => load_current(&state.db, &caller, id, input.expected_version).await?,
+        false => load_current_at_provider(&state.db, &caller, id, input.expected_version).await?,
+    };
     let flow = state
         .workflows
-        .get(&state.db, caller.tenant_id(), &order.workflow_id)
+        .get(&state.db, &order.tenant_id, &order.workflow_id)
         .await?;
     let node = flow.require_dispatch_node()?;
-    let plan = assignment::plan(current, kind, &flow.nodes, node.index)?;
-    let Assignable { chosen, capacity } = assignable(state, &state.db, &caller, &input.engineer_id).await?;
+    // Direct dispatch: the upstream's dispatchers assign engineers; two-stage: the provider's.
+    match (node.two_stage(), caller.is_upstream()) {
+        (true, true) => {
+            return Err(Error::bad_input(
+                "workOrderId",
+                format!(
+                    "in workflow '{}' the service provider assigns its own engineer (two-stage dispatch): use assignServiceProvider, or reassignServiceProvider while the provider has not assigned one",
+                    flow.model.name
+                ),
+            ));
+        }
+        (false, false) => return Err(not_two_stage(&flow)),
+        _ => {}
+    }
+    let plan = assignment::plan(current, kind, &flow.nodes, node.engineer_index())?;
+    let only_of = (!caller.is_upstream()).then(|| caller.tenant_id());
+    let Assignable { chosen, capacity } =
+        assignable(state, &state.db, &order.tenant_id, only_of, &input.engineer_id).await?;
     let previous = order.field_out_deal_user.clone().filter(|_| current.has_engineer());
     if previous.as_deref() == Some(input.engineer_id.as_str()) {
         return Err(Error::bad_input(
@@ -259,6 +317,7 @@ pub async fn assign_engineer(
         previous,
         dispatcher_id,
         expected_version: input.expected_version,
+        two_stage: node.two_stage(),
     };
     let work = assign_in_tx(state.clone(), actor.clone(), caller, checked);
     state.lane.run(work).await
@@ -273,6 +332,7 @@ struct CheckedAssignment {
     previous: Option<String>,
     dispatcher_id: String,
     expected_version: i32,
+    two_stage: bool,
 }
 
 /// One change of an engineer's load counter.
@@ -307,17 +367,30 @@ async fn assign_in_tx(
         previous,
         dispatcher_id,
         expected_version,
+        two_stage,
     } = checked;
+    let upstream = order.tenant_id.as_str();
     let tx = begin_write(&state.writer).await?;
     let now = crate::domain::now();
-    let fields = assignment::dispatch_fields(
-        caller.tenant.activation_version,
-        Method::Manual,
-        Some(&dispatcher_id),
-        &chosen.assignee(),
-        now,
-    );
-    let planned = Planned { plan, fields };
+    let planned = match two_stage {
+        // The provider's dispatcher: the upstream's stage stays as it was.
+        true => Planned {
+            plan,
+            fields: upstream_stage_kept(&order, &chosen)?,
+            stage: Some(assignment::provider_stage(Method::Manual, Some(&dispatcher_id), now)),
+        },
+        false => Planned {
+            plan,
+            fields: assignment::dispatch_fields(
+                caller.tenant.activation_version,
+                Method::Manual,
+                Some(&dispatcher_id),
+                &chosen.assignee(),
+                now,
+            ),
+            stage: None,
+        },
+    };
     let mut updated = order.clone();
     updated.version += 1;
     updated.updated_at = now;
@@ -336,9 +409,9 @@ async fn assign_in_tx(
         match load {
             Load::Release(engineer_id) => order_store::release_engineer(&tx, engineer_id).await?,
             Load::Claim(engineer_id) => {
-                if !order_store::claim_engineer(&tx, engineer_id, caller.tenant_id()).await? {
+                if !order_store::claim_engineer(&tx, engineer_id, upstream).await? {
                     // Deactivated since it was read: say so; otherwise it is full.
-                    assignable(state, &tx, caller, engineer_id).await?;
+                    assignable(state, &tx, upstream, None, engineer_id).await?;
                     return Err(Error::bad_input(
                         "engineerId",
                         format!(
@@ -350,7 +423,7 @@ async fn assign_in_tx(
             }
         }
     }
-    let mut history = History::new(&updated.id, caller.tenant_id(), Some(actor), now);
+    let mut history = History::new(&updated.id, upstream, Some(actor), now);
     write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
     commit(state, tx, history).await?;
     Ok(updated)

@@ -23,6 +23,24 @@ pub(crate) struct Outcome {
     pub chosen: Option<Chosen>,
 }
 
+impl Outcome {
+    /// No rule ran: a two-stage workflow's upstream stage assigns service providers, and the
+    /// tenant's rules assign engineers.
+    pub fn untried(facts: &OrderFacts, at: DateTime<Utc>) -> Outcome {
+        Outcome {
+            trace: rules::StoredTrace {
+                revision: 0,
+                evaluated_at: at,
+                order: facts.clone(),
+                reached: 0,
+                pools: Vec::new(),
+                winner: None,
+            },
+            chosen: None,
+        }
+    }
+}
+
 /// Runs the tenant's rules inside the caller's transaction. The winner is claimed (its open
 /// task counted against its capacity) and recorded on the rule; if another transaction filled
 /// the engineer up meanwhile, the rules run again without it.
@@ -143,7 +161,7 @@ pub(crate) fn settle_auto(
 ) -> Result<Option<Planned>> {
     match &outcome.chosen {
         Some(ch) => {
-            let plan = assignment::plan(from, AssignKind::Automatic, &node.flow.nodes, node.index)?;
+            let plan = assignment::plan(from, AssignKind::Automatic, &node.flow.nodes, node.engineer_index())?;
             let fields = assignment::dispatch_fields(
                 caller.tenant.activation_version,
                 Method::Automatic,
@@ -151,7 +169,11 @@ pub(crate) fn settle_auto(
                 &ch.assignee(),
                 history.at,
             );
-            let planned = Planned { plan, fields };
+            let planned = Planned {
+                plan,
+                fields,
+                stage: None,
+            };
             planned.apply_to(order);
             order.dispatch_rule_id = outcome.trace.winner.as_ref().map(|w| w.0.clone());
             Ok(Some(planned))
@@ -160,7 +182,10 @@ pub(crate) fn settle_auto(
             let manual = transition(from, Command::RouteToManual)?;
             history.step(
                 manual,
-                "no rule yielded an engineer: waiting for manual assignment".into(),
+                match node.two_stage() {
+                    true => "waiting for a dispatcher to assign a service provider".into(),
+                    false => "no rule yielded an engineer: waiting for manual assignment".into(),
+                },
                 None,
             );
             order.state = manual.to.as_str().to_owned();
@@ -171,6 +196,12 @@ pub(crate) fn settle_auto(
 
 /// The history message of an automatic dispatch attempt.
 pub(crate) fn attempt_message(node: DispatchNode<'_>, t: &rules::StoredTrace) -> String {
+    if node.two_stage() {
+        return format!(
+            "reached the dispatch node '{}' (two-stage: the order goes to a service provider, whose dispatcher assigns the engineer); no rule assigns service providers",
+            node.name()
+        );
+    }
     let node = node.name();
     match (&t.winner, t.revision) {
         (_, 0) => format!("reached the dispatch node '{node}'; no automatic dispatch rule ran: none are configured"),
@@ -236,7 +267,10 @@ async fn dispatch_stored(
     let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
     let node = flow.require_dispatch_node()?;
     let facts = rules::facts_of(order)?;
-    let outcome = run_rules(state, tx, history, caller, &facts, Some(&order.id), None, lock).await?;
+    let outcome = match node.two_stage() {
+        true => Outcome::untried(&facts, history.at),
+        false => run_rules(state, tx, history, caller, &facts, Some(&order.id), None, lock).await?,
+    };
     history.note(
         EventKind::AutoDispatchAttempted,
         attempt_message(node, &outcome.trace),

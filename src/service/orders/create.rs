@@ -14,7 +14,7 @@ use crate::service::{Caller, Services, rules};
 use crate::store::{self, begin_write};
 
 use super::assign::write_assignment;
-use super::auto::{attempt_message, run_rules, settle_auto, with_retries};
+use super::auto::{Outcome, attempt_message, run_rules, settle_auto, with_retries};
 use super::input::{CheckedOrder, NewOrder};
 use super::unit_of_work::{History, commit};
 
@@ -90,7 +90,10 @@ async fn create_in_tx(
         None,
     );
     // The order arrives at the dispatch node: automatic rules run first.
-    let outcome = run_rules(state, &tx, &mut history, caller, facts, None, prepared, lock).await?;
+    let outcome = match node.two_stage() {
+        true => Outcome::untried(facts, now),
+        false => run_rules(state, &tx, &mut history, caller, facts, None, prepared, lock).await?,
+    };
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.actor = None;
     history.step(
@@ -124,6 +127,9 @@ async fn create_in_tx(
         field_out_deal_user: None,
         field_downstream_outer_tenant_name: None,
         field_downstream_outer_tenant_id: None,
+        out_assign_user: None,
+        out_assign_way: None,
+        out_assign_time: None,
         created_at: now,
         updated_at: now,
         dispatch_rule_id: None,

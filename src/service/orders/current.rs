@@ -2,10 +2,12 @@
 use entity::work_order;
 use sea_orm::ConnectionTrait;
 
+use crate::domain::visibility::Audience;
 use crate::domain::work_order::State;
 use crate::error::{Error, Result};
-use crate::service::Caller;
+use crate::service::{Caller, audience};
 use crate::store;
+use crate::store::lookup::ById;
 
 /// Versions start at 1: a version below is not a stale view of the order but a wrong input.
 fn check_expected_version(v: i32) -> Result<()> {
@@ -33,6 +35,27 @@ pub(crate) async fn load_current<C: ConnectionTrait>(
     check_expected_version(expected_version)?;
     let order = store::orders::find_of_tenant(conn, caller.tenant_id(), id)
         .await?
+        .ok_or_else(|| Error::not_found("work order", id))?;
+    if order.version != expected_version {
+        return Err(stale(&order, expected_version));
+    }
+    let state = state_of(&order)?;
+    Ok((order, state))
+}
+
+/// Loads an order assigned to the caller's company (a provider's staff: two-stage dispatch)
+/// and checks the caller's view of it is current. NOT_FOUND for any other order, as for a
+/// caller that cannot read it.
+pub(crate) async fn load_current_at_provider<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+    expected_version: i32,
+) -> Result<(work_order::Model, State)> {
+    check_expected_version(expected_version)?;
+    let order = <work_order::Model as ById>::by_id(conn, id)
+        .await?
+        .filter(|o| audience::order(caller, o) == Audience::Provider)
         .ok_or_else(|| Error::not_found("work order", id))?;
     if order.version != expected_version {
         return Err(stale(&order, expected_version));

@@ -6,6 +6,7 @@ mod create;
 mod current;
 mod explain;
 mod input;
+mod provider;
 mod unit_of_work;
 
 use entity::work_order;
@@ -20,6 +21,7 @@ pub use cancel::{CancelInput, cancel_work_order};
 pub use create::create_work_order;
 pub use explain::{Explain, explain_dispatch};
 pub use input::{MAX_CUSTOM_FIELDS_BYTES, MAX_DESCRIPTION, MAX_REASON, MAX_TEXT, NewOrder};
+pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign_service_provider, reject_work_order};
 
 // For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
 pub(crate) use assign::write_assignment;

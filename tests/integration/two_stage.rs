@@ -1,0 +1,489 @@
+//! Two-stage dispatch through the API: the upstream assigns a service provider, the provider's
+//! own dispatcher assigns its engineer (or rejects the order); declines go back to the
+//! provider; each party sees and acts on what is its own.
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const TWO_STAGE: &str = "mutation($i:CreateWorkflowInput!){ createWorkflow(input:$i){ workflow { id hasDispatchNode nodes { kind performer } } } }";
+const ASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ assignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields dispatch { method } } } }";
+const REASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ reassignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields } } }";
+const REJECT: &str = "mutation($o:ID!,$r:String!,$v:Int!){ rejectWorkOrder(input:{workOrderId:$o, reason:$r, expectedVersion:$v}){ workOrder { id state version } } }";
+const DECLINE: &str = "mutation($t:ID!){ declineTask(input:{taskId:$t, reason:\"busy\"}){ task { status } } }";
+const ORDER: &str = r#"query($o:ID!){ workOrder(id:$o){ id state version currentNode { kind } apiFields
+  dispatch { method dispatcher { id } partner { id } engineer { id } providerDispatcherName providerMethod providerAssignedAt }
+  task { id status engineer { id } } } }"#;
+const HISTORY: &str =
+    "query($o:ID!){ workOrder(id:$o){ history { kind fromState toState actorRole actorId message data } } }";
+
+fn two_stage_workflow() -> Value {
+    json!({ "name": "Repair via provider", "nodes": [
+        { "name": "Dispatcher assigns service provider", "kind": "DISPATCH_TO_PROVIDER", "performer": "UPSTREAM" },
+        { "name": "Service provider assigns engineer", "kind": "PROVIDER_DISPATCH_TO_ENGINEER", "performer": "SERVICE_PROVIDER" },
+        { "name": "Engineer accepts and services", "kind": "ACCEPT_AND_SERVICE", "performer": "DOWNSTREAM_ENGINEER" }
+    ]})
+}
+
+/// The world, a two-stage workflow, the provider's dispatcher, and a second provider
+/// (connected) with an engineer.
+struct TwoStage {
+    w: World,
+    workflow: String,
+    provider_dispatcher: String,
+    provider_dispatcher_token: String,
+    second_partner: String,
+    second_dispatcher_token: String,
+}
+
+async fn two_stage(app: &TestApp) -> TwoStage {
+    let w = World::new(app, 870).await;
+    let wf = app
+        .ok(&w.up.admin_token, TWO_STAGE, json!({"i": two_stage_workflow()}))
+        .await;
+    assert_eq!(wf["createWorkflow"]["workflow"]["hasDispatchNode"], true);
+    assert_eq!(
+        wf["createWorkflow"]["workflow"]["nodes"][1]["performer"],
+        "SERVICE_PROVIDER"
+    );
+    let workflow = s(&wf["createWorkflow"]["workflow"]["id"]);
+    let d = app
+        .ok(
+            &w.provider.admin_token,
+            ADD_USER,
+            json!({"n": "Pat Provider", "r": "DISPATCHER"}),
+        )
+        .await;
+    let p2 = app
+        .ok(
+            &w.up.admin_token,
+            CONNECT,
+            json!({"i": {"downstreamTenantId": w.stranger.id}}),
+        )
+        .await;
+    let d2 = app
+        .ok(
+            &w.stranger.admin_token,
+            ADD_USER,
+            json!({"n": "Sam", "r": "DISPATCHER"}),
+        )
+        .await;
+    TwoStage {
+        workflow,
+        provider_dispatcher: s(&d["addUser"]["user"]["id"]),
+        provider_dispatcher_token: s(&d["addUser"]["token"]),
+        second_partner: s(&p2["connectServiceProvider"]["partner"]["id"]),
+        second_dispatcher_token: s(&d2["addUser"]["token"]),
+        w,
+    }
+}
+
+impl TwoStage {
+    async fn order(&self, app: &TestApp) -> String {
+        self.w.order_in(app, &self.workflow).await
+    }
+
+    /// An order of the two-stage workflow, assigned to the provider (version 2).
+    async fn at_provider(&self, app: &TestApp) -> String {
+        let o = self.order(app).await;
+        app.ok(
+            &self.w.dispatcher_token,
+            ASSIGN_PROVIDER,
+            json!({"o": o, "p": self.w.partner, "v": 1}),
+        )
+        .await;
+        o
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_dispatches_directly_or_in_two_stages_never_both_nor_half() {
+    let app = TestApp::spawn().await;
+    let up = tenant(&app, dispatchd::domain::TenantKind::Upstream, "Up", Some(900)).await;
+    let node = |kind: &str, performer: &str| json!({"name": kind, "kind": kind, "performer": performer});
+    let refused = [
+        (
+            vec![
+                node("DISPATCH_TO_ENGINEER", "UPSTREAM"),
+                node("DISPATCH_TO_PROVIDER", "UPSTREAM"),
+                node("PROVIDER_DISPATCH_TO_ENGINEER", "SERVICE_PROVIDER"),
+            ],
+            "not both",
+        ),
+        (vec![node("DISPATCH_TO_PROVIDER", "UPSTREAM")], "followed directly"),
+        (
+            vec![node("PROVIDER_DISPATCH_TO_ENGINEER", "SERVICE_PROVIDER")],
+            "directly after",
+        ),
+        (
+            vec![
+                node("DISPATCH_TO_PROVIDER", "UPSTREAM"),
+                node("PROVIDER_DISPATCH_TO_ENGINEER", "UPSTREAM"),
+            ],
+            "SERVICE_PROVIDER",
+        ),
+        (vec![node("REVIEW", "SERVICE_PROVIDER")], "only its own dispatch node"),
+    ];
+    for (nodes, why) in refused {
+        let body = app
+            .gql(&up.admin_token, TWO_STAGE, json!({"i": {"name": "W", "nodes": nodes}}))
+            .await;
+        assert_error(&body, "BAD_USER_INPUT", why);
+    }
+    let internal = json!({"name": "W", "kind": "INTERNAL", "nodes": two_stage_workflow()["nodes"]});
+    let body = app.gql(&up.admin_token, TWO_STAGE, json!({"i": internal})).await;
+    assert_error(&body, "BAD_USER_INPUT", "INTERCONNECTION");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM workflows").await,
+        0,
+        "nothing was saved"
+    );
+}
+
+#[tokio::test]
+async fn the_upstream_assigns_a_provider_whose_dispatcher_assigns_its_engineer() {
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    let o = t.order(&app).await;
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    assert_eq!(v["workOrder"]["state"], "AWAITING_MANUAL", "no rule assigns providers");
+    assert_eq!(v["workOrder"]["currentNode"]["kind"], "DISPATCH_TO_PROVIDER");
+
+    // The upstream does not assign engineers in a two-stage workflow; the provider sees nothing yet.
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.engineers[0], "v": 1}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", "assignServiceProvider");
+    let body = app
+        .gql(
+            &t.provider_dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.engineers[0], "v": 1}),
+        )
+        .await;
+    assert_error(&body, "NOT_FOUND", "work order");
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            ASSIGN_PROVIDER,
+            json!({"o": o, "p": "ptn_nope", "v": 1}),
+        )
+        .await;
+    assert_error(&body, "NOT_FOUND", "partner");
+
+    // Stage one: the upstream's fields, no engineer, no dispatch record yet.
+    let a = app
+        .ok(
+            &w.dispatcher_token,
+            ASSIGN_PROVIDER,
+            json!({"o": o, "p": w.partner, "v": 1}),
+        )
+        .await;
+    let a = &a["assignServiceProvider"]["workOrder"];
+    assert_eq!(
+        (a["state"].clone(), a["version"].clone()),
+        (json!("PROVIDER_ASSIGNED"), json!(2))
+    );
+    assert!(a["dispatch"].is_null(), "null until an engineer is assigned");
+    let f = &a["apiFields"];
+    assert_eq!(f["assign_user"], json!(w.dispatcher));
+    assert_eq!(f["assign_way__c"], "MANUAL");
+    assert_eq!(f["field_partner__c"], json!(w.partner));
+    assert_eq!(f["field_fwssf__c"], json!(w.legacy_account), "activated before v880");
+    assert_eq!(f["field_downstreamOuterTenantId__c"], json!(w.provider.outer_id));
+    assert_eq!(f["field_downstreamOuterTenantName__c"], json!(w.provider.name));
+    assert!(f["field_outDealUser__c"].is_null() && f["out_assign_user"].is_null());
+
+    // The provider's dispatcher sees it in its list; another provider does not.
+    let list = "{ workOrders(first: 10) { edges { node { id state } } } }";
+    let mine = app.ok(&t.provider_dispatcher_token, list, json!({})).await;
+    assert_eq!(mine["workOrders"]["edges"][0]["node"]["id"], json!(o));
+    let theirs = app.ok(&t.second_dispatcher_token, list, json!({})).await;
+    assert_eq!(theirs["workOrders"]["edges"], json!([]));
+    let body = app
+        .gql(&t.second_dispatcher_token, REJECT, json!({"o": o, "r": "no", "v": 2}))
+        .await;
+    assert_error(&body, "NOT_FOUND", "work order");
+
+    // Stage two: only its own engineers, at the version it read.
+    let body = app
+        .gql(
+            &t.provider_dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.stranger_engineer, "v": 2}),
+        )
+        .await;
+    assert_error(&body, "NOT_FOUND", "engineer");
+    let body = app
+        .gql(
+            &t.provider_dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.engineers[1], "v": 1}),
+        )
+        .await;
+    assert_error(&body, "CONFLICT", "version 2");
+    app.ok(
+        &t.provider_dispatcher_token,
+        ASSIGN,
+        json!({"o": o, "e": w.engineers[1], "v": 2}),
+    )
+    .await;
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    let v = &v["workOrder"];
+    assert_eq!(v["state"], "DOWNSTREAM_TASK");
+    assert_eq!(v["task"]["engineer"]["id"], json!(w.engineers[1]));
+    let d = &v["dispatch"];
+    assert_eq!(
+        d["dispatcher"]["id"],
+        json!(w.dispatcher),
+        "assign_user stays the upstream's"
+    );
+    assert_eq!(d["engineer"]["id"], json!(w.engineers[1]));
+    assert_eq!(d["providerMethod"], "MANUAL");
+    assert_eq!(d["providerDispatcherName"], "Pat Provider");
+    assert!(d["providerAssignedAt"].is_string());
+    assert_eq!(v["apiFields"]["out_assign_user"], json!(t.provider_dispatcher));
+    assert_eq!(v["apiFields"]["out_assign_way__c"], "MANUAL");
+    assert_eq!(v["apiFields"]["out_assign_time__c"], d["providerAssignedAt"]);
+    assert_eq!(v["apiFields"]["field_outDealUser__c"], json!(w.engineers[1]));
+    // The provider's dispatcher is a user of the provider: the upstream sees its name only.
+    let who = "query($o:ID!){ workOrder(id:$o){ dispatch { providerDispatcher { id } } } }";
+    let body = app.gql(&w.dispatcher_token, who, json!({"o": o})).await;
+    assert_error(&body, "FORBIDDEN", "providerDispatcher");
+    let mine = app.ok(&t.provider_dispatcher_token, who, json!({"o": o})).await;
+    assert_eq!(
+        mine["workOrder"]["dispatch"]["providerDispatcher"]["id"],
+        json!(t.provider_dispatcher)
+    );
+
+    // The upstream cannot take it back from the provider any more.
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": t.second_partner, "v": 3}),
+        )
+        .await;
+    assert_error(&body, "INVALID_TRANSITION", "has assigned an engineer");
+
+    // The engineer declines: back to its provider's dispatcher, the upstream's stage kept.
+    let task = s(&v["task"]["id"]);
+    app.ok(&w.engineer_tokens[1], DECLINE, json!({"t": task})).await;
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    let v = &v["workOrder"];
+    assert_eq!(v["state"], "PROVIDER_ASSIGNED");
+    assert_eq!(v["currentNode"]["kind"], "PROVIDER_DISPATCH_TO_ENGINEER");
+    assert!(v["dispatch"].is_null());
+    assert_eq!(v["apiFields"]["assign_user"], json!(w.dispatcher));
+    assert_eq!(v["apiFields"]["field_partner__c"], json!(w.partner));
+    assert!(v["apiFields"]["field_outDealUser__c"].is_null() && v["apiFields"]["out_assign_way__c"].is_null());
+    let busy = app
+        .scalar(&format!(
+            "SELECT CAST(open_tasks AS BIGINT) FROM engineers WHERE id = '{}'",
+            w.engineers[1]
+        ))
+        .await;
+    assert_eq!(busy, 0, "the decliner's load is released");
+    // ... whose dispatcher assigns another engineer.
+    app.ok(
+        &t.provider_dispatcher_token,
+        ASSIGN,
+        json!({"o": o, "e": w.engineers[2], "v": 4}),
+    )
+    .await;
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    assert_eq!(v["workOrder"]["task"]["engineer"]["id"], json!(w.engineers[2]));
+
+    let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
+    let kinds: Vec<&str> = h["workOrder"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CREATED",
+            "AUTO_DISPATCH_ATTEMPTED",
+            "ROUTED_TO_MANUAL",
+            "PROVIDER_ASSIGNED",
+            "ENGINEER_ASSIGNED",
+            "TASK_ISSUED",
+            "TASK_DECLINED",
+            "ENGINEER_ASSIGNED",
+            "TASK_ISSUED"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_provider_rejects_with_a_reason_and_the_order_goes_back_upstream() {
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    let o = t.at_provider(&app).await;
+    let body = app
+        .gql(
+            &t.provider_dispatcher_token,
+            REJECT,
+            json!({"o": o, "r": "   ", "v": 2}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", "reason");
+    let body = app
+        .gql(&w.dispatcher_token, REJECT, json!({"o": o, "r": "mine", "v": 2}))
+        .await;
+    assert_error(&body, "FORBIDDEN", "rejectWorkOrder");
+    let r = app
+        .ok(
+            &t.provider_dispatcher_token,
+            REJECT,
+            json!({"o": o, "r": "no one free in CN-31", "v": 2}),
+        )
+        .await;
+    assert_eq!(r["rejectWorkOrder"]["workOrder"]["state"], "AWAITING_MANUAL");
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    let v = &v["workOrder"];
+    assert_eq!(v["currentNode"]["kind"], "DISPATCH_TO_PROVIDER");
+    assert!(
+        v["apiFields"].as_object().unwrap().values().all(Value::is_null),
+        "every dispatch field cleared: {}",
+        v["apiFields"]
+    );
+    let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
+    let last = h["workOrder"]["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "REJECTED_BY_PROVIDER");
+    assert_eq!(last["actorId"], json!(t.provider_dispatcher));
+    assert_eq!(last["data"]["reason"], "no one free in CN-31");
+    assert_eq!(last["data"]["partnerId"], json!(w.partner));
+    let rejections = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM order_rejections WHERE work_order_id = '{o}' AND partner_id = '{}'",
+            w.partner
+        ))
+        .await;
+    assert_eq!(rejections, 1);
+    // The provider no longer reaches it.
+    let body = app.gql(&t.provider_dispatcher_token, ORDER, json!({"o": o})).await;
+    assert!(body["data"]["workOrder"].is_null(), "{body}");
+    // The upstream assigns another provider.
+    app.ok(
+        &w.dispatcher_token,
+        ASSIGN_PROVIDER,
+        json!({"o": o, "p": t.second_partner, "v": 3}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_upstream_reassigns_a_provider_only_while_it_waits_there() {
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    let o = t.order(&app).await;
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": w.partner, "v": 1}),
+        )
+        .await;
+    assert_error(&body, "INVALID_TRANSITION", "use assignServiceProvider");
+    app.ok(
+        &w.dispatcher_token,
+        ASSIGN_PROVIDER,
+        json!({"o": o, "p": w.partner, "v": 1}),
+    )
+    .await;
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            ASSIGN_PROVIDER,
+            json!({"o": o, "p": t.second_partner, "v": 2}),
+        )
+        .await;
+    assert_error(&body, "INVALID_TRANSITION", "use reassignServiceProvider");
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": w.partner, "v": 2}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", "already assigned to this service provider");
+    let r = app
+        .ok(
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": t.second_partner, "v": 2}),
+        )
+        .await;
+    let f = &r["reassignServiceProvider"]["workOrder"]["apiFields"];
+    assert_eq!(f["field_partner__c"], json!(t.second_partner));
+    assert_eq!(f["field_downstreamOuterTenantId__c"], json!(w.stranger.outer_id));
+    let second_account = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM partners WHERE id = '{}' AND legacy_account_id = '{}'",
+            t.second_partner,
+            f["field_fwssf__c"].as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(second_account, 1, "the second provider's legacy account: {f}");
+    let body = app.gql(&t.provider_dispatcher_token, ORDER, json!({"o": o})).await;
+    assert!(
+        body["data"]["workOrder"].is_null(),
+        "the first provider lost it: {body}"
+    );
+    let state = "query($o:ID!){ workOrder(id:$o){ state } }";
+    let theirs = app.ok(&t.second_dispatcher_token, state, json!({"o": o})).await;
+    assert_eq!(theirs["workOrder"]["state"], "PROVIDER_ASSIGNED");
+    // In a direct workflow, there is no provider to assign.
+    let direct = w.order(&app).await;
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            ASSIGN_PROVIDER,
+            json!({"o": direct, "p": w.partner, "v": 1}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", "dispatches directly");
+}
+
+/// The upstream's reassignment and the provider's assignment race on one version: exactly one
+/// wins, the other is told to reload (on PostgreSQL, truly concurrent).
+#[tokio::test]
+async fn a_reassignment_racing_the_providers_assignment_has_one_winner() {
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    for round in 0..6 {
+        let o = t.at_provider(&app).await;
+        let assign = app.gql(
+            &t.provider_dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.engineers[round % 3], "v": 2}),
+        );
+        let reassign = app.gql(
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": t.second_partner, "v": 2}),
+        );
+        let (a, r) = tokio::join!(assign, reassign);
+        let won = [&a, &r].iter().filter(|b| b["errors"].is_null()).count();
+        assert_eq!(won, 1, "round {round}: {a} / {r}");
+        let lost = if a["errors"].is_null() { &r } else { &a };
+        assert_eq!(code(lost).as_deref(), Some("CONFLICT"), "{lost}");
+        let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+        let state = v["workOrder"]["state"].as_str().unwrap().to_owned();
+        match a["errors"].is_null() {
+            true => assert_eq!(state, "DOWNSTREAM_TASK"),
+            false => assert_eq!(state, "PROVIDER_ASSIGNED"),
+        }
+        assert_eq!(v["workOrder"]["version"], 3);
+    }
+}
