@@ -364,7 +364,7 @@ pub const API_FIELDS: [(&str, &str); 11] = [
     ("field_outDealUser__c", "engineer"),
     ("field_downstreamOuterTenantName__c", "connectedEnterpriseName"),
     ("field_downstreamOuterTenantId__c", "connectedEnterpriseId"),
-    ("out_assign_user", "providerDispatcherName"),
+    ("out_assign_user", "providerDispatcher"),
     ("out_assign_way__c", "providerMethod"),
     ("out_assign_time__c", "providerAssignedAt"),
 ];
@@ -602,14 +602,28 @@ mod tests {
             .map(|(k, _)| (k.to_string(), serde_json::json!("x")))
             .collect();
         let all = serde_json::Value::Object(all);
-        assert_eq!(api_fields_for(Audience::Upstream, all.clone()), all);
+        assert_eq!(
+            api_fields_for(Audience::Upstream, all.clone())
+                .as_object()
+                .unwrap()
+                .len(),
+            all.as_object().unwrap().len() - 1,
+            "all but the provider's dispatcher"
+        );
         let engineer = api_fields_for(Audience::Engineer, all.clone());
         let keys: Vec<&String> = engineer.as_object().unwrap().keys().collect();
         assert!(!keys.contains(&&"assign_user".to_string()));
         assert!(!keys.contains(&&"field_fwssf__c".to_string()));
         assert!(keys.contains(&&"field_outDealUser__c".to_string()));
-        assert!(keys.contains(&&"out_assign_user".to_string()));
-        assert_eq!(keys.len(), 9);
+        assert!(
+            !keys.contains(&&"out_assign_user".to_string()),
+            "the provider's own user"
+        );
+        assert_eq!(keys.len(), 8);
+        let upstream = api_fields_for(Audience::Upstream, all.clone());
+        assert!(!upstream.as_object().unwrap().contains_key("out_assign_user"));
+        let provider = api_fields_for(Audience::Provider, all.clone());
+        assert!(provider.as_object().unwrap().contains_key("out_assign_user"));
         assert_eq!(api_fields_for(Audience::Former, all), serde_json::json!({}));
     }
 

@@ -26,6 +26,12 @@ pub struct DemoWorld {
     pub engineer: String,
     pub other_engineer: String,
     pub workflow: String,
+    /// The first provider's dispatcher (two-stage dispatch); empty in a demo seeded before.
+    #[serde(default)]
+    pub provider_dispatcher: String,
+    /// A two-stage workflow (empty in a demo seeded before).
+    #[serde(default)]
+    pub two_stage_workflow: String,
     #[serde(skip)]
     tokens: Vec<(&'static str, String)>,
 }
@@ -57,6 +63,12 @@ impl DemoWorld {
                 t(&self.engineer, &self.downstream_tenant, Role::Engineer),
             ),
         ];
+        if !self.provider_dispatcher.is_empty() {
+            self.tokens.push((
+                "PROVIDER_DISPATCHER_TOKEN",
+                t(&self.provider_dispatcher, &self.downstream_tenant, Role::Dispatcher),
+            ));
+        }
     }
 
     /// The shell variables of the demo world (`source demo.env`), headed by the database they
@@ -72,6 +84,9 @@ impl DemoWorld {
         s.push_str(&format!("export WORKFLOW_ID={}\n", self.workflow));
         s.push_str(&format!("export ENGINEER_ID={}\n", self.engineer));
         s.push_str(&format!("export OTHER_ENGINEER_ID={}\n", self.other_engineer));
+        if !self.two_stage_workflow.is_empty() {
+            s.push_str(&format!("export TWO_STAGE_WORKFLOW_ID={}\n", self.two_stage_workflow));
+        }
         s
     }
 
@@ -232,6 +247,34 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         },
     )
     .await?;
+    let two_stage = admin::create_workflow(
+        state,
+        &as_admin,
+        admin::NewWorkflow {
+            name: "Repair through the provider's dispatcher".into(),
+            kind: WorkflowKind::Interconnection,
+            nodes: vec![
+                node(
+                    "Dispatcher assigns service provider",
+                    NodeKind::DispatchToProvider,
+                    Performer::Upstream,
+                ),
+                node(
+                    "Service provider assigns engineer",
+                    NodeKind::ProviderDispatchToEngineer,
+                    Performer::ServiceProvider,
+                ),
+                node(
+                    "Engineer accepts and services",
+                    NodeKind::AcceptAndService,
+                    Performer::DownstreamEngineer,
+                ),
+            ],
+        },
+    )
+    .await?;
+    let provider_dispatcher =
+        admin::insert_user(db, &providers[0].0.id, "Pat Provider-Dispatcher", Role::Dispatcher).await?;
     admin::create_workflow(
         state,
         &as_admin,
@@ -242,15 +285,17 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         },
     )
     .await?;
-    for (title, region, skills) in [
-        ("Air conditioner not cooling", "CN-31-04", vec!["hvac"]),
-        ("Leaking water heater", "CN-31-04", vec!["plumbing"]),
+    let mut created = Vec::new();
+    for (title, region, skills, workflow) in [
+        ("Air conditioner not cooling", "CN-31-04", vec!["hvac"], &wf.id),
+        ("Leaking water heater", "CN-31-04", vec!["plumbing"], &wf.id),
+        ("Dishwasher will not drain", "CN-31-04", vec!["plumbing"], &two_stage.id),
     ] {
-        orders::create_work_order(
+        let o = orders::create_work_order(
             state,
             &as_dispatcher,
             orders::NewOrder {
-                workflow_id: wf.id.clone(),
+                workflow_id: workflow.clone(),
                 external_ref: None,
                 title: title.into(),
                 description: None,
@@ -264,7 +309,29 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
             },
         )
         .await?;
+        created.push(o);
     }
+    // The two-stage order waits at the first provider, for its dispatcher.
+    let at_provider = created.last().ok_or_else(|| Error::internal("no demo order"))?;
+    let partner = crate::store::parties::partner(
+        db,
+        crate::store::parties::Partnership {
+            upstream_tenant_id: &up.id,
+            downstream_tenant_id: &providers[0].0.id,
+        },
+    )
+    .await?
+    .ok_or_else(|| Error::internal("demo partner missing"))?;
+    orders::assign_service_provider(
+        state,
+        &as_dispatcher,
+        orders::ProviderInput {
+            work_order_id: at_provider.id.clone(),
+            partner_id: partner.id,
+            expected_version: at_provider.version,
+        },
+    )
+    .await?;
     let mut world = DemoWorld {
         upstream_tenant: up.id,
         admin: up_admin.id,
@@ -274,6 +341,8 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         engineer: engineers[0].id.clone(),
         other_engineer: engineers[1].id.clone(),
         workflow: wf.id,
+        provider_dispatcher: provider_dispatcher.id,
+        two_stage_workflow: two_stage.id,
         tokens: Vec::new(),
     };
     let row = setting::ActiveModel {
@@ -300,6 +369,8 @@ mod tests {
             engineer: "eng_1".into(),
             other_engineer: "eng_2".into(),
             workflow: "wfl_1".into(),
+            provider_dispatcher: String::new(),
+            two_stage_workflow: String::new(),
             tokens: Vec::new(),
         };
         let mine = world.env_file("127.0.0.1:8080", "sqlite:///srv/a.db");

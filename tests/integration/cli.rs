@@ -191,6 +191,8 @@ fn serve_demo_seeds_and_prints_tokens() {
         "ADMIN_TOKEN=",
         "WORKFLOW_ID=wfl_",
         "ENGINEER_ID=eng_",
+        "PROVIDER_DISPATCHER_TOKEN=",
+        "TWO_STAGE_WORKFLOW_ID=wfl_",
     ] {
         assert!(env.contains(k), "{k} in demo.env");
         assert!(stdout.contains(k), "{k} printed");

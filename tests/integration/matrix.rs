@@ -75,7 +75,7 @@ async fn seed() -> Seeded {
     let (_, a_int) = user(&app, &a.admin_token, "IntA-i8", "INTEGRATION").await;
     let (_, b_disp) = user(&app, &b.admin_token, "DispB-d6", "DISPATCHER").await;
     let (_, p_int) = user(&app, &p.admin_token, "IntP-i1", "INTEGRATION").await;
-    let (_, p_disp) = user(&app, &p.admin_token, "DispP-p3", "DISPATCHER").await;
+    let (p_disp_id, p_disp) = user(&app, &p.admin_token, "DispP-p3", "DISPATCHER").await;
     // P's e1 and e2 cannot take o1 (no capacity yet); of Q's, q0 covers another region and q1
     // is inactive: the rule's trace lists all of them, competitors included.
     let (e0, e0_token) = engineer(&app, &p.admin_token, "EngE0-a1", "CN-31", 5).await;
@@ -125,6 +125,30 @@ async fn seed() -> Seeded {
     // B's order, assigned to P's e2: P serves both A and B.
     let ob = order(&app, &b_disp, &wb, "OrderOB-t4", "B-Customer-4").await;
     app.ok(&b_disp, ASSIGN, json!({"o": ob, "e": e2, "v": 1})).await;
+
+    // Two-stage dispatch: o4 waits at P for its dispatcher; o5 was given by P's dispatcher to
+    // e0 (its name is then a contact on the dispatch record).
+    let mut two = dispatch_workflow();
+    two["name"] = json!("WorkflowA2-w3");
+    two["nodes"] = json!([
+        {"name": "To provider", "kind": "DISPATCH_TO_PROVIDER", "performer": "UPSTREAM"},
+        {"name": "Provider assigns", "kind": "PROVIDER_DISPATCH_TO_ENGINEER", "performer": "SERVICE_PROVIDER"},
+        {"name": "Service", "kind": "ACCEPT_AND_SERVICE", "performer": "DOWNSTREAM_ENGINEER"}
+    ]);
+    let wa2 =
+        s(&app.ok(&a.admin_token, CREATE_WORKFLOW, json!({ "i": two })).await["createWorkflow"]["workflow"]["id"]);
+    let to_provider = "mutation($o:ID!,$p:ID!){ assignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:1}){ workOrder { id } } }";
+    for (title, customer) in [
+        ("OrderO4-t5", "Two-Stage-Customer-5"),
+        ("OrderO5-t6", "Two-Stage-Customer-6"),
+    ] {
+        let o = order(&app, &a_disp, &wa2, title, customer).await;
+        app.ok(&a_disp, to_provider, json!({"o": o, "p": pa})).await;
+        if title == "OrderO5-t6" {
+            app.ok(&p_disp, ASSIGN, json!({"o": o, "e": e0, "v": 2})).await;
+        }
+    }
+    let _ = p_disp_id;
 
     let callers = vec![
         Party {
@@ -250,7 +274,9 @@ impl Facts {
             (
                 "WorkOrder",
                 "SELECT id, tenant_id, title, customer, description, external_ref, \
-                 COALESCE(field_out_deal_user, '') AS engineer, COALESCE(assign_user, '') AS dispatcher \
+                 COALESCE(field_out_deal_user, '') AS engineer, COALESCE(assign_user, '') AS dispatcher, \
+                 COALESCE(field_downstream_outer_tenant_id, '') AS provider_outer, \
+                 COALESCE(out_assign_user, '') AS provider_dispatcher \
                  FROM work_orders",
                 &["title", "customer", "description", "external_ref"],
             ),
@@ -359,11 +385,14 @@ fn oracle(f: &Facts, w: &Who, id: &str) -> Audience {
         "TaskNotification" if cls == Engineer && g("engineer_id") == w.subject => Engineer,
         "WorkOrder" => {
             let engineer = g("engineer");
-            let provider = f.get(&engineer, "tenant_id");
+            // The provider it is assigned to: its engineer's, or (two-stage dispatch, before
+            // the provider has assigned one) the company the upstream assigned it to.
+            let outer = g("provider_outer");
+            let provider_outer = f.get(&w.tenant, "outer_tenant_id");
             let tasks = f.tasks_of.get(id).cloned().unwrap_or_default();
             match cls {
                 Upstream if mine(g("tenant_id")) => Upstream,
-                Provider if !engineer.is_empty() && mine(provider) => Provider,
+                Provider if !outer.is_empty() && outer == provider_outer => Provider,
                 Engineer if engineer == w.subject => Engineer,
                 Provider if tasks.iter().any(|(_, t)| *t == w.tenant) => Former,
                 Engineer if tasks.iter().any(|(e, _)| *e == w.subject) => Former,
@@ -790,6 +819,12 @@ async fn every_field_for_every_caller_is_shown_or_refused_as_the_policy_says() {
             let contact = visibility::grant("DispatchRecord", "dispatcherName").is_some_and(|g| g.allows(a));
             if !dispatcher.is_empty() && contact {
                 visible.extend(facts.names[&dispatcher].iter().cloned());
+            }
+            // So is the provider's dispatcher (two-stage dispatch).
+            let provider_dispatcher = facts.get(id, "provider_dispatcher");
+            let contact = visibility::grant("DispatchRecord", "providerDispatcherName").is_some_and(|g| g.allows(a));
+            if !provider_dispatcher.is_empty() && contact {
+                visible.extend(facts.names[&provider_dispatcher].iter().cloned());
             }
         }
         foreign.retain(|m| !visible.contains(m));

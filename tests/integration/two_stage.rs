@@ -246,7 +246,22 @@ async fn the_upstream_assigns_a_provider_whose_dispatcher_assigns_its_engineer()
     assert_eq!(d["providerMethod"], "MANUAL");
     assert_eq!(d["providerDispatcherName"], "Pat Provider");
     assert!(d["providerAssignedAt"].is_string());
-    assert_eq!(v["apiFields"]["out_assign_user"], json!(t.provider_dispatcher));
+    assert!(
+        !v["apiFields"].as_object().unwrap().contains_key("out_assign_user"),
+        "the provider's user is the provider's: {}",
+        v["apiFields"]
+    );
+    let theirs = app
+        .ok(
+            &t.provider_dispatcher_token,
+            "query($o:ID!){ workOrder(id:$o){ apiFields } }",
+            json!({"o": o}),
+        )
+        .await;
+    assert_eq!(
+        theirs["workOrder"]["apiFields"]["out_assign_user"],
+        json!(t.provider_dispatcher)
+    );
     assert_eq!(v["apiFields"]["out_assign_way__c"], "MANUAL");
     assert_eq!(v["apiFields"]["out_assign_time__c"], d["providerAssignedAt"]);
     assert_eq!(v["apiFields"]["field_outDealUser__c"], json!(w.engineers[1]));
@@ -358,7 +373,12 @@ async fn a_provider_rejects_with_a_reason_and_the_order_goes_back_upstream() {
     let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
     let last = h["workOrder"]["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "REJECTED_BY_PROVIDER");
-    assert_eq!(last["actorId"], json!(t.provider_dispatcher));
+    assert_eq!(
+        last["actorId"],
+        json!(w.partner),
+        "the provider, as the upstream knows it"
+    );
+    assert_eq!(last["actorRole"], "DISPATCHER");
     assert_eq!(last["data"]["reason"], "no one free in CN-31");
     assert_eq!(last["data"]["partnerId"], json!(w.partner));
     let rejections = app
@@ -455,7 +475,7 @@ async fn the_upstream_reassigns_a_provider_only_while_it_waits_there() {
 }
 
 /// The upstream's reassignment and the provider's assignment race on one version: exactly one
-/// wins, the other is told to reload (on PostgreSQL, truly concurrent).
+/// wins, the other is told so (on PostgreSQL, truly concurrent).
 #[tokio::test]
 async fn a_reassignment_racing_the_providers_assignment_has_one_winner() {
     let app = TestApp::spawn().await;
@@ -476,8 +496,15 @@ async fn a_reassignment_racing_the_providers_assignment_has_one_winner() {
         let (a, r) = tokio::join!(assign, reassign);
         let won = [&a, &r].iter().filter(|b| b["errors"].is_null()).count();
         assert_eq!(won, 1, "round {round}: {a} / {r}");
-        let lost = if a["errors"].is_null() { &r } else { &a };
-        assert_eq!(code(lost).as_deref(), Some("CONFLICT"), "{lost}");
+        // The upstream's loss is a CONFLICT; the provider's is a CONFLICT, or NOT_FOUND when
+        // the order had already left its company as it read it.
+        let (lost, may) = if a["errors"].is_null() {
+            (&r, "CONFLICT")
+        } else {
+            (&a, "NOT_FOUND")
+        };
+        let c = code(lost);
+        assert!(c.as_deref() == Some("CONFLICT") || c.as_deref() == Some(may), "{lost}");
         let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
         let state = v["workOrder"]["state"].as_str().unwrap().to_owned();
         match a["errors"].is_null() {
@@ -486,4 +513,59 @@ async fn a_reassignment_racing_the_providers_assignment_has_one_winner() {
         }
         assert_eq!(v["workOrder"]["version"], 3);
     }
+}
+
+/// The same race across two instances on one database (two servers, each with its own pools
+/// and write lane): one winner each round, the loser told CONFLICT, nothing half-written.
+#[tokio::test]
+async fn across_two_instances_the_race_still_has_one_winner() {
+    use dispatchd::app;
+    use dispatchd::config::{DbConfig, ServeConfig};
+    use dispatchd::service::Services;
+
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    let other = Services::open(&DbConfig::new(&app.database_url), Some(SECRET))
+        .await
+        .unwrap();
+    let other = app::spawn(other, &ServeConfig::default()).await.unwrap();
+    let other_addr = other.addr.to_string();
+    let http = reqwest::Client::new();
+    let mut wins = [0; 2];
+    for round in 0..8 {
+        let o = t.at_provider(&app).await;
+        let assign = app.gql(
+            &t.provider_dispatcher_token,
+            ASSIGN,
+            json!({"o": o, "e": w.engineers[round % 3], "v": 2}),
+        );
+        let reassign = gql_at(
+            &http,
+            &other_addr,
+            &w.dispatcher_token,
+            REASSIGN_PROVIDER,
+            json!({"o": o, "p": t.second_partner, "v": 2}),
+        );
+        let (a, r) = tokio::join!(assign, reassign);
+        let won: Vec<bool> = [&a, &r].iter().map(|b| b["errors"].is_null()).collect();
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {a} / {r}");
+        let (lost, may) = if won[0] { (&r, "CONFLICT") } else { (&a, "NOT_FOUND") };
+        let c = code(lost);
+        assert!(c.as_deref() == Some("CONFLICT") || c.as_deref() == Some(may), "{lost}");
+        wins[usize::from(won[1])] += 1;
+        let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+        assert_eq!(v["workOrder"]["version"], 3);
+        let want = if won[0] { "DOWNSTREAM_TASK" } else { "PROVIDER_ASSIGNED" };
+        assert_eq!(v["workOrder"]["state"], want);
+    }
+    // Every open task is of an order the provider won, and loads match the tasks.
+    let open = app
+        .scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('ASSIGNED', 'ACCEPTED')")
+        .await;
+    assert_eq!(open, wins[0]);
+    let load = app
+        .scalar("SELECT CAST(SUM(open_tasks) AS BIGINT) FROM engineers")
+        .await;
+    assert_eq!(load, wins[0]);
 }

@@ -396,7 +396,9 @@ impl WorkOrderEvent {
     async fn actor_role(&self) -> Result<Option<Role>> {
         self.0.actor_role.as_deref().map(stored).transpose()
     }
-    /// The ID of the user, engineer or integration that caused it.
+    /// The ID of the user, engineer or integration that caused it; for what a service
+    /// provider's staff did (two-stage dispatch), the upstream's partner record of that
+    /// provider (its users are its own business).
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor_id.clone().map(ID)
     }

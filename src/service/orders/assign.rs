@@ -21,7 +21,7 @@ use crate::store::tasks::task_status;
 use crate::store::{self, orders as order_store};
 
 use super::current::{load_current, load_current_at_provider, stale};
-use super::provider::not_two_stage;
+use super::provider::{as_provider, not_two_stage};
 use super::unit_of_work::{History, commit};
 
 pub struct AssignInput {
@@ -211,7 +211,7 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
         history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
     }
     crate::service::rules::count_today(&mut history.batch, tx, &chosen.engineer_id);
-    let record = super::api_fields(order);
+    let record = super::history_fields(order);
     for step in &planned.plan.steps {
         match step.command {
             Command::IssueTask => {
@@ -423,7 +423,12 @@ async fn assign_in_tx(
             }
         }
     }
-    let mut history = History::new(&updated.id, upstream, Some(actor), now);
+    // The provider's dispatcher is recorded in the upstream's history as its provider.
+    let recorded = match two_stage {
+        true => as_provider(actor, &planned.fields.partner_id),
+        false => actor.clone(),
+    };
+    let mut history = History::new(&updated.id, upstream, Some(&recorded), now);
     write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
     commit(state, tx, history).await?;
     Ok(updated)

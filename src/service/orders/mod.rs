@@ -13,6 +13,7 @@ use entity::work_order;
 use serde_json::Value;
 
 use crate::domain::assignment;
+use crate::domain::visibility::{self, Audience};
 use crate::store;
 
 pub use assign::{AssignInput, Chosen, assign_engineer};
@@ -33,4 +34,10 @@ pub(crate) use unit_of_work::{History, commit};
 /// The eight dispatch fields of a stored order, keyed by their API names.
 pub fn api_fields(o: &work_order::Model) -> Value {
     assignment::api_fields(&store::orders::dispatch_fields(o))
+}
+
+/// The dispatch fields as the order's history keeps them: the upstream's view (the history is
+/// its own), so without the provider's user (`out_assign_user`).
+pub(crate) fn history_fields(o: &work_order::Model) -> Value {
+    visibility::api_fields_for(Audience::Upstream, api_fields(o))
 }

@@ -69,6 +69,17 @@ async fn assignable_provider<C: ConnectionTrait>(
     Ok((p, downstream))
 }
 
+/// A provider's staff member as the upstream's history records it: the provider (the upstream's
+/// partner record of it), in the member's role. The upstream has no relation to the provider's
+/// users; their IDs stay with the provider (`out_assign_user`, `order_rejections`).
+pub(crate) fn as_provider(actor: &Actor, partner_id: &str) -> Actor {
+    Actor {
+        subject: partner_id.to_owned(),
+        tenant: actor.tenant.clone(),
+        role: actor.role,
+    }
+}
+
 /// The refusal of a stage that the order's workflow does not have.
 pub(crate) fn not_two_stage(flow: &Flow) -> Error {
     Error::bad_input(
@@ -161,7 +172,7 @@ async fn assign_provider(
         Some(old) => format!("service provider {old} replaced by '{}' ({})", p.name, p.id),
         None => format!("assigned to service provider '{}' ({})", p.name, p.id),
     };
-    history.step(step, message, Some(super::api_fields(&updated)));
+    history.step(step, message, Some(super::history_fields(&updated)));
     commit(state, tx, history).await?;
     Ok(updated)
 }
@@ -206,7 +217,8 @@ pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInp
         rejected_by: actor.subject.clone(),
         created_at: now,
     });
-    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    let as_provider = as_provider(actor, &partner_id);
+    let mut history = History::new(&order.id, &order.tenant_id, Some(&as_provider), now);
     history.batch.add_query(
         &tx,
         &order_rejection::Entity::insert(rejection).on_conflict(
