@@ -75,6 +75,25 @@ pub struct Provider<'a> {
     pub downstream_outer_tenant_name: &'a str,
 }
 
+/// `assign_user` (and the provider's `out_assign_user`): the dispatcher of a manual
+/// assignment; empty for an automatic one.
+fn dispatcher_of(method: Method, dispatcher: Option<&str>) -> Option<String> {
+    match method {
+        Method::Manual => dispatcher.map(str::to_owned),
+        Method::Automatic => None,
+    }
+}
+
+/// `field_fwssf__c`: the provider's legacy Account, kept only for upstream tenants activated
+/// before v880.
+fn legacy_account(upstream_activation_version: Option<i32>, provider: &Provider<'_>) -> Option<String> {
+    if super::keeps_legacy_accounts(upstream_activation_version) {
+        provider.partner_legacy_account_id.map(str::to_owned)
+    } else {
+        None
+    }
+}
+
 /// The first stage of a two-stage dispatch: the upstream's fields, as `dispatch_fields` fills
 /// them, with no engineer yet (`field_outDealUser__c` empty).
 pub fn provider_fields(
@@ -85,18 +104,11 @@ pub fn provider_fields(
     at: DateTime<Utc>,
 ) -> StoredFields {
     StoredFields {
-        assign_user: match method {
-            Method::Manual => dispatcher.map(str::to_owned),
-            Method::Automatic => None,
-        },
+        assign_user: dispatcher_of(method, dispatcher),
         assign_way: Some(method.as_str().to_owned()),
         assign_time: Some(at),
         partner_id: Some(provider.partner_id.to_owned()),
-        legacy_account_id: if super::keeps_legacy_accounts(upstream_activation_version) {
-            provider.partner_legacy_account_id.map(str::to_owned)
-        } else {
-            None
-        },
+        legacy_account_id: legacy_account(upstream_activation_version, provider),
         engineer_id: None,
         downstream_outer_tenant_name: Some(provider.downstream_outer_tenant_name.to_owned()),
         downstream_outer_tenant_id: Some(provider.downstream_outer_tenant_id.to_owned()),
@@ -116,10 +128,7 @@ pub struct ProviderStage {
 
 pub fn provider_stage(method: Method, dispatcher: Option<&str>, at: DateTime<Utc>) -> ProviderStage {
     ProviderStage {
-        out_assign_user: match method {
-            Method::Manual => dispatcher.map(str::to_owned),
-            Method::Automatic => None,
-        },
+        out_assign_user: dispatcher_of(method, dispatcher),
         out_assign_way: method,
         out_assign_time: at,
     }
@@ -135,18 +144,11 @@ pub fn dispatch_fields(
 ) -> DispatchFields {
     let p = &assignee.provider;
     DispatchFields {
-        assign_user: match method {
-            Method::Manual => dispatcher.map(str::to_owned),
-            Method::Automatic => None,
-        },
+        assign_user: dispatcher_of(method, dispatcher),
         assign_way: method,
         assign_time: at,
         partner_id: p.partner_id.to_owned(),
-        legacy_account_id: if super::keeps_legacy_accounts(upstream_activation_version) {
-            p.partner_legacy_account_id.map(str::to_owned)
-        } else {
-            None
-        },
+        legacy_account_id: legacy_account(upstream_activation_version, p),
         engineer_id: assignee.engineer_id.to_owned(),
         downstream_outer_tenant_name: p.downstream_outer_tenant_name.to_owned(),
         downstream_outer_tenant_id: p.downstream_outer_tenant_id.to_owned(),

@@ -312,6 +312,26 @@ async fn the_upstream_assigns_a_provider_whose_dispatcher_assigns_its_engineer()
     .await;
     let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
     assert_eq!(v["workOrder"]["task"]["engineer"]["id"], json!(w.engineers[2]));
+    // Reassigning the engineer is the provider's too.
+    let body = app
+        .gql(
+            &w.dispatcher_token,
+            REASSIGN,
+            json!({"o": o, "e": w.engineers[0], "v": 5}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", "service provider assigns its own engineer");
+    app.ok(
+        &t.provider_dispatcher_token,
+        REASSIGN,
+        json!({"o": o, "e": w.engineers[0], "v": 5}),
+    )
+    .await;
+    let v = app.ok(&w.dispatcher_token, ORDER, json!({"o": o})).await;
+    let v = &v["workOrder"];
+    assert_eq!(v["task"]["engineer"]["id"], json!(w.engineers[0]));
+    assert_eq!(v["dispatch"]["dispatcher"]["id"], json!(w.dispatcher));
+    assert_eq!(v["dispatch"]["providerMethod"], "MANUAL");
 
     let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
     let kinds: Vec<&str> = h["workOrder"]["history"]
@@ -331,6 +351,9 @@ async fn the_upstream_assigns_a_provider_whose_dispatcher_assigns_its_engineer()
             "TASK_ISSUED",
             "TASK_DECLINED",
             "ENGINEER_ASSIGNED",
+            "TASK_ISSUED",
+            "TASK_REVOKED",
+            "ENGINEER_REASSIGNED",
             "TASK_ISSUED"
         ]
     );
@@ -568,4 +591,31 @@ async fn across_two_instances_the_race_still_has_one_winner() {
         .scalar("SELECT CAST(SUM(open_tasks) AS BIGINT) FROM engineers")
         .await;
     assert_eq!(load, wins[0]);
+}
+
+/// The tenant's rules pick engineers: they do not run at a two-stage workflow's upstream node
+/// (which assigns providers), and `explainDispatch` says so rather than simulating them.
+#[tokio::test]
+async fn engineer_rules_do_not_skip_the_providers_stage() {
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let w = &t.w;
+    w.partner_rule(&app, 5, "ROUND_ROBIN").await;
+    let direct = w.order(&app).await;
+    let staged = t.order(&app).await;
+    let state = "query($o:ID!){ workOrder(id:$o){ state dispatchTrace { rules { ruleId } ruleId } } }";
+    let d = app.ok(&w.dispatcher_token, state, json!({"o": direct})).await;
+    assert_eq!(d["workOrder"]["state"], "DOWNSTREAM_TASK", "the rule matches the order");
+    let v = app.ok(&w.dispatcher_token, state, json!({"o": staged})).await;
+    assert_eq!(v["workOrder"]["state"], "AWAITING_MANUAL");
+    assert_eq!(v["workOrder"]["dispatchTrace"]["rules"], json!([]));
+    let explain = "query($o:ID!){ explainDispatch(input:{workOrderId:$o}){ rulesRevision ruleId engineer { id } rules { ruleId } } }";
+    let e = app.ok(&w.dispatcher_token, explain, json!({"o": staged})).await;
+    assert_eq!(e["explainDispatch"]["rules"], json!([]), "{e}");
+    assert!(e["explainDispatch"]["ruleId"].is_null() && e["explainDispatch"]["engineer"].is_null());
+    let e = app.ok(&w.dispatcher_token, explain, json!({"o": direct})).await;
+    assert!(
+        !e["explainDispatch"]["ruleId"].is_null(),
+        "the direct order's dry run picks: {e}"
+    );
 }

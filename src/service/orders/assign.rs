@@ -21,7 +21,7 @@ use crate::store::tasks::task_status;
 use crate::store::{self, orders as order_store};
 
 use super::current::{load_current, load_current_at_provider, stale};
-use super::provider::{as_provider, not_two_stage};
+use super::provider::{as_provider, not_two_stage, takes_orders};
 use super::unit_of_work::{History, commit};
 
 pub struct AssignInput {
@@ -127,18 +127,7 @@ async fn assignable<C: ConnectionTrait>(
         downstream_tenant_id: &engineer.tenant_id,
     };
     let partner = store::parties::partner(conn, between).await?.ok_or_else(not_found)?;
-    if !partner.active {
-        return Err(Error::bad_input(
-            "engineerId",
-            format!("partner '{}' is inactive", partner.name),
-        ));
-    }
-    if !partner.allocated {
-        return Err(Error::bad_input(
-            "engineerId",
-            format!("partner '{}' is not allocated to take orders", partner.name),
-        ));
-    }
+    takes_orders(&partner, "engineerId")?;
     if !engineer.active {
         return Err(Error::bad_input(
             "engineerId",

@@ -33,9 +33,18 @@ pub(crate) async fn load_current<C: ConnectionTrait>(
     expected_version: i32,
 ) -> Result<(work_order::Model, State)> {
     check_expected_version(expected_version)?;
-    let order = store::orders::find_of_tenant(conn, caller.tenant_id(), id)
-        .await?
-        .ok_or_else(|| Error::not_found("work order", id))?;
+    let order = store::orders::find_of_tenant(conn, caller.tenant_id(), id).await?;
+    as_expected(order, id, expected_version)
+}
+
+/// The order found (NOT_FOUND if none) at the version the caller expects (else CONFLICT),
+/// with its state.
+fn as_expected(
+    order: Option<work_order::Model>,
+    id: &str,
+    expected_version: i32,
+) -> Result<(work_order::Model, State)> {
+    let order = order.ok_or_else(|| Error::not_found("work order", id))?;
     if order.version != expected_version {
         return Err(stale(&order, expected_version));
     }
@@ -55,13 +64,8 @@ pub(crate) async fn load_current_at_provider<C: ConnectionTrait>(
     check_expected_version(expected_version)?;
     let order = <work_order::Model as ById>::by_id(conn, id)
         .await?
-        .filter(|o| audience::order(caller, o) == Audience::Provider)
-        .ok_or_else(|| Error::not_found("work order", id))?;
-    if order.version != expected_version {
-        return Err(stale(&order, expected_version));
-    }
-    let state = state_of(&order)?;
-    Ok((order, state))
+        .filter(|o| audience::order(caller, o) == Audience::Provider);
+    as_expected(order, id, expected_version)
 }
 
 /// The CONFLICT of a change made on a stale view of the order.

@@ -50,23 +50,26 @@ async fn assignable_provider<C: ConnectionTrait>(
         .await?
         .filter(|p| p.upstream_tenant_id == upstream_tenant_id)
         .ok_or_else(not_found)?;
-    if !p.active {
-        return Err(Error::bad_input(
-            "partnerId",
-            format!("partner '{}' is inactive", p.name),
-        ));
-    }
-    if !p.allocated {
-        return Err(Error::bad_input(
-            "partnerId",
-            format!("partner '{}' is not allocated to take orders", p.name),
-        ));
-    }
+    takes_orders(&p, "partnerId")?;
     let downstream = state.tenants.require(conn, &p.downstream_tenant_id).await?;
     if kind_of(&downstream)? != TenantKind::Downstream {
         return Err(not_found());
     }
     Ok((p, downstream))
+}
+
+/// Refuses (as a bad `field`) a partner that is inactive or not allocated to take orders.
+pub(crate) fn takes_orders(p: &partner::Model, field: &str) -> Result<()> {
+    if !p.active {
+        return Err(Error::bad_input(field, format!("partner '{}' is inactive", p.name)));
+    }
+    if !p.allocated {
+        return Err(Error::bad_input(
+            field,
+            format!("partner '{}' is not allocated to take orders", p.name),
+        ));
+    }
+    Ok(())
 }
 
 /// A provider's staff member as the upstream's history records it: the provider (the upstream's
