@@ -81,14 +81,8 @@ async fn a_matching_rule_assigns_automatically_and_fills_the_fields() {
     assert!(o["dispatch"]["dispatcher"].is_null());
     assert_eq!(o["dispatch"]["rule"]["id"], r);
     assert_eq!(o["task"]["status"], "ASSIGNED");
-    let kinds: Vec<&str> = o["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&o["history"]),
         ["CREATED", "AUTO_DISPATCH_ATTEMPTED", "ENGINEER_ASSIGNED", "TASK_ISSUED"]
     );
     assert_eq!(o["history"][0]["actorRole"], "DISPATCHER");
@@ -483,14 +477,8 @@ async fn retry_runs_the_rules_again_on_a_waiting_order() {
     let o = order(&app, &w, &id).await;
     assert_eq!(o["dispatch"]["method"], "AUTOMATIC");
     assert_eq!(o["dispatch"]["rule"]["id"], r);
-    let kinds: Vec<&str> = o["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&o["history"]),
         [
             "CREATED",
             "AUTO_DISPATCH_ATTEMPTED",

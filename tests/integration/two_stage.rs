@@ -334,14 +334,8 @@ async fn the_upstream_assigns_a_provider_whose_dispatcher_assigns_its_engineer()
     assert_eq!(v["dispatch"]["providerMethod"], "MANUAL");
 
     let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
-    let kinds: Vec<&str> = h["workOrder"]["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&h["workOrder"]["history"]),
         [
             "CREATED",
             "AUTO_DISPATCH_ATTEMPTED",
