@@ -225,6 +225,22 @@ impl WorkOrder {
     }
 }
 
+/// The user a dispatch field names (none when empty or gone), as stored.
+async fn user_of_id(ctx: &Context<'_>, id: Option<&str>) -> Result<Option<entity::user::Model>> {
+    match id {
+        Some(id) => one(ctx.loaders().users(), id).await,
+        None => Ok(None),
+    }
+}
+
+/// The user a dispatch field names, as the caller stands to it.
+async fn user_of(ctx: &Context<'_>, id: Option<&str>) -> Result<Option<User>> {
+    match user_of_id(ctx, id).await? {
+        Some(u) => Ok(Some(User::seen(ctx, u).await?)),
+        None => Ok(None),
+    }
+}
+
 /// What assignment wrote on the work order: the seed's dispatch fields, readable.
 pub struct DispatchRecord(Arc<work_order::Model>, Audience);
 
@@ -232,21 +248,12 @@ pub struct DispatchRecord(Arc<work_order::Model>, Audience);
 impl DispatchRecord {
     /// `assign_user` (Dispatcher): the dispatcher for manual assignments; null for automatic ones.
     async fn dispatcher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match &self.0.assign_user {
-            Some(id) => match one(ctx.loaders().users(), id).await? {
-                Some(u) => Ok(Some(User::seen(ctx, u).await?)),
-                None => Ok(None),
-            },
-            None => Ok(None),
-        }
+        user_of(ctx, self.0.assign_user.as_deref()).await
     }
     /// `assign_user` as a contact: the dispatcher's display name (manual assignments); null for
     /// automatic ones.
     async fn dispatcher_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        match &self.0.assign_user {
-            Some(id) => Ok(one(ctx.loaders().users(), id).await?.map(|u| u.name)),
-            None => Ok(None),
-        }
+        Ok(user_of_id(ctx, self.0.assign_user.as_deref()).await?.map(|u| u.name))
     }
     /// `assign_way__c` (Dispatch Method).
     async fn method(&self) -> Result<DispatchMethod> {
@@ -314,21 +321,14 @@ impl DispatchRecord {
     /// `out_assign_user` (two-stage dispatch): the service provider's dispatcher who assigned
     /// the engineer; null when its rules did, and in direct dispatch. Shown to the provider.
     async fn provider_dispatcher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match &self.0.out_assign_user {
-            Some(id) => match one(ctx.loaders().users(), id).await? {
-                Some(u) => Ok(Some(User::seen(ctx, u).await?)),
-                None => Ok(None),
-            },
-            None => Ok(None),
-        }
+        user_of(ctx, self.0.out_assign_user.as_deref()).await
     }
     /// `out_assign_user` as a contact: the provider's dispatcher's display name (two-stage
     /// dispatch, manual assignments); null otherwise.
     async fn provider_dispatcher_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        match &self.0.out_assign_user {
-            Some(id) => Ok(one(ctx.loaders().users(), id).await?.map(|u| u.name)),
-            None => Ok(None),
-        }
+        Ok(user_of_id(ctx, self.0.out_assign_user.as_deref())
+            .await?
+            .map(|u| u.name))
     }
     /// `out_assign_way__c` (two-stage dispatch): how the provider assigned its engineer; null
     /// in direct dispatch.

@@ -27,24 +27,28 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
         .workflows
         .get(&state.db, caller.tenant_id(), &input.order.workflow_id)
         .await?;
-    flow.require_dispatch_node()?;
     // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
-    let prepared = rules::prepare(
-        &state.rules,
-        &state.db,
-        caller.tenant_id(),
-        &facts,
-        None,
-        rules::Phase::BeforeTransaction,
-    )
-    .await?;
+    // A two-stage workflow's upstream stage runs no engineer rules: nothing to read.
+    let mut prepared = match flow.require_dispatch_node()?.two_stage() {
+        true => None,
+        false => Some(
+            rules::prepare(
+                &state.rules,
+                &state.db,
+                caller.tenant_id(),
+                &facts,
+                None,
+                rules::Phase::BeforeTransaction,
+            )
+            .await?,
+        ),
+    };
     let creation = Arc::new(Creation {
         caller,
         input,
         facts,
         flow,
     });
-    let mut prepared = Some(prepared);
     with_retries(|lock| {
         let work = create_in_tx(state.clone(), actor.clone(), creation.clone(), prepared.take(), lock);
         state.lane.run(work)
