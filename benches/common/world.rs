@@ -294,6 +294,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             enabled: r % 97 != 96,
             conditions,
             target: rules::TargetInput {
+                assigns: dispatchd::domain::dispatch::Assigns::Engineer,
                 engineer_id: None,
                 partner_ids: Some(partner_ids),
                 strategy: Some(strategy),
@@ -355,6 +356,8 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             updated_at: Set(created),
             dispatch_rule_id: Set(None),
             dispatch_trace: Set(None),
+            provider_rule_id: Set(None),
+            provider_dispatch_trace: Set(None),
         };
         let history = i < scale.orders - scale.waiting;
         let candidates = &by_province[province];

@@ -60,12 +60,19 @@ pub struct Model {
     pub out_assign_time: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    /// The rule that assigned the engineer automatically.
+    /// The upstream's rule that assigned the engineer (or, two-stage dispatch, the service
+    /// provider) automatically.
     #[sea_orm(column_type = "Text", nullable)]
     pub dispatch_rule_id: Option<String>,
-    /// The latest automatic dispatch evaluation (see `service::rules`).
+    /// The upstream's latest automatic dispatch evaluation (see `service::rules`).
     #[sea_orm(column_type = "Json", nullable)]
     pub dispatch_trace: Option<Json>,
+    /// Two-stage dispatch: the service provider's rule that assigned its engineer.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub provider_rule_id: Option<String>,
+    /// Two-stage dispatch: the service provider's latest evaluation of its own rules.
+    #[sea_orm(column_type = "Json", nullable)]
+    pub provider_dispatch_trace: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m20261201_000004_user_active;
 mod m20261201_000005_event_sequence;
 mod m20261206_000006_list_indexes;
 mod m20261207_000007_two_stage;
+mod m20261207_000008_provider_rules;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_event_sequence::Migration),
             Box::new(m20261206_000006_list_indexes::Migration),
             Box::new(m20261207_000007_two_stage::Migration),
+            Box::new(m20261207_000008_provider_rules::Migration),
         ]
     }
 }

@@ -67,12 +67,12 @@ impl Loader<String> for TaskByOrder {
     }
 }
 
-/// The stored dispatch trace of each order (lists read orders without it: it is the largest
-/// column, and seldom asked for).
+/// The stored dispatch traces of each order, the upstream's and the provider's (lists read
+/// orders without them: they are the largest columns, and seldom asked for).
 pub struct TraceByOrder(Db);
 
 impl Loader<String> for TraceByOrder {
-    type Value = Option<serde_json::Value>;
+    type Value = (Option<serde_json::Value>, Option<serde_json::Value>);
     type Error = Failed;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Failed> {
@@ -80,6 +80,7 @@ impl Loader<String> for TraceByOrder {
             .await
             .map_err(Arc::new)?
             .into_iter()
+            .map(|(id, upstream, provider)| (id, (upstream, provider)))
             .collect())
     }
 }

@@ -37,6 +37,11 @@ impl Subscription {
     /// the order committed, each once: those after the cursor `after` first (an event's
     /// `cursor`), then live ones; without `after`, from the moment of subscribing. Resume after
     /// a disconnect with the `cursor` of the last event received.
+    ///
+    /// The same of a service provider (two-stage dispatch): what happens to the orders at its
+    /// stage — assigned to it (by rule or by hand), reassigned to another provider or rejected
+    /// (then `data.atYourCompany` is false), its engineers assigned, their tasks accepted or
+    /// declined, the order cancelled — on its own feed, numbered 1, 2, 3, … for it alone.
     async fn work_order_events(
         &self,
         ctx: &Context<'_>,

@@ -92,8 +92,13 @@ pub fn account(c: &Caller, a: &account::Model) -> Audience {
 }
 
 /// An entry of an order's history (and of `workOrderEvents`): its upstream's staff only.
+/// An event: the staff of the tenant whose feed it is on (the upstream's history, or, for
+/// two-stage dispatch, a service provider's own view of what happened at its stage).
 pub fn event(c: &Caller, e: &work_order_event::Model) -> Audience {
-    owned_upstream(c, &e.tenant_id)
+    match class(c) {
+        a @ (Audience::Upstream | Audience::Provider) if e.tenant_id == c.tenant_id() => a,
+        _ => Audience::Stranger,
+    }
 }
 
 /// A notification: its engineer only.
@@ -114,8 +119,12 @@ pub fn workflow(c: &Caller, w: &workflow::Model) -> Audience {
     owned_upstream(c, &w.tenant_id)
 }
 
+/// A dispatch rule: its tenant's staff (an upstream's, or a service provider's own rules).
 pub fn rule(c: &Caller, r: &dispatch_rule::Model) -> Audience {
-    owned_upstream(c, &r.tenant_id)
+    match class(c) {
+        a @ (Audience::Upstream | Audience::Provider) if r.tenant_id == c.tenant_id() => a,
+        _ => Audience::Stranger,
+    }
 }
 
 fn owned_upstream(c: &Caller, tenant: &str) -> Audience {

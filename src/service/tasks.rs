@@ -8,8 +8,8 @@ use crate::domain::TenantKind;
 use crate::domain::work_order::{Command, EventKind, State, transition};
 use crate::error::{Error, Result};
 use crate::service::orders::{
-    History, MAX_REASON, attempt_message, commit, run_rules, settle_auto, state_of, text, with_retries,
-    write_assignment,
+    History, MAX_REASON, RulesOf, at_provider, attempt_message, commit, partner_of_order, run_rules, settle_auto,
+    state_of, text, with_retries, write_assignment,
 };
 use crate::service::workflows::load_flow;
 use crate::service::{Caller, Services, rules};
@@ -78,6 +78,7 @@ pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Resu
         return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
     }
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    tell_provider_of(&mut history, &order, &task);
     history.note(
         EventKind::TaskAccepted,
         format!("task {} accepted by the engineer", task.id),
@@ -145,6 +146,7 @@ async fn decline_once(
         return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
     }
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    tell_provider_of(&mut history, &order, &task);
     history.step(
         decline,
         match &reason {
@@ -162,9 +164,18 @@ async fn decline_once(
         updated.updated_at = now;
         updated.state = decline.to.as_str().to_owned();
         updated.current_node = node.engineer_index() as i32;
+        updated.provider_rule_id = None;
         store::orders::set_provider_stage(&mut updated, None, None);
+        // Back at the provider: its own rules run again (never the engineer who declined),
+        // falling to its dispatcher.
+        history.actor = None;
+        let partner = partner_of_order(&tx, &updated).await?;
+        let assignment = at_provider(state, &tx, &mut updated, node, &partner, &mut history, lock).await?;
         if !store::orders::update_if_current(&tx, &order, &updated).await? {
             return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
+        }
+        if let Some((ch, planned)) = &assignment {
+            write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
         }
         commit(state, tx, history).await?;
         return Ok(declined(task, now));
@@ -175,7 +186,8 @@ async fn decline_once(
     // written, in the same order as on creation, so concurrent dispatches never deadlock.
     let retry = transition(decline.to, Command::RetryAutoDispatch)?;
     let facts = rules::facts_of(&order)?;
-    let outcome = run_rules(state, &tx, &mut history, &upstream, &facts, Some(&order.id), None, lock).await?;
+    let of = RulesOf::upstream(&order.tenant_id);
+    let outcome = run_rules(state, &tx, &mut history, &of, &facts, Some(&order.id), None, lock).await?;
     store::orders::release_engineer(&tx, &task.engineer_id).await?;
     history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     history.actor = None;
@@ -192,15 +204,23 @@ async fn decline_once(
     updated.dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
     updated.dispatch_rule_id = None;
     store::orders::set_dispatch_fields(&mut updated, None);
-    let planned = settle_auto(&mut updated, retry.to, &outcome, node, &upstream, &mut history)?;
+    let assignment = settle_auto(&mut updated, retry.to, outcome, node, &upstream, &mut history)?;
     if !store::orders::update_if_current(&tx, &order, &updated).await? {
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
-    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+    if let Some((ch, planned)) = &assignment {
         write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
     Ok(declined(task, now))
+}
+
+/// Two-stage dispatch: the engineer's provider, which assigned the task, is told of what the
+/// engineer does with it (`out_assign_way__c` is filled only by a provider's assignment).
+fn tell_provider_of(history: &mut History<'_>, order: &work_order::Model, task: &task::Model) {
+    if order.out_assign_way.is_some() {
+        history.tell_provider(&task.downstream_tenant_id);
+    }
 }
 
 /// The task as a decline leaves it.

@@ -144,10 +144,16 @@ pub fn page_statement(
 /// The newest `limit` orders matching `cond`, older than `after`, without their trace.
 fn page_select(cond: Condition, after: Option<&str>, limit: u64) -> SelectStatement {
     let mut q = Query::select();
-    q.columns(work_order::Column::iter().filter(|c| !matches!(c, work_order::Column::DispatchTrace)))
-        .expr_as(Expr::cust("NULL"), Alias::new("dispatch_trace"))
-        .from(work_order::Entity)
-        .cond_where(cond);
+    q.columns(work_order::Column::iter().filter(|c| {
+        !matches!(
+            c,
+            work_order::Column::DispatchTrace | work_order::Column::ProviderDispatchTrace
+        )
+    }))
+    .expr_as(Expr::cust("NULL"), Alias::new("dispatch_trace"))
+    .expr_as(Expr::cust("NULL"), Alias::new("provider_dispatch_trace"))
+    .from(work_order::Entity)
+    .cond_where(cond);
     if let Some(cursor) = after {
         q.and_where(work_order::Column::Id.lt(cursor));
     }

@@ -67,16 +67,18 @@ pub async fn tasks_of_orders<C: ConnectionTrait>(conn: &C, orders: &[String]) ->
         .await?)
 }
 
-/// The stored dispatch traces of these orders (the largest column, read only when asked for).
+/// The stored dispatch traces of these orders, the upstream's and the provider's (the largest
+/// columns, read only when asked for).
 pub async fn traces_of_orders<C: ConnectionTrait>(
     conn: &C,
     orders: &[String],
-) -> Result<Vec<(String, Option<serde_json::Value>)>> {
+) -> Result<Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)>> {
     let backend = conn.get_database_backend();
     Ok(work_order::Entity::find()
         .select_only()
         .column(work_order::Column::Id)
         .column(work_order::Column::DispatchTrace)
+        .column(work_order::Column::ProviderDispatchTrace)
         .filter(one_of(backend, "id", orders.iter().cloned()))
         .into_tuple()
         .all(conn)

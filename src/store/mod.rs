@@ -9,6 +9,7 @@ pub mod lookup;
 pub mod notify;
 pub mod orders;
 pub mod parties;
+pub mod providers;
 pub mod rules;
 pub mod tasks;
 pub mod workflows;

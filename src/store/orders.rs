@@ -285,6 +285,8 @@ mod tests {
             updated_at: now,
             dispatch_rule_id: None,
             dispatch_trace: None,
+            provider_rule_id: None,
+            provider_dispatch_trace: None,
         }
     }
 

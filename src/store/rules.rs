@@ -262,18 +262,18 @@ pub async fn partners<C: ConnectionTrait>(
     if let Some(ids) = ids {
         query = query.filter(one_of(conn.get_database_backend(), "id", ids));
     }
-    Ok(query
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| PartnerInfo {
-            id: p.id,
-            legacy_account_id: p.legacy_account_id,
-            downstream_tenant_id: p.downstream_tenant_id,
-            active: p.active,
-            allocated: p.allocated,
-        })
-        .collect())
+    Ok(query.all(conn).await?.into_iter().map(partner_info).collect())
+}
+
+/// A partner record as the dispatch engine reads it.
+pub fn partner_info(p: partner::Model) -> PartnerInfo {
+    PartnerInfo {
+        id: p.id,
+        legacy_account_id: p.legacy_account_id,
+        downstream_tenant_id: p.downstream_tenant_id,
+        active: p.active,
+        allocated: p.allocated,
+    }
 }
 
 /// Which engineers to read: those of any of `tenants`, and those of `ids`.

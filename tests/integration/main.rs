@@ -22,4 +22,5 @@ mod schema;
 mod stress;
 mod timestamps;
 mod two_stage;
+mod two_stage_rules;
 mod ws;

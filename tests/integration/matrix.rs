@@ -148,6 +148,23 @@ async fn seed() -> Seeded {
             app.ok(&p_disp, ASSIGN, json!({"o": o, "e": e0, "v": 2})).await;
         }
     }
+    // o6: A's rule assigns it to the provider Q, whose own rule gives it to q0: A's trace
+    // names the provider, Q's trace (its rule, its engineers) is Q's alone.
+    let to_q = json!({"name": "RuleProv-secret-k3",
+        "conditions": [{"field": "CUSTOMER", "operator": "EQUALS", "values": ["Two-Stage-Rule-7"]}],
+        "target": {"assignTo": "PROVIDER", "partnerIds": [qa], "strategy": "ROUND_ROBIN"}});
+    app.ok(&a.admin_token, RULE, json!({ "i": to_q })).await;
+    let q_rule = json!({"name": "RuleQ-secret-q9", "target": {"strategy": "FEWEST_TODAY"}});
+    app.ok(&q.admin_token, RULE, json!({ "i": q_rule })).await;
+    let o6 = order(&app, &a_disp, &wa2, "OrderO6-t7", "Two-Stage-Rule-7").await;
+    let q6 = "query($o:ID!){ workOrder(id:$o){ state apiFields } }";
+    let v6 = app.ok(&a_disp, q6, json!({ "o": o6 })).await;
+    assert_eq!(v6["workOrder"]["state"], "DOWNSTREAM_TASK", "{v6}");
+    assert_eq!(
+        v6["workOrder"]["apiFields"]["field_outDealUser__c"],
+        q0.as_str(),
+        "{v6}"
+    );
     let _ = p_disp_id;
 
     let callers = vec![
@@ -364,6 +381,9 @@ fn oracle(f: &Facts, w: &Who, id: &str) -> Audience {
             }
         }
         "User" if cls != Engineer && mine(g("tenant_id")) => cls,
+        // A tenant's own rules and its own feed of events: an upstream's, or a service
+        // provider's (its rules over its engineers, its view of the orders at its stage).
+        "DispatchRule" | "WorkOrderEvent" if cls != Engineer && mine(g("tenant_id")) => cls,
         "Account" | "Workflow" | "DispatchRule" | "WorkOrderEvent"
             if cls == Upstream
                 && mine(g(if ty == "Account" {

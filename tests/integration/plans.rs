@@ -54,6 +54,8 @@ async fn seed(app: &TestApp, w: &World, older: usize, newer: usize) -> Vec<Strin
             updated_at: Set(at),
             dispatch_rule_id: Set(None),
             dispatch_trace: Set(None),
+            provider_rule_id: Set(None),
+            provider_dispatch_trace: Set(None),
         });
     }
     for chunk in rows.chunks(500) {

@@ -5,18 +5,18 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const TWO_STAGE: &str = "mutation($i:CreateWorkflowInput!){ createWorkflow(input:$i){ workflow { id hasDispatchNode nodes { kind performer } } } }";
-const ASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ assignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields dispatch { method } } } }";
-const REASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ reassignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields } } }";
-const REJECT: &str = "mutation($o:ID!,$r:String!,$v:Int!){ rejectWorkOrder(input:{workOrderId:$o, reason:$r, expectedVersion:$v}){ workOrder { id state version } } }";
-const DECLINE: &str = "mutation($t:ID!){ declineTask(input:{taskId:$t, reason:\"busy\"}){ task { status } } }";
-const ORDER: &str = r#"query($o:ID!){ workOrder(id:$o){ id state version currentNode { kind } apiFields
+pub const TWO_STAGE: &str = "mutation($i:CreateWorkflowInput!){ createWorkflow(input:$i){ workflow { id hasDispatchNode nodes { kind performer } } } }";
+pub const ASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ assignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields dispatch { method } } } }";
+pub const REASSIGN_PROVIDER: &str = "mutation($o:ID!,$p:ID!,$v:Int!){ reassignServiceProvider(input:{workOrderId:$o, partnerId:$p, expectedVersion:$v}){ workOrder { id state version apiFields } } }";
+pub const REJECT: &str = "mutation($o:ID!,$r:String!,$v:Int!){ rejectWorkOrder(input:{workOrderId:$o, reason:$r, expectedVersion:$v}){ workOrder { id state version } } }";
+pub const DECLINE: &str = "mutation($t:ID!){ declineTask(input:{taskId:$t, reason:\"busy\"}){ task { status } } }";
+pub const ORDER: &str = r#"query($o:ID!){ workOrder(id:$o){ id state version currentNode { kind } apiFields
   dispatch { method dispatcher { id } partner { id } engineer { id } providerDispatcherName providerMethod providerAssignedAt }
   task { id status engineer { id } } } }"#;
-const HISTORY: &str =
+pub const HISTORY: &str =
     "query($o:ID!){ workOrder(id:$o){ history { kind fromState toState actorRole actorId message data } } }";
 
-fn two_stage_workflow() -> Value {
+pub fn two_stage_workflow() -> Value {
     json!({ "name": "Repair via provider", "nodes": [
         { "name": "Dispatcher assigns service provider", "kind": "DISPATCH_TO_PROVIDER", "performer": "UPSTREAM" },
         { "name": "Service provider assigns engineer", "kind": "PROVIDER_DISPATCH_TO_ENGINEER", "performer": "SERVICE_PROVIDER" },
@@ -26,16 +26,16 @@ fn two_stage_workflow() -> Value {
 
 /// The world, a two-stage workflow, the provider's dispatcher, and a second provider
 /// (connected) with an engineer.
-struct TwoStage {
-    w: World,
-    workflow: String,
-    provider_dispatcher: String,
-    provider_dispatcher_token: String,
-    second_partner: String,
-    second_dispatcher_token: String,
+pub struct TwoStage {
+    pub w: World,
+    pub workflow: String,
+    pub provider_dispatcher: String,
+    pub provider_dispatcher_token: String,
+    pub second_partner: String,
+    pub second_dispatcher_token: String,
 }
 
-async fn two_stage(app: &TestApp) -> TwoStage {
+pub async fn two_stage(app: &TestApp) -> TwoStage {
     let w = World::new(app, 870).await;
     let wf = app
         .ok(&w.up.admin_token, TWO_STAGE, json!({"i": two_stage_workflow()}))
@@ -78,12 +78,12 @@ async fn two_stage(app: &TestApp) -> TwoStage {
 }
 
 impl TwoStage {
-    async fn order(&self, app: &TestApp) -> String {
+    pub async fn order(&self, app: &TestApp) -> String {
         self.w.order_in(app, &self.workflow).await
     }
 
     /// An order of the two-stage workflow, assigned to the provider (version 2).
-    async fn at_provider(&self, app: &TestApp) -> String {
+    pub async fn at_provider(&self, app: &TestApp) -> String {
         let o = self.order(app).await;
         app.ok(
             &self.w.dispatcher_token,
@@ -597,15 +597,17 @@ async fn engineer_rules_do_not_skip_the_providers_stage() {
     w.partner_rule(&app, 5, "ROUND_ROBIN").await;
     let direct = w.order(&app).await;
     let staged = t.order(&app).await;
-    let state = "query($o:ID!){ workOrder(id:$o){ state dispatchTrace { rules { ruleId } ruleId } } }";
+    let state = "query($o:ID!){ workOrder(id:$o){ state dispatchTrace { rules { outcome } ruleId } } }";
     let d = app.ok(&w.dispatcher_token, state, json!({"o": direct})).await;
     assert_eq!(d["workOrder"]["state"], "DOWNSTREAM_TASK", "the rule matches the order");
     let v = app.ok(&w.dispatcher_token, state, json!({"o": staged})).await;
     assert_eq!(v["workOrder"]["state"], "AWAITING_MANUAL");
-    assert_eq!(v["workOrder"]["dispatchTrace"]["rules"], json!([]));
-    let explain = "query($o:ID!){ explainDispatch(input:{workOrderId:$o}){ rulesRevision ruleId engineer { id } rules { ruleId } } }";
+    // The engineers' rule is passed over at the upstream's stage, and says why.
+    let passed_over = json!([{"outcome": "NOT_THIS_STAGE"}]);
+    assert_eq!(v["workOrder"]["dispatchTrace"]["rules"], passed_over);
+    let explain = "query($o:ID!){ explainDispatch(input:{workOrderId:$o}){ rulesRevision ruleId engineer { id } rules { outcome } } }";
     let e = app.ok(&w.dispatcher_token, explain, json!({"o": staged})).await;
-    assert_eq!(e["explainDispatch"]["rules"], json!([]), "{e}");
+    assert_eq!(e["explainDispatch"]["rules"], passed_over, "{e}");
     assert!(e["explainDispatch"]["ruleId"].is_null() && e["explainDispatch"]["engineer"].is_null());
     let e = app.ok(&w.dispatcher_token, explain, json!({"o": direct})).await;
     assert!(

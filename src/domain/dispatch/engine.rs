@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rule::{
-    CompiledRule, CustomTest, Field, PriorityTest, RegionTest, RuleSet, SkillsTest, Strategy, Target, Test, TextTest,
+    Assigns, CompiledRule, CustomTest, Field, PriorityTest, RegionTest, RuleSet, SkillsTest, Strategy, Target, Test,
+    TextTest,
 };
 use crate::domain::Priority;
 use crate::domain::validate::region_within;
@@ -85,7 +86,9 @@ impl Reasons {
     pub const REGION: u16 = 1 << 5;
     pub const SKILLS: u16 = 1 << 6;
     pub const DECLINED_BEFORE: u16 = 1 << 7;
-    pub const ALL: [(u16, &'static str); 8] = [
+    /// A service provider that rejected the order (two-stage dispatch).
+    pub const REJECTED_BEFORE: u16 = 1 << 8;
+    pub const ALL: [(u16, &'static str); 9] = [
         (Self::INACTIVE, "INACTIVE"),
         (Self::PARTNER_INACTIVE, "PARTNER_INACTIVE"),
         (Self::PARTNER_NOT_ALLOCATED, "PARTNER_NOT_ALLOCATED"),
@@ -94,6 +97,7 @@ impl Reasons {
         (Self::REGION, "REGION"),
         (Self::SKILLS, "SKILLS"),
         (Self::DECLINED_BEFORE, "DECLINED_BEFORE"),
+        (Self::REJECTED_BEFORE, "REJECTED_BEFORE"),
     ];
 
     pub fn is_empty(self) -> bool {
@@ -207,8 +211,12 @@ pub enum RuleTrace {
     ConditionFailed(usize),
     /// The conditions held but no engineer was eligible: fall through to the next rule.
     NoEligible(Pool),
+    /// The rule assigns what this evaluation does not (a service provider where an engineer is
+    /// chosen, or the reverse): passed over.
+    OtherStage,
     Won {
-        engineer: usize,
+        /// The index of the engineer (or, for a rule assigning providers, the provider) picked.
+        picked: usize,
         strategy: Option<Strategy>,
         pool: Pool,
     },
@@ -291,7 +299,7 @@ pub fn first_failing(rule: &CompiledRule, o: &OrderFacts) -> Option<usize> {
     rule.tests.iter().position(|t| !holds(t, o))
 }
 
-fn partner_reasons(p: &PartnerInfo) -> Reasons {
+pub(super) fn partner_reasons(p: &PartnerInfo) -> Reasons {
     let mut r = 0;
     if !p.active {
         r |= Reasons::PARTNER_INACTIVE;
@@ -332,39 +340,89 @@ fn consider(e: usize, extra: Reasons, o: &OrderFacts, c: &Candidates, pool: &mut
     }
 }
 
-fn pick(strategy: Strategy, rule_id: &str, eligible: &[usize], c: &Candidates) -> usize {
-    let e = &c.engineers;
+/// Picks one of `eligible` (indexes in ID order, not empty) by the strategy: ROUND_ROBIN the
+/// next after the last one the rule picked (`after`, an ID), LEAST_LOADED the fewest open (then
+/// fewest today), FEWEST_TODAY the fewest today (then fewest open); ties to the lowest ID.
+/// `load` gives (open, today) of an index. Engineers and service providers are picked alike.
+pub(super) fn pick_by<'a>(
+    strategy: Strategy,
+    after: Option<&str>,
+    eligible: &[usize],
+    id: impl Fn(usize) -> &'a str,
+    load: impl Fn(usize) -> (i32, i32),
+) -> usize {
     match strategy {
         Strategy::RoundRobin => {
-            // Eligible engineers in ID order; the next after the last one this rule picked.
-            let after = c.cursors.get(rule_id).map(String::as_str).unwrap_or("");
-            eligible
-                .iter()
-                .copied()
-                .find(|&i| e[i].id.as_str() > after)
-                .unwrap_or(eligible[0])
+            let after = after.unwrap_or("");
+            eligible.iter().copied().find(|&i| id(i) > after).unwrap_or(eligible[0])
         }
         Strategy::LeastLoaded => eligible
             .iter()
             .copied()
-            .min_by_key(|&i| (e[i].open_tasks, e[i].today, i))
+            .min_by_key(|&i| (load(i).0, load(i).1, i))
             .unwrap_or(eligible[0]),
         Strategy::FewestToday => eligible
             .iter()
             .copied()
-            .min_by_key(|&i| (e[i].today, e[i].open_tasks, i))
+            .min_by_key(|&i| (load(i).1, load(i).0, i))
             .unwrap_or(eligible[0]),
+    }
+}
+
+fn pick(strategy: Strategy, rule_id: &str, eligible: &[usize], c: &Candidates) -> usize {
+    let e = &c.engineers;
+    pick_by(
+        strategy,
+        c.cursor(rule_id),
+        eligible,
+        |i| e[i].id.as_str(),
+        |i| (e[i].open_tasks, e[i].today),
+    )
+}
+
+/// Sorts a target partner's engineers into the pool, or the partner out whole (not connected,
+/// inactive, not allocated).
+fn consider_partner(
+    position: usize,
+    partner: Option<&PartnerInfo>,
+    o: &OrderFacts,
+    c: &Candidates,
+    pool: &mut Pool,
+    eligible: &mut Vec<usize>,
+) {
+    let Some(p) = partner else {
+        pool.partners_excluded.push((position, Reasons(Reasons::NOT_CONNECTED)));
+        return;
+    };
+    let pr = partner_reasons(p);
+    if !pr.is_empty() {
+        pool.partners_excluded.push((position, pr));
+        return;
+    }
+    for &e in c
+        .by_tenant
+        .get(&p.downstream_tenant_id)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        consider(e, Reasons::default(), o, c, pool, eligible);
     }
 }
 
 /// Evaluates the rules in priority order: the first enabled rule whose conditions all hold and
 /// that finds an eligible engineer wins; a rule that finds none falls through to the next.
+/// Rules that assign service providers are for a two-stage dispatch's first stage
+/// ([`super::providers::evaluate_providers`]): here they are passed over.
 pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
     let mut trace = Vec::with_capacity(rules.rules.len());
     let mut eligible = Vec::new();
     for (ri, rule) in rules.rules.iter().enumerate() {
         if !rule.spec.enabled {
             trace.push(RuleTrace::Disabled);
+            continue;
+        }
+        if rule.spec.target.assigns() != Assigns::Engineer {
+            trace.push(RuleTrace::OtherStage);
             continue;
         }
         if let Some(ci) = first_failing(rule, o) {
@@ -395,26 +453,22 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
                     if partner_ids[..pi].contains(pid) {
                         continue;
                     }
-                    let Some(p) = c.partners.get(pid) else {
-                        pool.partners_excluded.push((pi, Reasons(Reasons::NOT_CONNECTED)));
-                        continue;
-                    };
-                    let pr = partner_reasons(p);
-                    if !pr.is_empty() {
-                        pool.partners_excluded.push((pi, pr));
-                        continue;
-                    }
-                    for &e in c
-                        .by_tenant
-                        .get(&p.downstream_tenant_id)
-                        .map(Vec::as_slice)
-                        .unwrap_or_default()
-                    {
-                        consider(e, Reasons::default(), o, c, &mut pool, &mut eligible);
-                    }
+                    consider_partner(pi, c.partners.get(pid), o, c, &mut pool, &mut eligible);
                 }
                 Some(*strategy)
             }
+            Target::Team { strategy } => {
+                // A provider's own engineers: the candidates hold the one partner record the
+                // order reached the provider through.
+                let mut partners: Vec<&PartnerInfo> = c.partners.values().collect();
+                partners.sort_by(|a, b| a.id.cmp(&b.id));
+                for (pi, p) in partners.into_iter().enumerate() {
+                    consider_partner(pi, Some(p), o, c, &mut pool, &mut eligible);
+                }
+                Some(*strategy)
+            }
+            // Passed over above.
+            Target::Providers { .. } => None,
         };
         // ID order for fairness; an engineer is eligible once however it was reached.
         eligible.sort_unstable();
@@ -429,7 +483,7 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
             None => eligible[0],
         };
         trace.push(RuleTrace::Won {
-            engineer,
+            picked: engineer,
             strategy,
             pool,
         });
@@ -681,7 +735,10 @@ mod tests {
         )
         .unwrap();
         let d = evaluate(&rules, &facts(), &c);
-        let RuleTrace::Won { engineer, pool, .. } = &d.trace[0] else {
+        let RuleTrace::Won {
+            picked: engineer, pool, ..
+        } = &d.trace[0]
+        else {
             panic!("{:?}", d.trace)
         };
         assert_eq!(c.engineers[*engineer].id, "f");

@@ -62,16 +62,63 @@ pub struct Condition {
     pub values: Vec<String>,
 }
 
+/// What a rule assigns: an engineer, or (two-stage dispatch, the upstream's stage) a service
+/// provider, whose own dispatcher or rules then assign the engineer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Assigns {
+    #[default]
+    Engineer,
+    Provider,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum Target {
     Engineer {
         engineer_id: String,
     },
+    /// An engineer of one of these partners (an upstream's rule, direct dispatch).
     Partners {
         partner_ids: Vec<String>,
         strategy: Strategy,
     },
+    /// One of these service providers (an upstream's rule, two-stage dispatch).
+    Providers {
+        partner_ids: Vec<String>,
+        strategy: Strategy,
+    },
+    /// One of the rule's own tenant's engineers (a service provider's rule, the second stage of
+    /// a two-stage dispatch).
+    Team {
+        strategy: Strategy,
+    },
+}
+
+impl Target {
+    pub fn assigns(&self) -> Assigns {
+        match self {
+            Target::Providers { .. } => Assigns::Provider,
+            _ => Assigns::Engineer,
+        }
+    }
+
+    /// The partners the target names (none for an engineer or a provider's own team).
+    pub fn partner_ids(&self) -> &[String] {
+        match self {
+            Target::Partners { partner_ids, .. } | Target::Providers { partner_ids, .. } => partner_ids,
+            Target::Engineer { .. } | Target::Team { .. } => &[],
+        }
+    }
+
+    pub fn strategy(&self) -> Option<Strategy> {
+        match self {
+            Target::Partners { strategy, .. } | Target::Providers { strategy, .. } | Target::Team { strategy } => {
+                Some(*strategy)
+            }
+            Target::Engineer { .. } => None,
+        }
+    }
 }
 
 /// A rule as stored in a revision.

@@ -3,7 +3,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::engine::{Pool, first_failing};
-use super::{Candidates, Condition, Decision, OrderFacts, Reasons, RuleSet, RuleSpec, RuleTrace, Strategy, Target};
+use super::{
+    Assigns, Candidates, Condition, Decision, OrderFacts, ProviderCandidates, Reasons, RuleSet, RuleSpec, RuleTrace,
+    Strategy,
+};
 use crate::error::{Error, Result};
 
 /// Excluded engineers listed per rule in a stored trace (the count is always kept).
@@ -35,53 +38,60 @@ pub struct StoredTrace {
     /// How many rules were reached (all of them, or up to the winner).
     pub reached: usize,
     pub pools: Vec<StoredPool>,
+    /// (rule ID, the engineer's or the service provider's ID)
     pub winner: Option<(String, String)>,
+    /// What the evaluation chose: an engineer, or (two-stage dispatch's first stage) a
+    /// service provider.
+    #[serde(default)]
+    pub assigns: Assigns,
 }
 
 fn stored_pool(
     rule: &RuleSpec,
     pool: &Pool,
-    c: &Candidates,
+    ids: &TraceIds<'_>,
     picked: Option<usize>,
     strategy: Option<Strategy>,
 ) -> StoredPool {
-    let partner_ids: &[String] = match &rule.target {
-        Target::Partners { partner_ids, .. } => partner_ids,
-        Target::Engineer { .. } => &[],
-    };
+    let partner_ids = rule.target.partner_ids();
     StoredPool {
         rule_id: rule.id.clone(),
         eligible: pool.eligible,
         excluded_partners: pool
             .partners_excluded
             .iter()
-            .map(|(i, r)| (partner_ids[*i].clone(), *r))
+            .map(|(i, r)| (partner_ids.get(*i).cloned().unwrap_or_default(), *r))
             .collect(),
         excluded: pool
             .excluded
             .iter()
             .take(MAX_LISTED_EXCLUSIONS)
-            .map(|(i, r)| (c.engineers[*i].id.clone(), *r))
+            .map(|(i, r)| ((ids.excluded)(*i), *r))
             .collect(),
         excluded_total: pool.excluded.len(),
         target_missing: pool.target_missing,
-        picked: picked.map(|i| c.engineers[i].id.clone()),
+        picked: picked.map(ids.picked),
         strategy,
     }
 }
 
-pub fn store_trace(rules: &RuleSet, facts: &OrderFacts, c: &Candidates, d: &Decision) -> StoredTrace {
+/// How a decision's indexes read as IDs.
+struct TraceIds<'a> {
+    assigns: Assigns,
+    picked: &'a dyn Fn(usize) -> String,
+    excluded: &'a dyn Fn(usize) -> String,
+}
+
+fn store_with(rules: &RuleSet, facts: &OrderFacts, d: &Decision, ids: &TraceIds<'_>) -> StoredTrace {
     let mut pools = Vec::new();
     for (i, t) in d.trace.iter().enumerate() {
         let spec = &rules.rules[i].spec;
         match t {
-            RuleTrace::NoEligible(pool) => pools.push(stored_pool(spec, pool, c, None, None)),
-            RuleTrace::Won {
-                engineer,
-                strategy,
-                pool,
-            } => pools.push(stored_pool(spec, pool, c, Some(*engineer), *strategy)),
-            RuleTrace::Disabled | RuleTrace::ConditionFailed(_) => {}
+            RuleTrace::NoEligible(pool) => pools.push(stored_pool(spec, pool, ids, None, None)),
+            RuleTrace::Won { picked, strategy, pool } => {
+                pools.push(stored_pool(spec, pool, ids, Some(*picked), *strategy))
+            }
+            RuleTrace::Disabled | RuleTrace::ConditionFailed(_) | RuleTrace::OtherStage => {}
         }
     }
     StoredTrace {
@@ -90,14 +100,49 @@ pub fn store_trace(rules: &RuleSet, facts: &OrderFacts, c: &Candidates, d: &Deci
         order: facts.clone(),
         reached: d.trace.len(),
         pools,
-        winner: d
-            .winner
-            .map(|(r, e)| (rules.rules[r].spec.id.clone(), c.engineers[e].id.clone())),
+        winner: d.winner.map(|(r, e)| (rules.rules[r].spec.id.clone(), (ids.picked)(e))),
+        assigns: ids.assigns,
+    }
+}
+
+/// The stored form of an evaluation choosing an engineer.
+pub fn store_trace(rules: &RuleSet, facts: &OrderFacts, c: &Candidates, d: &Decision) -> StoredTrace {
+    let id = |i: usize| c.engineers[i].id.clone();
+    let ids = TraceIds {
+        assigns: Assigns::Engineer,
+        picked: &id,
+        excluded: &id,
+    };
+    store_with(rules, facts, d, &ids)
+}
+
+/// The stored form of an evaluation choosing a service provider (two-stage dispatch).
+pub fn store_provider_trace(rules: &RuleSet, facts: &OrderFacts, c: &ProviderCandidates, d: &Decision) -> StoredTrace {
+    let id = |i: usize| c.providers[i].partner.id.clone();
+    let ids = TraceIds {
+        assigns: Assigns::Provider,
+        picked: &id,
+        excluded: &id,
+    };
+    store_with(rules, facts, d, &ids)
+}
+
+/// A trace of an evaluation that did not run (nothing to evaluate at this stage).
+pub fn untried(facts: &OrderFacts, assigns: Assigns, at: chrono::DateTime<chrono::Utc>) -> StoredTrace {
+    StoredTrace {
+        revision: 0,
+        evaluated_at: at,
+        order: facts.clone(),
+        reached: 0,
+        pools: Vec::new(),
+        winner: None,
+        assigns,
     }
 }
 
 /// A trace as a dispatcher reads it.
 pub struct TraceView {
+    pub assigns: Assigns,
     pub revision: i64,
     pub evaluated_at: chrono::DateTime<chrono::Utc>,
     pub dry_run: bool,
@@ -109,8 +154,11 @@ pub struct TraceView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleOutcome {
     Disabled,
+    /// The rule assigns what this evaluation does not (an engineer, or a service provider).
+    NotThisStage,
     ConditionFailed,
     NoEligibleEngineer,
+    NoEligibleProvider,
     Matched,
 }
 
@@ -177,6 +225,10 @@ fn pool_reason(p: &StoredPool) -> String {
 
 /// Renders a stored trace against the revision it was evaluated with.
 pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
+    let what = match t.assigns {
+        Assigns::Engineer => "engineer",
+        Assigns::Provider => "service provider",
+    };
     let mut pools = t.pools.iter();
     let mut views = Vec::with_capacity(t.reached);
     for (i, rule) in rules.rules.iter().take(t.reached).enumerate() {
@@ -190,7 +242,14 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
             failed_condition: None,
             pool: None,
         };
-        if spec.enabled {
+        if spec.enabled && spec.target.assigns() != t.assigns {
+            view.outcome = RuleOutcome::NotThisStage;
+            view.reason = match t.assigns {
+                Assigns::Engineer => "assigns a service provider: only the first stage of a two-stage dispatch runs it",
+                Assigns::Provider => "assigns an engineer: not run where a service provider is assigned",
+            }
+            .into();
+        } else if spec.enabled {
             if let Some(ci) = first_failing(rule, &t.order) {
                 let c = spec.conditions[ci].clone();
                 let value = t.order.value_of(c.field, c.key.as_deref());
@@ -224,8 +283,11 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
                         );
                     }
                     None => {
-                        view.outcome = RuleOutcome::NoEligibleEngineer;
-                        view.reason = format!("conditions held but no engineer was eligible: {}", pool_reason(p));
+                        view.outcome = match t.assigns {
+                            Assigns::Engineer => RuleOutcome::NoEligibleEngineer,
+                            Assigns::Provider => RuleOutcome::NoEligibleProvider,
+                        };
+                        view.reason = format!("conditions held but no {what} was eligible: {}", pool_reason(p));
                     }
                 }
                 view.pool = Some(p.clone());
@@ -239,7 +301,7 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
     });
     let summary = match (&winner, rules.rules.is_empty()) {
         (Some((r, e, s)), _) => format!(
-            "rule '{}' {} engineer {e}{} after {} rule(s) were tried",
+            "rule '{}' {} {what} {e}{} after {} rule(s) were tried",
             rules
                 .rules
                 .iter()
@@ -252,11 +314,12 @@ pub fn render(t: &StoredTrace, rules: &RuleSet, dry_run: bool) -> TraceView {
         ),
         (None, true) => "no automatic dispatch rules are configured: waiting for manual assignment".into(),
         (None, false) => format!(
-            "none of {} rule(s) yielded an eligible engineer: waiting for manual assignment",
+            "none of {} rule(s) yielded an eligible {what}: waiting for manual assignment",
             t.reached
         ),
     };
     TraceView {
+        assigns: t.assigns,
         revision: t.revision,
         evaluated_at: t.evaluated_at,
         dry_run,

@@ -35,6 +35,7 @@ mod notifications;
 mod orders;
 mod parties;
 mod rules;
+mod traces;
 
 pub use containers::*;
 pub use enums::*;
@@ -43,6 +44,7 @@ pub use notifications::*;
 pub use orders::*;
 pub use parties::*;
 pub use rules::*;
+pub use traces::*;
 
 crate::graphql::policy::guarded!(
     Account,

@@ -113,6 +113,20 @@ impl WorkOrder {
             .map(|o| WorkOrder(Arc::new(o.clone()), audience::order(c, o)))
             .collect())
     }
+
+    /// One of the stored traces: on the order as read, or (orders read for a list come
+    /// without them) read then, batched.
+    async fn stored_trace(
+        &self,
+        ctx: &Context<'_>,
+        on_order: impl Fn(&work_order::Model) -> &Option<Value>,
+        loaded: impl Fn((Option<Value>, Option<Value>)) -> Option<Value>,
+    ) -> Result<Option<Value>> {
+        if let Some(t) = on_order(&self.0) {
+            return Ok(Some(t.clone()));
+        }
+        Ok(one(ctx.loaders().traces(), &self.0.id).await?.and_then(loaded))
+    }
 }
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
@@ -182,16 +196,29 @@ impl WorkOrder {
     async fn api_fields(&self) -> Json<Value> {
         Json(visibility::api_fields_for(self.1, service::orders::api_fields(&self.0)))
     }
-    /// Why automatic dispatch sent the order where it went, from its latest evaluation.
+    /// Why the upstream's automatic dispatch sent the order where it went (an engineer, or in
+    /// a two-stage workflow a service provider), from its latest evaluation.
     async fn dispatch_trace(&self, ctx: &Context<'_>) -> Result<Option<DispatchTrace>> {
-        // Orders read for a list come without their trace: read it then (batched).
-        let stored = match &self.0.dispatch_trace {
-            Some(t) => Some(t.clone()),
-            None => one(ctx.loaders().traces(), &self.0.id).await?.flatten(),
+        let Some(stored) = self.stored_trace(ctx, |o| &o.dispatch_trace, |t| t.0).await? else {
+            return Ok(None);
         };
-        let Some(stored) = stored else { return Ok(None) };
         Ok(Some(DispatchTrace(
             service::rules::order_trace(ctx.state(), &self.0.tenant_id, stored)
+                .await
+                .gql()?,
+            self.1,
+        )))
+    }
+    /// Two-stage dispatch: why the service provider's own rules assigned its engineer, or
+    /// left the order to its dispatcher, from their latest evaluation. The provider's only.
+    async fn provider_dispatch_trace(&self, ctx: &Context<'_>) -> Result<Option<DispatchTrace>> {
+        let Some(stored) = self.stored_trace(ctx, |o| &o.provider_dispatch_trace, |t| t.1).await? else {
+            return Ok(None);
+        };
+        // The policy shows it to the provider's staff alone: the rules are the caller's tenant's.
+        let provider = ctx.caller().await?.tenant_id().to_owned();
+        Ok(Some(DispatchTrace(
+            service::rules::order_trace(ctx.state(), &provider, stored)
                 .await
                 .gql()?,
             self.1,
@@ -211,6 +238,8 @@ impl WorkOrder {
             .await?
             .unwrap_or_default()
             .into_iter()
+            // The order's history is its upstream's (providers' views are on their own feeds).
+            .filter(|e| e.tenant_id == self.0.tenant_id)
             .map(|e| {
                 let a = audience::event(c, &e);
                 WorkOrderEvent(e, a)
@@ -310,6 +339,17 @@ impl DispatchRecord {
             _ => Ok(None),
         }
     }
+    /// Two-stage dispatch: the service provider's own rule that assigned its engineer
+    /// (`out_assign_way__c` AUTOMATIC). The provider's only.
+    async fn provider_rule(&self, ctx: &Context<'_>) -> Result<Option<DispatchRule>> {
+        match (&self.0.provider_rule_id, self.0.out_assign_way.as_deref()) {
+            (Some(id), Some("AUTOMATIC")) => match one(ctx.loaders().rules(), id).await? {
+                Some(r) => Ok(Some(DispatchRule::seen(ctx, r).await?)),
+                None => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
     /// `field_downstreamOuterTenantName__c` (Connected Enterprise Name; a copy, non-business).
     async fn connected_enterprise_name(&self) -> &str {
         self.0.field_downstream_outer_tenant_name.as_deref().unwrap_or_default()
@@ -402,9 +442,14 @@ impl WorkOrderEvent {
     async fn actor_id(&self) -> Option<ID> {
         self.0.actor_id.clone().map(ID)
     }
-    /// The work order it happened to.
+    /// The work order it happened to. A service provider told of an order that is no longer
+    /// its own (reassigned, rejected, cancelled) sees it as a former assignee.
     async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
-        WorkOrder::seen(ctx, must(ctx.loaders().work_orders(), &self.0.work_order_id).await?).await
+        let o = must(ctx.loaders().work_orders(), &self.0.work_order_id).await?;
+        match self.1 {
+            Audience::Provider => WorkOrder::seen_held(ctx, o, true).await,
+            _ => WorkOrder::seen(ctx, o).await,
+        }
     }
     /// A sentence saying what happened and why.
     async fn message(&self) -> &str {

@@ -21,7 +21,7 @@ use crate::store::tasks::task_status;
 use crate::store::{self, orders as order_store};
 
 use super::current::{load_current, load_current_at_provider, stale};
-use super::provider::{as_provider, not_two_stage, takes_orders};
+use super::provider::{as_provider, not_at_providers_stage, takes_orders};
 use super::unit_of_work::{History, commit};
 
 pub struct AssignInput {
@@ -78,7 +78,7 @@ impl Planned {
 
 /// Two-stage dispatch: the fields of the provider's assignment of `chosen`, the upstream's
 /// stage kept as it was written (its dispatcher, way and time; the provider).
-fn upstream_stage_kept(order: &work_order::Model, chosen: &Chosen) -> Result<DispatchFields> {
+pub(crate) fn upstream_stage_kept(order: &work_order::Model, chosen: &Chosen) -> Result<DispatchFields> {
     let missing = || {
         Error::internal(format!(
             "work order {} is at its provider without the upstream's fields",
@@ -223,6 +223,10 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
                         "engineer {old} replaced by '{}' ({})",
                         chosen.engineer_name, chosen.engineer_id
                     ),
+                    (None, Command::AutoAssign) if planned.stage.is_some() => format!(
+                        "engineer '{}' ({}) assigned automatically by the service provider's rules",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
                     (None, Command::AutoAssign) => format!(
                         "engineer '{}' ({}) assigned automatically by rule {}",
                         chosen.engineer_name,
@@ -280,7 +284,7 @@ pub async fn assign_engineer(
                 ),
             ));
         }
-        (false, false) => return Err(not_two_stage(&flow)),
+        (false, false) => return Err(not_at_providers_stage()),
         _ => {}
     }
     let plan = assignment::plan(current, kind, &flow.nodes, node.engineer_index())?;
@@ -418,6 +422,9 @@ async fn assign_in_tx(
         false => actor.clone(),
     };
     let mut history = History::new(&updated.id, upstream, Some(&recorded), now);
+    if two_stage {
+        history.tell_provider(caller.tenant_id());
+    }
     write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
     commit(state, tx, history).await?;
     Ok(updated)

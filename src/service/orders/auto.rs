@@ -15,6 +15,7 @@ use crate::store::orders::{self as order_store, Interrupted};
 
 use super::assign::{Chosen, Planned, write_assignment};
 use super::current::{load_current, stale, state_of};
+use super::stages::{ProviderOutcome, run_provider_rules, settle_first_stage};
 use super::unit_of_work::{History, commit};
 
 /// What the rules decided: their trace, and the engineer claimed for the order, if any.
@@ -23,20 +24,22 @@ pub(crate) struct Outcome {
     pub chosen: Option<Chosen>,
 }
 
-impl Outcome {
-    /// No rule ran: a two-stage workflow's upstream stage assigns service providers, and the
-    /// tenant's rules assign engineers.
-    pub fn untried(facts: &OrderFacts, at: DateTime<Utc>) -> Outcome {
-        Outcome {
-            trace: rules::StoredTrace {
-                revision: 0,
-                evaluated_at: at,
-                order: facts.clone(),
-                reached: 0,
-                pools: Vec::new(),
-                winner: None,
-            },
-            chosen: None,
+/// Whose rules run, over whose engineers.
+pub(crate) struct RulesOf<'a> {
+    /// The rules' owner: the order's upstream, or (two-stage dispatch) its service provider.
+    pub tenant: &'a str,
+    /// The order's upstream (the partnership an engineer's claim checks).
+    pub upstream: &'a str,
+    pub scope: rules::Scope,
+}
+
+impl<'a> RulesOf<'a> {
+    /// The upstream's rules over its connected providers' engineers (direct dispatch).
+    pub fn upstream(tenant: &'a str) -> Self {
+        RulesOf {
+            tenant,
+            upstream: tenant,
+            scope: rules::Scope::Upstream,
         }
     }
 }
@@ -63,20 +66,21 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
     state: &Services,
     tx: &C,
     history: &mut History<'_>,
-    caller: &Caller,
+    of: &RulesOf<'_>,
     facts: &OrderFacts,
     order_id: Option<&str>,
     prepared: Option<rules::Prepared>,
     lock: rules::Lock,
 ) -> Result<Outcome> {
-    let tenant = caller.tenant_id();
+    let tenant = of.tenant;
     let phase = rules::Phase::InTransaction(lock);
+    let fresh = || rules::prepare(&state.rules, tx, tenant, of.scope.clone(), facts, order_id, phase);
     let mut p = match prepared {
         Some(mut p) => match rules::refresh(tx, tenant, &mut p, lock).await? {
             true => p,
-            false => rules::prepare(&state.rules, tx, tenant, facts, order_id, phase).await?,
+            false => fresh().await?,
         },
-        None => rules::prepare(&state.rules, tx, tenant, facts, order_id, phase).await?,
+        None => fresh().await?,
     };
     // Engineers found full by a failed claim (kept full when more candidates are loaded).
     let mut full: Vec<String> = Vec::new();
@@ -92,9 +96,9 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
             return Ok(Outcome { trace, chosen: None });
         };
         let e = &cands.engineers[ei];
-        if order_store::claim_engineer(tx, &e.id, tenant).await? {
+        if order_store::claim_engineer(tx, &e.id, of.upstream).await? {
             let rule_id = &set.rules[ri].spec.id;
-            history.cursor = Some(rules::CursorMove {
+            history.cursors.push(rules::CursorMove {
                 rule_id: rule_id.clone(),
                 from: cands.cursor(rule_id).map(str::to_owned),
                 to: e.id.clone(),
@@ -148,18 +152,83 @@ where
     }
 }
 
-/// Settles an automatic dispatch on the in-memory order (now in `from`): assigned by the
-/// winning rule, with the dispatch fields of the caller's tenant, or routed to manual
-/// assignment. Returns what the assignment writes, if anything.
-pub(crate) fn settle_auto(
+/// What the upstream's rules at its dispatch node decided: an engineer (direct dispatch), or
+/// a service provider (two-stage dispatch).
+pub(crate) enum Decided {
+    Engineer(Outcome),
+    Provider(ProviderOutcome),
+}
+
+impl Decided {
+    pub fn trace(&self) -> &rules::StoredTrace {
+        match self {
+            Decided::Engineer(o) => &o.trace,
+            Decided::Provider(o) => &o.trace,
+        }
+    }
+}
+
+/// Runs the upstream's rules at its dispatch node for the order, in the caller's
+/// transaction: those assigning engineers (direct dispatch; `prepared` is their snapshot read
+/// before the transaction), or those assigning service providers (two-stage).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_node_rules<C: ConnectionTrait>(
+    state: &Services,
+    tx: &C,
+    history: &mut History<'_>,
+    node: DispatchNode<'_>,
+    upstream: &str,
+    facts: &OrderFacts,
+    order_id: Option<&str>,
+    prepared: Option<rules::Prepared>,
+    lock: rules::Lock,
+) -> Result<Decided> {
+    Ok(match node.two_stage() {
+        true => Decided::Provider(run_provider_rules(state, tx, history, upstream, facts, order_id, lock).await?),
+        false => {
+            let of = RulesOf::upstream(upstream);
+            Decided::Engineer(run_rules(state, tx, history, &of, facts, order_id, prepared, lock).await?)
+        }
+    })
+}
+
+/// Settles an automatic dispatch on the in-memory order (now in `from`), its trace kept on
+/// it: assigned by the winning rule (to an engineer, or to a service provider whose own rules
+/// then run), or routed to manual assignment. Returns the engineer assignment to write, if any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn settle<C: ConnectionTrait>(
+    state: &Services,
+    tx: &C,
     order: &mut work_order::Model,
     from: State,
-    outcome: &Outcome,
+    decided: Decided,
     node: DispatchNode<'_>,
     caller: &Caller,
     history: &mut History<'_>,
-) -> Result<Option<Planned>> {
-    match &outcome.chosen {
+    lock: rules::Lock,
+) -> Result<Option<(Chosen, Planned)>> {
+    order.dispatch_trace = Some(rules::trace_json(decided.trace())?);
+    match decided {
+        Decided::Engineer(o) => settle_auto(order, from, o, node, caller, history),
+        Decided::Provider(o) => {
+            let v = caller.tenant.activation_version;
+            settle_first_stage(state, tx, order, from, o, node, v, history, lock).await
+        }
+    }
+}
+
+/// Settles an automatic dispatch to an engineer on the in-memory order (now in `from`):
+/// assigned by the winning rule, with the dispatch fields of the caller's tenant, or routed to
+/// manual assignment. Returns what the assignment writes, if anything.
+pub(crate) fn settle_auto(
+    order: &mut work_order::Model,
+    from: State,
+    outcome: Outcome,
+    node: DispatchNode<'_>,
+    caller: &Caller,
+    history: &mut History<'_>,
+) -> Result<Option<(Chosen, Planned)>> {
+    match outcome.chosen {
         Some(ch) => {
             let plan = assignment::plan(from, AssignKind::Automatic, &node.flow.nodes, node.engineer_index())?;
             let fields = assignment::dispatch_fields(
@@ -176,16 +245,13 @@ pub(crate) fn settle_auto(
             };
             planned.apply_to(order);
             order.dispatch_rule_id = outcome.trace.winner.as_ref().map(|w| w.0.clone());
-            Ok(Some(planned))
+            Ok(Some((ch, planned)))
         }
         None => {
             let manual = transition(from, Command::RouteToManual)?;
             history.step(
                 manual,
-                match node.two_stage() {
-                    true => "waiting for a dispatcher to assign a service provider".into(),
-                    false => "no rule yielded an engineer: waiting for manual assignment".into(),
-                },
+                "no rule yielded an engineer: waiting for manual assignment".into(),
                 None,
             );
             order.state = manual.to.as_str().to_owned();
@@ -196,23 +262,29 @@ pub(crate) fn settle_auto(
 
 /// The history message of an automatic dispatch attempt.
 pub(crate) fn attempt_message(node: DispatchNode<'_>, t: &rules::StoredTrace) -> String {
-    if node.two_stage() {
-        return format!(
-            "reached the dispatch node '{}' (two-stage: the order goes to a service provider, whose dispatcher assigns the engineer); no rule assigns service providers",
-            node.name()
-        );
-    }
-    let node = node.name();
-    match (&t.winner, t.revision) {
-        (_, 0) => format!("reached the dispatch node '{node}'; no automatic dispatch rule ran: none are configured"),
-        (Some((rule, engineer)), r) => {
+    let (at, what, a_what) = match node.two_stage() {
+        true => (
             format!(
-                "reached the dispatch node '{node}'; rule {rule} (revision {r}) matched engineer {engineer} after {} rule(s)",
-                t.reached
-            )
-        }
+                "reached the dispatch node '{}' (two-stage: the order goes to a service provider, whose rules or dispatcher assign the engineer)",
+                node.name()
+            ),
+            "service provider",
+            "a service provider",
+        ),
+        false => (
+            format!("reached the dispatch node '{}'", node.name()),
+            "engineer",
+            "an engineer",
+        ),
+    };
+    match (&t.winner, t.revision) {
+        (_, 0) => format!("{at}; no automatic dispatch rule ran: none are configured"),
+        (Some((rule, picked)), r) => format!(
+            "{at}; rule {rule} (revision {r}) matched {what} {picked} after {} rule(s)",
+            t.reached
+        ),
         (None, r) => format!(
-            "reached the dispatch node '{node}'; {} rule(s) of revision {r} evaluated, none yielded an engineer",
+            "{at}; {} rule(s) of revision {r} evaluated, none yielded {a_what}",
             t.reached
         ),
     }
@@ -267,24 +339,31 @@ async fn dispatch_stored(
     let flow = load_flow(tx, caller.tenant_id(), &order.workflow_id).await?;
     let node = flow.require_dispatch_node()?;
     let facts = rules::facts_of(order)?;
-    let outcome = match node.two_stage() {
-        true => Outcome::untried(&facts, history.at),
-        false => run_rules(state, tx, history, caller, &facts, Some(&order.id), None, lock).await?,
-    };
+    let decided = run_node_rules(
+        state,
+        tx,
+        history,
+        node,
+        caller.tenant_id(),
+        &facts,
+        Some(&order.id),
+        None,
+        lock,
+    )
+    .await?;
     history.note(
         EventKind::AutoDispatchAttempted,
-        attempt_message(node, &outcome.trace),
-        Some(rules::summary_data(&outcome.trace)),
+        attempt_message(node, decided.trace()),
+        Some(rules::summary_data(decided.trace())),
     );
     let mut updated = order.clone();
     updated.version += 1;
     updated.updated_at = history.at;
-    updated.dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
-    let planned = settle_auto(&mut updated, at, &outcome, node, caller, history)?;
+    let assignment = settle(state, tx, &mut updated, at, decided, node, caller, history, lock).await?;
     if !order_store::update_if_current(tx, order, &updated).await? {
         return Ok(None);
     }
-    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+    if let Some((ch, planned)) = &assignment {
         write_assignment(tx, &updated, ch, planned, None, history).await?;
     }
     Ok(Some(updated))

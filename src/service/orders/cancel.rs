@@ -3,7 +3,7 @@ use entity::work_order;
 use serde_json::json;
 
 use crate::auth::Actor;
-use crate::domain::work_order::{Command, EventKind, transition};
+use crate::domain::work_order::{Command, EventKind, State, transition};
 use crate::error::Result;
 use crate::service::{Caller, Services};
 use crate::store::notify::kind as notify_kind;
@@ -36,6 +36,11 @@ pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInp
         return Err(stale(&order, input.expected_version));
     }
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
+    // Two-stage dispatch: the provider the order is at is told (its engineer's task too).
+    if current == State::ProviderAssigned || order.out_assign_way.is_some() {
+        let partner = super::stages::partner_of_order(&tx, &order).await?;
+        history.tell_provider(&partner.downstream_tenant_id);
+    }
     if current.has_engineer() {
         // The engineer's row before its notification counter, as every dispatch takes them
         // (claim, then notify), so a cancellation and a dispatch never wait on each other.
@@ -59,6 +64,7 @@ pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInp
         },
         reason.as_ref().map(|r| json!({ "reason": r })),
     );
+    history.stop_telling(None);
     commit(state, tx, history).await?;
     Ok(updated)
 }

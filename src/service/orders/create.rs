@@ -14,7 +14,7 @@ use crate::service::{Caller, Services, rules};
 use crate::store::{self, begin_write};
 
 use super::assign::write_assignment;
-use super::auto::{Outcome, attempt_message, run_rules, settle_auto, with_retries};
+use super::auto::{attempt_message, run_node_rules, settle, with_retries};
 use super::input::{CheckedOrder, NewOrder};
 use super::unit_of_work::{History, commit};
 
@@ -28,7 +28,7 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
         .get(&state.db, caller.tenant_id(), &input.order.workflow_id)
         .await?;
     // Read on the read pool, outside the single writer's turn; refreshed in the transaction.
-    // A two-stage workflow's upstream stage runs no engineer rules: nothing to read.
+    // A two-stage workflow's upstream stage assigns service providers: read in the transaction.
     let mut prepared = match flow.require_dispatch_node()?.two_stage() {
         true => None,
         false => Some(
@@ -36,6 +36,7 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
                 &state.rules,
                 &state.db,
                 caller.tenant_id(),
+                rules::Scope::Upstream,
                 &facts,
                 None,
                 rules::Phase::BeforeTransaction,
@@ -94,16 +95,24 @@ async fn create_in_tx(
         None,
     );
     // The order arrives at the dispatch node: automatic rules run first.
-    let outcome = match node.two_stage() {
-        true => Outcome::untried(facts, now),
-        false => run_rules(state, &tx, &mut history, caller, facts, None, prepared, lock).await?,
-    };
+    let decided = run_node_rules(
+        state,
+        &tx,
+        &mut history,
+        node,
+        caller.tenant_id(),
+        facts,
+        None,
+        prepared,
+        lock,
+    )
+    .await?;
     let attempt = transition(State::Created, Command::AttemptAutoDispatch)?;
     history.actor = None;
     history.step(
         attempt,
-        attempt_message(node, &outcome.trace),
-        Some(rules::summary_data(&outcome.trace)),
+        attempt_message(node, decided.trace()),
+        Some(rules::summary_data(decided.trace())),
     );
 
     let mut order = work_order::Model {
@@ -137,11 +146,24 @@ async fn create_in_tx(
         created_at: now,
         updated_at: now,
         dispatch_rule_id: None,
-        dispatch_trace: Some(rules::trace_json(&outcome.trace)?),
+        dispatch_trace: None,
+        provider_rule_id: None,
+        provider_dispatch_trace: None,
     };
-    let planned = settle_auto(&mut order, attempt.to, &outcome, node, caller, &mut history)?;
+    let assignment = settle(
+        state,
+        &tx,
+        &mut order,
+        attempt.to,
+        decided,
+        node,
+        caller,
+        &mut history,
+        lock,
+    )
+    .await?;
     store::orders::insert(&mut history.batch, &tx, &order);
-    if let (Some(ch), Some(planned)) = (&outcome.chosen, &planned) {
+    if let Some((ch, planned)) = &assignment {
         write_assignment(&tx, &order, ch, planned, None, &mut history).await?;
     }
     // Every other row of the batch has a new random key: a unique violation is the reference.

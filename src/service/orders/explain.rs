@@ -1,13 +1,20 @@
-//! `explainDispatch`: a dry run of automatic dispatch for an order or a draft.
+//! `explainDispatch`: a dry run of automatic dispatch for an order or a draft — the upstream's
+//! rules (assigning engineers, or in a two-stage workflow service providers), or a service
+//! provider's own rules for an order assigned to it.
+use entity::work_order;
+
 use crate::auth::Actor;
-use crate::domain::dispatch::evaluate;
+use crate::domain::dispatch::{OrderFacts, RuleSet, evaluate, evaluate_providers};
+use crate::domain::visibility::Audience;
 use crate::error::{Error, Result};
 use crate::service::workflows::load_flow;
-use crate::service::{Caller, Services, rules};
+use crate::service::{Caller, Services, audience, rules};
 use crate::store;
+use crate::store::lookup::ById;
 
-use super::auto::Outcome;
 use super::input::{CheckedOrder, NewOrder};
+use super::provider::not_at_providers_stage;
+use super::stages::partner_of_order;
 
 /// What `explainDispatch` evaluates: an existing order, or one not created yet.
 pub enum Explain {
@@ -19,8 +26,11 @@ pub enum Explain {
 pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.explainDispatch")?;
-    // Whether the order's workflow dispatches in two stages: its upstream stage assigns
-    // service providers, and the rules (engineers' targets) do not run there.
+    if !caller.is_upstream() {
+        return explain_at_provider(state, &caller, what).await;
+    }
+    // Whether the order's workflow dispatches in two stages: its upstream stage runs the
+    // rules assigning service providers.
     let two_stage =
         |flow: crate::service::workflows::Flow| -> Result<bool> { Ok(flow.require_dispatch_node()?.two_stage()) };
     let (facts, order_id, two_stage) = match what {
@@ -40,21 +50,54 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
             (input.facts(), None, staged)
         }
     };
-    let set = state.rules.current(&state.db, caller.tenant_id()).await?;
+    let tenant = caller.tenant_id();
+    let set = state.rules.current(&state.db, tenant).await?;
+    let order_id = order_id.as_deref();
     if two_stage {
-        let trace = Outcome::untried(&facts, crate::domain::now()).trace;
+        let cands = rules::provider_candidates(&state.db, tenant, &set, &facts, order_id, rules::Lock::None).await?;
+        let decision = evaluate_providers(&set, &facts, &cands);
+        let trace = rules::store_provider_trace(&set, &facts, &cands, &decision);
         return Ok(rules::render(&trace, &set, true));
     }
-    let cands = rules::candidates(
-        &state.db,
-        caller.tenant_id(),
-        &set,
-        &facts,
-        order_id.as_deref(),
-        rules::Reading::DRY_RUN,
-    )
-    .await?;
-    let decision = evaluate(&set, &facts, &cands);
-    let trace = rules::store_trace(&set, &facts, &cands, &decision);
-    Ok(rules::render(&trace, &set, true))
+    dry_run(state, tenant, rules::Scope::Upstream, &set, &facts, order_id).await
+}
+
+/// The dry run of rules assigning engineers.
+async fn dry_run(
+    state: &Services,
+    tenant: &str,
+    scope: rules::Scope,
+    set: &RuleSet,
+    facts: &OrderFacts,
+    order_id: Option<&str>,
+) -> Result<rules::TraceView> {
+    let how = rules::Reading::DRY_RUN;
+    let cands = rules::candidates(&state.db, tenant, &scope, set, facts, order_id, how).await?;
+    let decision = evaluate(set, facts, &cands);
+    let trace = rules::store_trace(set, facts, &cands, &decision);
+    Ok(rules::render(&trace, set, true))
+}
+
+/// A service provider's dry run of its own rules, for an order of a two-stage workflow
+/// assigned to it (NOT_FOUND for any other order, as for a caller that cannot read it).
+async fn explain_at_provider(state: &Services, caller: &Caller, what: Explain) -> Result<rules::TraceView> {
+    let Explain::Order(id) = what else {
+        return Err(Error::bad_input(
+            "order",
+            "a service provider explains its rules on an order assigned to it: give workOrderId",
+        ));
+    };
+    let order = <work_order::Model as ById>::by_id(&state.db, &id)
+        .await?
+        .filter(|o| audience::order(caller, o) == Audience::Provider)
+        .ok_or_else(|| Error::not_found("work order", &id))?;
+    let flow = load_flow(&state.db, &order.tenant_id, &order.workflow_id).await?;
+    if !flow.require_dispatch_node()?.two_stage() {
+        return Err(not_at_providers_stage());
+    }
+    let partner = partner_of_order(&state.db, &order).await?;
+    let set = state.rules.current(&state.db, caller.tenant_id()).await?;
+    let facts = rules::facts_of(&order)?;
+    let scope = rules::Scope::Provider(partner);
+    dry_run(state, caller.tenant_id(), scope, &set, &facts, Some(&order.id)).await
 }

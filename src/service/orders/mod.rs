@@ -7,6 +7,7 @@ mod current;
 mod explain;
 mod input;
 mod provider;
+mod stages;
 mod unit_of_work;
 
 use entity::work_order;
@@ -26,9 +27,10 @@ pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign
 
 // For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
 pub(crate) use assign::write_assignment;
-pub(crate) use auto::{attempt_message, run_rules, settle_auto, with_retries};
+pub(crate) use auto::{RulesOf, attempt_message, run_rules, settle_auto, with_retries};
 pub(crate) use current::state_of;
 pub(crate) use input::text;
+pub(crate) use stages::{at_provider, partner_of_order};
 pub(crate) use unit_of_work::{History, commit};
 
 /// The eight dispatch fields of a stored order, keyed by their API names.

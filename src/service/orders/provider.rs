@@ -13,16 +13,22 @@ use serde_json::json;
 use crate::auth::Actor;
 use crate::domain::TenantKind;
 use crate::domain::assignment::{self, Method, Provider};
-use crate::domain::work_order::{Command, State, transition};
+use crate::domain::dispatch::Assigns;
+use crate::domain::work_order::{Command, EventKind, State, transition};
 use crate::error::{Error, Result};
 use crate::service::tenants::kind_of;
 use crate::service::workflows::Flow;
-use crate::service::{Caller, Services};
+use crate::service::{Caller, Services, rules};
 use crate::store::lookup::ById;
+use crate::store::rules::partner_info;
 use crate::store::{begin_write, orders as order_store};
 
+use super::assign::write_assignment;
+use super::auto::attempt_message;
+use super::auto::with_retries;
 use super::current::{load_current, load_current_at_provider, stale};
 use super::input::{MAX_REASON, text};
+use super::stages::{at_provider, enter_provider_stage, partner_of_order, run_provider_rules, settle_first_stage};
 use super::unit_of_work::{History, commit};
 
 pub struct ProviderInput {
@@ -83,6 +89,15 @@ pub(crate) fn as_provider(actor: &Actor, partner_id: &str) -> Actor {
     }
 }
 
+/// The refusal, to a service provider's staff, of an order that reached it without a
+/// provider's stage (direct dispatch): the upstream's workflow is not named to it.
+pub(crate) fn not_at_providers_stage() -> Error {
+    Error::bad_input(
+        "workOrderId",
+        "this work order is dispatched directly to engineers by its upstream: it has no service provider's stage",
+    )
+}
+
 /// The refusal of a stage that the order's workflow does not have.
 pub(crate) fn not_two_stage(flow: &Flow) -> Error {
     Error::bad_input(
@@ -110,8 +125,10 @@ pub async fn reassign_service_provider(
     assign_provider(state, actor, input, Command::ReassignProvider).await
 }
 
-/// The upstream's manual stage of a two-stage dispatch: the order goes to a provider's
-/// dispatcher (`AssignProvider` from AWAITING_MANUAL; `ReassignProvider` while it waits there).
+/// The upstream's manual stage of a two-stage dispatch: the order goes to a provider
+/// (`AssignProvider` from AWAITING_MANUAL; `ReassignProvider` while it waits there), whose own
+/// rules then run (falling to its dispatcher). A change that loses a race for a provider
+/// rule's cursor runs again.
 async fn assign_provider(
     state: &Services,
     actor: &Actor,
@@ -124,8 +141,19 @@ async fn assign_provider(
     };
     let caller = Caller::load(state, actor).await?;
     caller.require_op(op)?;
+    with_retries(|lock| assign_provider_once(state, actor, &caller, &input, command, lock)).await
+}
+
+async fn assign_provider_once(
+    state: &Services,
+    actor: &Actor,
+    caller: &Caller,
+    input: &ProviderInput,
+    command: Command,
+    lock: rules::Lock,
+) -> Result<work_order::Model> {
     let tx = begin_write(&state.writer).await?;
-    let (order, current) = load_current(&tx, &caller, &input.work_order_id, input.expected_version).await?;
+    let (order, current) = load_current(&tx, caller, &input.work_order_id, input.expected_version).await?;
     let flow = state
         .workflows
         .get(&state.db, caller.tenant_id(), &order.workflow_id)
@@ -163,34 +191,60 @@ async fn assign_provider(
     let mut updated = order.clone();
     updated.version += 1;
     updated.updated_at = now;
-    updated.state = step.to.as_str().to_owned();
-    updated.current_node = node.engineer_index() as i32;
-    updated.dispatch_rule_id = None;
-    order_store::set_stored_fields(&mut updated, fields);
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
-        return Err(stale(&order, input.expected_version));
-    }
+    enter_provider_stage(&mut updated, node, fields, None);
     let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
+    // The provider replaced is told the order is no longer its own; the new one that it is.
+    let replaced = match previous.is_some() {
+        true => Some(partner_of_order(&tx, &order).await?.downstream_tenant_id),
+        false => None,
+    };
+    if let Some(t) = &replaced {
+        history.tell_provider(t);
+    }
+    history.tell_provider(&p.downstream_tenant_id);
     let message = match &previous {
         Some(old) => format!("service provider {old} replaced by '{}' ({})", p.name, p.id),
         None => format!("assigned to service provider '{}' ({})", p.name, p.id),
     };
     history.step(step, message, Some(super::history_fields(&updated)));
+    history.stop_telling(replaced.as_deref());
+    rules::count_today(&mut history.batch, &tx, &p.id);
+    history.actor = None;
+    let assignment = at_provider(state, &tx, &mut updated, node, &partner_info(p), &mut history, lock).await?;
+    if !order_store::update_if_current(&tx, &order, &updated).await? {
+        return Err(stale(&order, input.expected_version));
+    }
+    if let Some((ch, planned)) = &assignment {
+        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+    }
     commit(state, tx, history).await?;
     Ok(updated)
 }
 
-/// The provider rejects an order assigned to it: back to the upstream's manual dispatch, every
-/// dispatch field cleared, the rejection recorded (the rules never offer the order to this
-/// provider again) and told to the upstream's staff on `workOrderEvents`.
+/// The provider rejects an order assigned to it: back to the upstream's dispatch node, every
+/// dispatch field cleared, the rejection recorded and told to the upstream's staff on
+/// `workOrderEvents`. When the upstream has rules assigning service providers they run again
+/// at once, never offering the order to a provider that rejected it; otherwise (or when none
+/// yields one) the order waits for the upstream's dispatcher.
 pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.rejectWorkOrder")?;
-    let Some(reason) = text("reason", &Some(input.reason), MAX_REASON)? else {
+    let Some(reason) = text("reason", &Some(input.reason.clone()), MAX_REASON)? else {
         return Err(Error::bad_input("reason", "a rejection needs a reason"));
     };
+    with_retries(|lock| reject_once(state, actor, &caller, &input, &reason, lock)).await
+}
+
+async fn reject_once(
+    state: &Services,
+    actor: &Actor,
+    caller: &Caller,
+    input: &RejectInput,
+    reason: &str,
+    lock: rules::Lock,
+) -> Result<work_order::Model> {
     let tx = begin_write(&state.writer).await?;
-    let (order, current) = load_current_at_provider(&tx, &caller, &input.work_order_id, input.expected_version).await?;
+    let (order, current) = load_current_at_provider(&tx, caller, &input.work_order_id, input.expected_version).await?;
     let step = transition(current, Command::Reject)?;
     let flow = state
         .workflows
@@ -208,23 +262,20 @@ pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInp
     updated.state = step.to.as_str().to_owned();
     updated.current_node = node.index as i32;
     updated.dispatch_rule_id = None;
+    updated.provider_rule_id = None;
+    updated.provider_dispatch_trace = None;
     order_store::set_stored_fields(&mut updated, Default::default());
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
-        return Err(stale(&order, input.expected_version));
-    }
+    // Written now, not with the batch: the rules read it when they run again below.
     let rejection = order_rejection::ActiveModel::from(order_rejection::Model {
         work_order_id: order.id.clone(),
         partner_id: partner_id.clone(),
         tenant_id: order.tenant_id.clone(),
-        reason: reason.clone(),
+        reason: reason.to_owned(),
         rejected_by: actor.subject.clone(),
         created_at: now,
     });
-    let as_provider = as_provider(actor, &partner_id);
-    let mut history = History::new(&order.id, &order.tenant_id, Some(&as_provider), now);
-    history.batch.add_query(
-        &tx,
-        &order_rejection::Entity::insert(rejection).on_conflict(
+    order_rejection::Entity::insert(rejection)
+        .on_conflict(
             OnConflict::columns([order_rejection::Column::WorkOrderId, order_rejection::Column::PartnerId])
                 .update_columns([
                     order_rejection::Column::Reason,
@@ -232,8 +283,12 @@ pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInp
                     order_rejection::Column::CreatedAt,
                 ])
                 .to_owned(),
-        ),
-    );
+        )
+        .exec(&tx)
+        .await?;
+    let as_provider = as_provider(actor, &partner_id);
+    let mut history = History::new(&order.id, &order.tenant_id, Some(&as_provider), now);
+    history.tell_provider(caller.tenant_id());
     history.step(
         step,
         format!(
@@ -242,6 +297,41 @@ pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInp
         ),
         Some(json!({ "partnerId": partner_id, "reason": reason })),
     );
+    history.stop_telling(None);
+    let upstream = state.tenants.require(&tx, &order.tenant_id).await?;
+    let set = state.rules.current(&tx, &order.tenant_id).await?;
+    let mut assignment = None;
+    if set
+        .rules
+        .iter()
+        .any(|r| r.spec.enabled && r.spec.target.assigns() == Assigns::Provider)
+    {
+        let retry = transition(step.to, Command::RetryAutoDispatch)?;
+        history.actor = None;
+        history.step(
+            retry,
+            "automatic dispatch runs again after the rejection, without the providers that rejected the order".into(),
+            None,
+        );
+        let facts = rules::facts_of(&order)?;
+        let up = &order.tenant_id;
+        let outcome = run_provider_rules(state, &tx, &mut history, up, &facts, Some(&order.id), lock).await?;
+        history.note(
+            EventKind::AutoDispatchAttempted,
+            attempt_message(node, &outcome.trace),
+            Some(rules::summary_data(&outcome.trace)),
+        );
+        updated.dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
+        let v = upstream.activation_version;
+        assignment =
+            settle_first_stage(state, &tx, &mut updated, retry.to, outcome, node, v, &mut history, lock).await?;
+    }
+    if !order_store::update_if_current(&tx, &order, &updated).await? {
+        return Err(stale(&order, input.expected_version));
+    }
+    if let Some((ch, planned)) = &assignment {
+        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+    }
     commit(state, tx, history).await?;
     Ok(updated)
 }

@@ -24,8 +24,12 @@ pub(crate) struct History<'a> {
     wake: Vec<String>,
     /// The change's unconditional writes, sent together before the commit.
     pub batch: Batch,
-    /// The round-robin cursor of the rule that picked an engineer, checked and moved last.
-    pub cursor: Option<rules::CursorMove>,
+    /// Two-stage dispatch: the service providers told of this change on their own feed of
+    /// `workOrderEvents` (their tenant, and the rows recorded while each was told: from, to).
+    told: Vec<(String, usize, Option<usize>)>,
+    /// The round-robin cursors of the rules that picked an engineer or a service provider
+    /// (two-stage dispatch: up to one per stage), checked and moved last.
+    pub cursors: Vec<rules::CursorMove>,
 }
 
 impl<'a> History<'a> {
@@ -38,7 +42,8 @@ impl<'a> History<'a> {
             rows: Vec::new(),
             wake: Vec::new(),
             batch: Batch::default(),
-            cursor: None,
+            told: Vec::new(),
+            cursors: Vec::new(),
         }
     }
 
@@ -76,6 +81,46 @@ impl<'a> History<'a> {
         self.record(t.command.event_kind(), Some(t.from), Some(t.to), message, data);
     }
 
+    /// Two-stage dispatch: the rows recorded from now on are told to the service provider of
+    /// `tenant` on its own feed (its `workOrderEvents`), as the provider's view of them, until
+    /// [`Self::stop_telling`]. The provider told last and still told when the change ends
+    /// (the order is at it) reads them as its own; any other as no longer its own.
+    pub fn tell_provider(&mut self, tenant: &str) {
+        self.told.push((tenant.to_owned(), self.rows.len(), None));
+    }
+
+    /// What is recorded from now on is not told to the provider of `tenant` (to none: `None`).
+    pub fn stop_telling(&mut self, tenant: Option<&str>) {
+        let at = self.rows.len();
+        for (t, _, end) in &mut self.told {
+            if end.is_none() && tenant.is_none_or(|x| x == t) {
+                *end = Some(at);
+            }
+        }
+    }
+
+    /// The providers' rows: each told row as its provider sees it (`atYourCompany` says
+    /// whether the order is still at that provider when the change ends: the provider still
+    /// being told).
+    fn provider_rows(&self) -> Vec<(String, Vec<work_order_event::Model>)> {
+        let current = match self.told.last() {
+            Some((tenant, _, None)) => Some(tenant.as_str()),
+            _ => None,
+        };
+        self.told
+            .iter()
+            .map(|(tenant, from, to)| {
+                let yours = current == Some(tenant.as_str());
+                let rows = self.rows[*from..to.unwrap_or(self.rows.len())]
+                    .iter()
+                    .map(|r| provider_view(r, tenant, yours))
+                    .collect();
+                (tenant.clone(), rows)
+            })
+            .filter(|(_, rows): &(String, Vec<_>)| !rows.is_empty())
+            .collect()
+    }
+
     /// Queues a notification (one of `store::notify::kind`) for the engineer in this
     /// transaction; it is woken after commit.
     pub fn notify<C: ConnectionTrait>(&mut self, tx: &C, engineer_id: &str, kind: &str, task_id: &str) -> Result<()> {
@@ -93,25 +138,64 @@ impl<'a> History<'a> {
     }
 }
 
+/// A row of the upstream's history as a service provider is told it: what happened to the
+/// order at its stage, in words that name no other provider and nothing of the upstream's
+/// (no user, no rule, no dispatch fields).
+fn provider_view(r: &work_order_event::Model, tenant: &str, yours: bool) -> work_order_event::Model {
+    let kind = EventKind::parse(&r.kind);
+    let message = match (kind, yours) {
+        (Some(EventKind::ProviderAssigned), _) => "assigned to your company".to_owned(),
+        (Some(EventKind::ProviderReassigned), true) => {
+            "reassigned to your company from another service provider".to_owned()
+        }
+        (Some(EventKind::ProviderReassigned), false) => {
+            "reassigned to another service provider: no longer your company's".to_owned()
+        }
+        (Some(EventKind::RejectedByProvider), _) => {
+            "rejected by your company: back to the upstream's dispatch".to_owned()
+        }
+        (Some(EventKind::Cancelled), _) => "cancelled by the upstream".to_owned(),
+        // The provider's own stage: its engineers, their tasks, its rules and dispatchers.
+        _ => r.message.clone(),
+    };
+    work_order_event::Model {
+        id: ids::new(ids::EVENT),
+        tenant_id: tenant.to_owned(),
+        actor_id: None,
+        message,
+        data: Some(serde_json::json!({ "atYourCompany": yours })),
+        seq: None,
+        ..r.clone()
+    }
+}
+
 /// Writes the history, commits, then wakes the subscribers of what changed.
 ///
 /// `Error::Raced` when a rule's cursor moved since the dispatch read it (PostgreSQL): nothing
 /// is written, and the change is to be run again on fresh reads.
 pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
     let pg = store::db::is_postgres(&state.writer);
-    let cursor = history.cursor.take();
-    if let (false, Some(m)) = (pg, &cursor) {
-        rules::queue_cursor_move(&mut history.batch, &tx, m);
+    let cursors = std::mem::take(&mut history.cursors);
+    if !pg {
+        for m in &cursors {
+            rules::queue_cursor_move(&mut history.batch, &tx, m);
+        }
+    }
+    // The providers told (two-stage dispatch) have their own sequences.
+    let told = history.provider_rows();
+    for (tenant, rows) in &told {
+        store::events::push(&mut history.batch, &tx, tenant, rows)?;
     }
     // Last: the tenant's event counter stays locked from here to the commit (SQLite).
     store::events::push(&mut history.batch, &tx, history.tenant_id, &history.rows)?;
     history.batch.run(&tx).await?;
-    // PostgreSQL: the cursor's row lock is held for the commit alone.
-    if let (true, Some(m)) = (pg, &cursor)
-        && !rules::move_cursor_if_unmoved(&tx, m).await?
-    {
-        tx.rollback().await?;
-        return Err(Error::Raced);
+    // PostgreSQL: the cursors' row locks are held for the commit alone (the upstream's rule's
+    // first, then the provider's: one order for every change).
+    for m in cursors.iter().filter(|_| pg) {
+        if !rules::move_cursor_if_unmoved(&tx, m).await? {
+            tx.rollback().await?;
+            return Err(Error::Raced);
+        }
     }
     tx.commit().await?;
     // On the write lane, once the group's commit made the change durable.
@@ -120,6 +204,15 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
     if pg && (!history.rows.is_empty() || !wake.is_empty()) {
         state.numbering.poke(&tenant, &wake);
     }
-    store::lane::after_commit(move || hub.publish(&tenant, &wake));
+    let providers: Vec<String> = told.into_iter().map(|(t, _)| t).collect();
+    for p in providers.iter().filter(|_| pg) {
+        state.numbering.poke(p, &[]);
+    }
+    store::lane::after_commit(move || {
+        hub.publish(&tenant, &wake);
+        for p in &providers {
+            hub.publish(p, &[]);
+        }
+    });
     Ok(())
 }

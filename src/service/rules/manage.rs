@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 
 use crate::auth::Actor;
 use crate::domain::dispatch::rule::{MAX_PARTNERS, check_conditions};
-use crate::domain::dispatch::{Condition, RuleError, RuleSpec, Strategy, Target};
+use crate::domain::dispatch::{Assigns, Condition, RuleError, RuleSpec, Strategy, Target};
 use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::ids;
@@ -17,6 +17,7 @@ use crate::store::rules::{self as store, NewRevision, NewRule, RuleEdit};
 pub const MAX_RULES: usize = 10_000;
 
 pub struct TargetInput {
+    pub assigns: Assigns,
     pub engineer_id: Option<String>,
     pub partner_ids: Option<Vec<String>>,
     pub strategy: Option<Strategy>,
@@ -41,65 +42,106 @@ fn bad(e: RuleError) -> Error {
     Error::bad_input(e.field, e.message)
 }
 
-/// Checks a target against the tenant's partners: an engineer of a connected provider, or
-/// partners of this tenant with a strategy.
+/// Checks a target against the caller's tenant. An upstream's rule: an engineer of a
+/// connected provider, or partners of this tenant with a strategy (whose engineers, or with
+/// `assignTo: PROVIDER` which service providers, it picks among). A service provider's rule
+/// (two-stage dispatch's second stage): one of its own engineers, or a strategy over all of them.
 async fn check_target<C: ConnectionTrait>(conn: &C, caller: &Caller, t: TargetInput) -> Result<Target> {
-    match (t.engineer_id, t.partner_ids) {
-        (Some(engineer_id), None) => {
+    let upstream = caller.is_upstream();
+    match (t.assigns, t.engineer_id, t.partner_ids) {
+        (Assigns::Provider, _, _) if !upstream => Err(Error::bad_input(
+            "target.assignTo",
+            "a service provider's rules assign its own engineers: assignTo PROVIDER is for an upstream's rules",
+        )),
+        (Assigns::Provider, Some(_), _) => Err(Error::bad_input(
+            "target.engineerId",
+            "a rule assigning service providers names partners (partnerIds), not an engineer",
+        )),
+        (Assigns::Provider, None, Some(ids)) => {
+            let (partner_ids, strategy) = check_partners(conn, caller, ids, t.strategy).await?;
+            Ok(Target::Providers { partner_ids, strategy })
+        }
+        (Assigns::Provider, None, None) => Err(Error::bad_input(
+            "target.partnerIds",
+            "a rule assigning service providers names the partners it picks among",
+        )),
+        (Assigns::Engineer, Some(engineer_id), None) => {
             if t.strategy.is_some() {
                 return Err(Error::bad_input(
                     "target.strategy",
                     "a single-engineer target takes no strategy",
                 ));
             }
-            let unknown = || {
+            let unknown = |whose: &str| {
                 Error::bad_input(
                     "target.engineerId",
-                    format!("{engineer_id} is not an engineer of a service provider connected to this tenant"),
+                    format!("{engineer_id} is not an engineer of {whose}"),
                 )
             };
-            let tenant = store::engineer_tenant(conn, &engineer_id).await?.ok_or_else(unknown)?;
-            if !store::is_partnered(conn, caller.tenant_id(), &tenant).await? {
-                return Err(unknown());
+            let tenant = store::engineer_tenant(conn, &engineer_id).await?;
+            match (upstream, tenant) {
+                (false, Some(t)) if t == caller.tenant_id() => {}
+                (false, _) => return Err(unknown("this service provider")),
+                (true, Some(t)) if store::is_partnered(conn, caller.tenant_id(), &t).await? => {}
+                (true, _) => return Err(unknown("a service provider connected to this tenant")),
             }
             Ok(Target::Engineer { engineer_id })
         }
-        (None, Some(ids)) => {
-            let strategy = t.strategy.ok_or_else(|| {
-                Error::bad_input(
-                    "target.strategy",
-                    "partner targets need a strategy: ROUND_ROBIN, LEAST_LOADED or FEWEST_TODAY",
-                )
-            })?;
-            if ids.is_empty() {
-                return Err(Error::bad_input("target.partnerIds", "name at least one partner"));
-            }
-            if ids.len() > MAX_PARTNERS {
-                return Err(Error::bad_input("target.partnerIds", "too many partners"));
-            }
-            let mut unique: Vec<String> = Vec::with_capacity(ids.len());
-            for id in ids {
-                if !unique.contains(&id) {
-                    unique.push(id);
-                }
-            }
-            let found: HashSet<String> = store::partners_among(conn, caller.tenant_id(), &unique).await?;
-            if let Some((i, id)) = unique.iter().enumerate().find(|(_, id)| !found.contains(*id)) {
-                return Err(Error::bad_input(
-                    format!("target.partnerIds[{i}]"),
-                    format!("{id} is not a partner of this tenant"),
-                ));
-            }
-            Ok(Target::Partners {
-                partner_ids: unique,
-                strategy,
-            })
+        (Assigns::Engineer, None, Some(_)) if !upstream => Err(Error::bad_input(
+            "target.partnerIds",
+            "a service provider's rule picks among its own engineers: give a strategy alone (or one engineerId)",
+        )),
+        (Assigns::Engineer, None, Some(ids)) => {
+            let (partner_ids, strategy) = check_partners(conn, caller, ids, t.strategy).await?;
+            Ok(Target::Partners { partner_ids, strategy })
         }
+        (Assigns::Engineer, None, None) if !upstream => match t.strategy {
+            Some(strategy) => Ok(Target::Team { strategy }),
+            None => Err(Error::bad_input(
+                "target.strategy",
+                "give a strategy (over all of this provider's engineers) or one engineerId",
+            )),
+        },
         _ => Err(Error::bad_input(
             "target",
             "give exactly one of engineerId and partnerIds",
         )),
     }
+}
+
+/// A target's partners: this tenant's, at least one, de-duplicated, with a strategy.
+async fn check_partners<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    ids: Vec<String>,
+    strategy: Option<Strategy>,
+) -> Result<(Vec<String>, Strategy)> {
+    let strategy = strategy.ok_or_else(|| {
+        Error::bad_input(
+            "target.strategy",
+            "partner targets need a strategy: ROUND_ROBIN, LEAST_LOADED or FEWEST_TODAY",
+        )
+    })?;
+    if ids.is_empty() {
+        return Err(Error::bad_input("target.partnerIds", "name at least one partner"));
+    }
+    if ids.len() > MAX_PARTNERS {
+        return Err(Error::bad_input("target.partnerIds", "too many partners"));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    let found: HashSet<String> = store::partners_among(conn, caller.tenant_id(), &unique).await?;
+    if let Some((i, id)) = unique.iter().enumerate().find(|(_, id)| !found.contains(*id)) {
+        return Err(Error::bad_input(
+            format!("target.partnerIds[{i}]"),
+            format!("{id} is not a partner of this tenant"),
+        ));
+    }
+    Ok((unique, strategy))
 }
 
 fn check_name(name: &str) -> Result<String> {

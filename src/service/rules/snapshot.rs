@@ -6,8 +6,10 @@ use entity::work_order;
 use sea_orm::ConnectionTrait;
 
 use super::RuleCache;
-use crate::domain::dispatch::engine::first_failing;
-use crate::domain::dispatch::{Candidates, Decision, EngineerInfo, OrderFacts, RuleSet, RuleSpec, Target};
+use crate::domain::dispatch::providers::is_live;
+use crate::domain::dispatch::{
+    Assigns, Candidates, Decision, EngineerInfo, OrderFacts, PartnerInfo, RuleSet, RuleSpec, Target,
+};
 use crate::error::{Error, Result};
 use crate::service::stored;
 use crate::store::Batch;
@@ -32,11 +34,22 @@ pub fn today() -> String {
     crate::domain::now().format("%Y-%m-%d").to_string()
 }
 
-/// The positions of the rules whose conditions hold for the order (they need candidates).
+/// The positions of the rules assigning engineers whose conditions hold for the order (they
+/// need candidates).
 pub fn live_rules(rules: &RuleSet, facts: &OrderFacts) -> Vec<usize> {
     (0..rules.rules.len())
-        .filter(|&i| rules.rules[i].spec.enabled && first_failing(&rules.rules[i], facts).is_none())
+        .filter(|&i| is_live(rules, i, facts, Assigns::Engineer))
         .collect()
+}
+
+/// Whose engineers a tenant's rules pick from.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// An upstream's rules: the engineers of the service providers connected to it.
+    Upstream,
+    /// A service provider's own rules (two-stage dispatch): its engineers, for an order that
+    /// reached it through this partner record of its upstream.
+    Provider(PartnerInfo),
 }
 
 /// Whether what only orders the engineers (the rules' cursors, the counts for today) is read.
@@ -104,9 +117,11 @@ pub enum Phase {
 /// concurrent dispatches through one rule take turns and each reads the loads the previous one
 /// wrote. [`Reach`] says whose engineers are loaded and [`Loads`] whether what only orders
 /// them is read.
+#[allow(clippy::too_many_arguments)]
 pub async fn candidates<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
+    scope: &Scope,
     rules: &RuleSet,
     facts: &OrderFacts,
     order_id: Option<&str>,
@@ -130,15 +145,20 @@ pub async fn candidates<C: ConnectionTrait>(
     };
     // The partners the loaded rules target; an engineer target needs its engineer's partner,
     // whichever it is: then all of them.
-    let targeted: Option<Vec<String>> = loading
-        .iter()
-        .map(|r| match &r.target {
-            Target::Partners { partner_ids, .. } => Some(partner_ids.clone()),
-            Target::Engineer { .. } => None,
-        })
-        .collect::<Option<Vec<Vec<String>>>>()
-        .map(|v| v.concat());
-    let partners = store::partners(conn, tenant, targeted).await?;
+    let partners = match scope {
+        Scope::Upstream => {
+            let targeted: Option<Vec<String>> = loading
+                .iter()
+                .map(|r| match &r.target {
+                    Target::Engineer { .. } => None,
+                    t => Some(t.partner_ids().to_vec()),
+                })
+                .collect::<Option<Vec<Vec<String>>>>()
+                .map(|v| v.concat());
+            store::partners(conn, tenant, targeted).await?
+        }
+        Scope::Provider(p) => vec![p.clone()],
+    };
     let by_partner: HashMap<&str, &str> = partners
         .iter()
         .map(|p| (p.id.as_str(), p.downstream_tenant_id.as_str()))
@@ -157,6 +177,11 @@ pub async fn candidates<C: ConnectionTrait>(
                         .map(|t| t.to_string()),
                 );
             }
+            Target::Team { .. } => of
+                .tenants
+                .extend(partners.iter().map(|p| p.downstream_tenant_id.clone())),
+            // Not live where engineers are assigned.
+            Target::Providers { .. } => {}
         }
     }
     let rows = store::engineers(conn, of).await?;
@@ -195,6 +220,7 @@ fn rule_ids<'a>(rules: &[&'a RuleSpec]) -> Vec<&'a str> {
 /// The rules and candidates an order's dispatch decides on: read before its transaction, then
 /// refreshed inside it ([`refresh`]).
 pub struct Prepared {
+    pub scope: Scope,
     pub set: Arc<RuleSet>,
     /// The positions of the rules whose conditions hold.
     pub live: Vec<usize>,
@@ -222,7 +248,7 @@ impl Prepared {
     ) -> Result<()> {
         self.loaded = (self.loaded * 4).min(self.live.len());
         let how = Reading::at(phase, Reach::FirstLive(self.loaded));
-        self.cands = candidates(conn, tenant, &self.set, facts, order_id, how).await?;
+        self.cands = candidates(conn, tenant, &self.scope, &self.set, facts, order_id, how).await?;
         for e in self.cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
             e.open_tasks = e.capacity;
         }
@@ -232,10 +258,12 @@ impl Prepared {
 
 /// Reads the tenant's rules and the candidates of the first rules whose conditions hold, as
 /// many as the decision on this snapshot needs.
+#[allow(clippy::too_many_arguments)]
 pub async fn prepare<C: ConnectionTrait>(
     cache: &RuleCache,
     conn: &C,
     tenant: &str,
+    scope: Scope,
     facts: &OrderFacts,
     order_id: Option<&str>,
     phase: Phase,
@@ -244,8 +272,9 @@ pub async fn prepare<C: ConnectionTrait>(
     let live = live_rules(&set, facts);
     let loaded = live.len().min(1);
     let how = Reading::at(phase, Reach::FirstLive(loaded));
-    let cands = candidates(conn, tenant, &set, facts, order_id, how).await?;
+    let cands = candidates(conn, tenant, &scope, &set, facts, order_id, how).await?;
     let mut p = Prepared {
+        scope,
         set,
         live,
         loaded,
@@ -285,7 +314,8 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
 /// Records a pick: the rule's round-robin cursor moves from where the dispatch read it.
 pub use crate::store::rules::{CursorMove, move_cursor_if_unmoved, queue_cursor_move};
 
-/// Counts one more order assigned to the engineer today (automatic or manual).
-pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, engineer_id: &str) {
-    store::count_assigned(batch, conn, engineer_id, &today());
+/// Counts one more order assigned today (automatic or manual) to an engineer, or to a service
+/// provider (two-stage dispatch; keyed by its partner record's ID).
+pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, assignee_id: &str) {
+    store::count_assigned(batch, conn, assignee_id, &today());
 }
