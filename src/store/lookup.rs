@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use entity::{account, dispatch_rule, engineer, partner, task, tenant, user, work_order, work_order_event, workflow};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::db::one_of;
@@ -47,12 +48,18 @@ by_id!(
     work_order
 );
 
-/// The histories of these orders, each oldest first.
+/// The histories of these orders, each oldest first: numbered events by number, then those
+/// not numbered yet (PostgreSQL numbers a change's events just after its commit) in the order
+/// they were recorded (by time, then by ID, which grows within a change).
 pub async fn events_of_orders<C: ConnectionTrait>(conn: &C, orders: &[String]) -> Result<Vec<work_order_event::Model>> {
+    use work_order_event::Column as E;
     let backend = conn.get_database_backend();
     Ok(work_order_event::Entity::find()
         .filter(one_of(backend, "work_order_id", orders.iter().cloned()))
-        .order_by_asc(work_order_event::Column::Seq)
+        .order_by_asc(Expr::col(E::Seq).is_null())
+        .order_by_asc(E::Seq)
+        .order_by_asc(E::At)
+        .order_by_asc(E::Id)
         .all(conn)
         .await?)
 }

@@ -352,3 +352,105 @@ async fn a_providers_dispatchers_follow_their_orders_on_their_own_feed_with_repl
     let h = app.ok(&w.dispatcher_token, HISTORY, json!({"o": o})).await;
     assert!(!h.to_string().contains("your company"), "{h}");
 }
+
+/// Concurrent creations through the two stages' round-robin rules (the upstream's over two
+/// providers, the first provider's over its three engineers): each stage in turn, exactly,
+/// whatever the interleaving (on PostgreSQL a dispatch that lost the race for a rule's cursor
+/// runs again).
+#[tokio::test]
+async fn concurrent_creations_take_turns_at_both_stages() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let t = two_stage(&app).await;
+    cover_region(&app, &t).await;
+    for e in &t.w.engineers {
+        t.w.set_engineer(&app, e, json!({"capacity": 100})).await;
+    }
+    provider_rule(&app, &t, "ROUND_ROBIN").await;
+    let team = json!({"name": "in turn", "target": {"strategy": "ROUND_ROBIN"}});
+    app.ok(&t.w.provider.admin_token, CREATE_RULE, json!({ "i": team }))
+        .await;
+    let handles: Vec<_> = (0..24)
+        .map(|_| {
+            let (app, token, wf) = (app.clone(), t.w.dispatcher_token.clone(), t.workflow.clone());
+            tokio::spawn(async move {
+                let i = json!({"workflowId": wf, "title": "x", "region": "CN-31-04", "requiredSkills": ["hvac"]});
+                app.ok(&token, CREATE_ORDER, json!({ "i": i })).await
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let count = |sql: String| {
+        let app = app.clone();
+        async move { app.scalar(&sql).await }
+    };
+    for (partner, state) in [
+        (&t.w.partner, "DOWNSTREAM_TASK"),
+        (&t.second_partner, "PROVIDER_ASSIGNED"),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM work_orders WHERE field_partner = '{partner}' AND state = '{state}'");
+        assert_eq!(count(sql).await, 12, "{partner} {state}");
+    }
+    for e in &t.w.engineers {
+        let sql = format!("SELECT COUNT(*) FROM work_orders WHERE field_out_deal_user = '{e}'");
+        assert_eq!(count(sql).await, 4, "engineer {e}");
+        let open = format!("SELECT CAST(open_tasks AS BIGINT) FROM engineers WHERE id = '{e}'");
+        assert_eq!(count(open).await, 4, "engineer {e}'s load");
+    }
+}
+
+/// Orders of a two-stage workflow left mid-dispatch (a crash) are rolled forward by the
+/// recovery sweep through both stages' rules, as on creation.
+#[tokio::test]
+async fn the_recovery_sweep_rolls_interrupted_orders_through_both_stages_of_rules() {
+    use entity::work_order;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let t = two_stage(&app).await;
+    let ids = [t.order(&app).await, t.order(&app).await];
+    // The rules come after the orders (which wait for a dispatcher), then a crash is staged.
+    let rule = json!({"name": "to P", "target": {"assignTo": "PROVIDER", "partnerIds": [t.w.partner], "strategy": "FEWEST_TODAY"}});
+    app.ok(&t.w.up.admin_token, CREATE_RULE, json!({ "i": rule })).await;
+    let team = json!({"name": "least loaded", "target": {"strategy": "LEAST_LOADED"}});
+    app.ok(&t.w.provider.admin_token, CREATE_RULE, json!({ "i": team }))
+        .await;
+    let long_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    for (id, state) in ids.iter().zip(["CREATED", "AUTO_DISPATCH_ATTEMPTED"]) {
+        work_order::Entity::update_many()
+            .col_expr(work_order::Column::State, Expr::value(state))
+            .col_expr(work_order::Column::UpdatedAt, Expr::value(long_ago))
+            .filter(work_order::Column::Id.eq(id.as_str()))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+    }
+    let recovered = dispatchd::service::recovery::sweep(&app.state, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(recovered, 2);
+    let mut engineers = Vec::new();
+    for id in &ids {
+        let v = state(&app, &t.w.dispatcher_token, id).await;
+        assert_eq!(v["state"], "DOWNSTREAM_TASK", "{v}");
+        assert_eq!(v["apiFields"]["field_partner__c"], t.w.partner.as_str());
+        assert_eq!(v["apiFields"]["out_assign_way__c"], "AUTOMATIC");
+        engineers.push(s(&v["apiFields"]["field_outDealUser__c"]));
+        let h = app.ok(&t.w.dispatcher_token, HISTORY, json!({"o": id})).await;
+        let k = kinds(&h["workOrder"]["history"]);
+        let tail = [
+            "RECOVERED",
+            "AUTO_DISPATCH_ATTEMPTED",
+            "PROVIDER_ASSIGNED",
+            "ENGINEER_ASSIGNED",
+            "TASK_ISSUED",
+        ];
+        assert_eq!(k[k.len() - 5..], tail, "{k:?}");
+    }
+    assert_ne!(
+        engineers[0], engineers[1],
+        "least loaded: the second goes to another engineer"
+    );
+}
