@@ -310,6 +310,7 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("customFields", UPEF),
             ("workflow", UO),
             ("currentNode", UO),
+            ("serviceProvider", UPE),
             ("dispatch", UPE),
             // Its keys are those of `DispatchRecord` the audience sees (none for a former assignee).
             ("apiFields", UPEF),

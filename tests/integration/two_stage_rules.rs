@@ -9,7 +9,7 @@ use crate::events::next_events;
 use crate::two_stage::{ASSIGN_PROVIDER, DECLINE, HISTORY, REASSIGN_PROVIDER, REJECT, TwoStage, two_stage};
 
 const CREATE_RULE: &str = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id target { assignTo strategy partners { id } engineer { id } } } } }";
-const STATE: &str = r#"query($o:ID!){ workOrder(id:$o){ state version apiFields
+const STATE: &str = r#"query($o:ID!){ workOrder(id:$o){ state version apiFields serviceProvider { id }
   dispatchTrace { assigns outcome summary ruleId provider { id } engineer { id }
     rules { ruleId outcome pickedProvider { id } eligibleProviderCount excludedPartners { partnerId reasons } } }
   task { engineer { id } } } }"#;
@@ -71,6 +71,7 @@ async fn upstream_rules_assign_providers_in_turn_and_never_one_that_rejected_the
         assert_eq!(trace["outcome"], "ASSIGNED");
         assert_eq!(trace["ruleId"], rule.as_str());
         assert_eq!(trace["provider"]["id"], o["apiFields"]["field_partner__c"]);
+        assert_eq!(o["serviceProvider"]["id"], o["apiFields"]["field_partner__c"]);
         assert!(trace["engineer"].is_null());
         assert_eq!(trace["rules"][0]["outcome"], "MATCHED");
         assert_eq!(trace["rules"][0]["eligibleProviderCount"], 2);
@@ -354,12 +355,21 @@ async fn a_providers_dispatchers_follow_their_orders_on_their_own_feed_with_repl
 }
 
 /// Concurrent creations through the two stages' round-robin rules (the upstream's over two
-/// providers, the first provider's over its three engineers): each stage in turn, exactly,
-/// whatever the interleaving (on PostgreSQL a dispatch that lost the race for a rule's cursor
-/// runs again).
+/// providers, the first provider's over its three engineers), sent to two instances: each stage
+/// in turn, exactly, whatever the interleaving (a dispatch that lost the race for a rule's
+/// cursor runs again).
 #[tokio::test]
-async fn concurrent_creations_take_turns_at_both_stages() {
+async fn concurrent_creations_on_two_instances_take_turns_at_both_stages() {
+    use dispatchd::app;
+    use dispatchd::config::{DbConfig, ServeConfig};
+    use dispatchd::service::Services;
+
     let app = std::sync::Arc::new(TestApp::spawn().await);
+    let other = Services::open(&DbConfig::new(&app.database_url), Some(SECRET))
+        .await
+        .unwrap();
+    let other = app::spawn(other, &ServeConfig::default()).await.unwrap();
+    let other_addr = other.addr.to_string();
     let t = two_stage(&app).await;
     cover_region(&app, &t).await;
     for e in &t.w.engineers {
@@ -370,11 +380,16 @@ async fn concurrent_creations_take_turns_at_both_stages() {
     app.ok(&t.w.provider.admin_token, CREATE_RULE, json!({ "i": team }))
         .await;
     let handles: Vec<_> = (0..24)
-        .map(|_| {
+        .map(|n| {
             let (app, token, wf) = (app.clone(), t.w.dispatcher_token.clone(), t.workflow.clone());
+            let addr = other_addr.clone();
             tokio::spawn(async move {
                 let i = json!({"workflowId": wf, "title": "x", "region": "CN-31-04", "requiredSkills": ["hvac"]});
-                app.ok(&token, CREATE_ORDER, json!({ "i": i })).await
+                let body = match n % 2 {
+                    0 => app.gql(&token, CREATE_ORDER, json!({ "i": i })).await,
+                    _ => gql_at(&reqwest::Client::new(), &addr, &token, CREATE_ORDER, json!({ "i": i })).await,
+                };
+                assert!(body["errors"].is_null(), "{body}");
             })
         })
         .collect();

@@ -182,6 +182,17 @@ impl WorkOrder {
         let i = self.0.current_node as usize;
         Ok(w.domain_nodes()?.get(i).map(|n| WorkflowNode::new(i, n, self.1)))
     }
+    /// The service provider the order is assigned to (`field_partner__c`): its engineer's
+    /// partner, or in a two-stage workflow the provider the upstream assigned, from then on,
+    /// before the provider assigns its engineer (when `dispatch` is still null). Null until then.
+    async fn service_provider(&self, ctx: &Context<'_>) -> Result<Option<Partner>> {
+        let Some(id) = self.0.field_partner.as_deref() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            Partner::seen(ctx, must(ctx.loaders().partners(), id).await?).await?,
+        ))
+    }
     /// The dispatch record: null until an engineer is assigned.
     async fn dispatch(&self) -> Option<DispatchRecord> {
         self.0
