@@ -621,15 +621,30 @@ async fn engineer_rules_do_not_skip_the_providers_stage() {
 /// that would match it.
 #[tokio::test]
 async fn the_recovery_sweep_rolls_an_interrupted_two_stage_order_forward_to_the_upstreams_stage() {
-    use entity::work_order;
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
     let app = TestApp::spawn().await;
     let t = two_stage(&app).await;
     let w = &t.w;
     w.partner_rule(&app, 5, "ROUND_ROBIN").await;
     let ids = [t.order(&app).await, t.order(&app).await];
+    assert_eq!(interrupt_and_recover(&app, &ids).await, 2);
+    for id in &ids {
+        let v = app.ok(&w.dispatcher_token, HISTORY, json!({"o": id})).await;
+        let k = kinds(&v["workOrder"]["history"]);
+        assert!(k.contains(&"RECOVERED"), "{k:?}");
+        assert_eq!(k.last(), Some(&"ROUTED_TO_MANUAL"), "{k:?}");
+        let o = app.ok(&w.dispatcher_token, ORDER, json!({"o": id})).await;
+        assert_eq!(o["workOrder"]["state"], "AWAITING_MANUAL");
+        assert!(o["workOrder"]["apiFields"]["field_outDealUser__c"].is_null());
+    }
+}
+
+/// Stages a crash mid-dispatch of two orders (left CREATED and AUTO_DISPATCH_ATTEMPTED five
+/// minutes ago), then runs the recovery sweep: how many it rolled forward.
+pub async fn interrupt_and_recover(app: &TestApp, ids: &[String; 2]) -> usize {
+    use entity::work_order;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
     let long_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     for (id, state) in ids.iter().zip(["CREATED", "AUTO_DISPATCH_ATTEMPTED"]) {
         work_order::Entity::update_many()
@@ -640,17 +655,7 @@ async fn the_recovery_sweep_rolls_an_interrupted_two_stage_order_forward_to_the_
             .await
             .unwrap();
     }
-    let recovered = dispatchd::service::recovery::sweep(&app.state, std::time::Duration::from_secs(60))
+    dispatchd::service::recovery::sweep(&app.state, std::time::Duration::from_secs(60))
         .await
-        .unwrap();
-    assert_eq!(recovered, 2);
-    for id in &ids {
-        let v = app.ok(&w.dispatcher_token, HISTORY, json!({"o": id})).await;
-        let k = kinds(&v["workOrder"]["history"]);
-        assert!(k.contains(&"RECOVERED"), "{k:?}");
-        assert_eq!(k.last(), Some(&"ROUTED_TO_MANUAL"), "{k:?}");
-        let o = app.ok(&w.dispatcher_token, ORDER, json!({"o": id})).await;
-        assert_eq!(o["workOrder"]["state"], "AWAITING_MANUAL");
-        assert!(o["workOrder"]["apiFields"]["field_outDealUser__c"].is_null());
-    }
+        .unwrap()
 }

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::events::next_events;
-use crate::two_stage::{ASSIGN_PROVIDER, DECLINE, HISTORY, REASSIGN_PROVIDER, REJECT, TwoStage, two_stage};
+use crate::two_stage::{
+    ASSIGN_PROVIDER, DECLINE, HISTORY, REASSIGN_PROVIDER, REJECT, TwoStage, interrupt_and_recover, two_stage,
+};
 
 const CREATE_RULE: &str = "mutation($i:CreateDispatchRuleInput!){ createDispatchRule(input:$i){ rule { id target { assignTo strategy partners { id } engineer { id } } } } }";
 const STATE: &str = r#"query($o:ID!){ workOrder(id:$o){ state version apiFields serviceProvider { id }
@@ -419,10 +421,6 @@ async fn concurrent_creations_on_two_instances_take_turns_at_both_stages() {
 /// recovery sweep through both stages' rules, as on creation.
 #[tokio::test]
 async fn the_recovery_sweep_rolls_interrupted_orders_through_both_stages_of_rules() {
-    use entity::work_order;
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
     let app = TestApp::spawn().await;
     let t = two_stage(&app).await;
     let ids = [t.order(&app).await, t.order(&app).await];
@@ -432,20 +430,7 @@ async fn the_recovery_sweep_rolls_interrupted_orders_through_both_stages_of_rule
     let team = json!({"name": "least loaded", "target": {"strategy": "LEAST_LOADED"}});
     app.ok(&t.w.provider.admin_token, CREATE_RULE, json!({ "i": team }))
         .await;
-    let long_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
-    for (id, state) in ids.iter().zip(["CREATED", "AUTO_DISPATCH_ATTEMPTED"]) {
-        work_order::Entity::update_many()
-            .col_expr(work_order::Column::State, Expr::value(state))
-            .col_expr(work_order::Column::UpdatedAt, Expr::value(long_ago))
-            .filter(work_order::Column::Id.eq(id.as_str()))
-            .exec(&app.state.db)
-            .await
-            .unwrap();
-    }
-    let recovered = dispatchd::service::recovery::sweep(&app.state, std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(recovered, 2);
+    assert_eq!(interrupt_and_recover(&app, &ids).await, 2);
     let mut engineers = Vec::new();
     for id in &ids {
         let v = state(&app, &t.w.dispatcher_token, id).await;

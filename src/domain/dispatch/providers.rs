@@ -140,12 +140,13 @@ pub fn is_live(rules: &RuleSet, i: usize, o: &OrderFacts, assigns: Assigns) -> b
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::Priority;
     use crate::domain::dispatch::rule::{RuleSpec, Strategy};
 
-    fn facts() -> OrderFacts {
+    /// An order in CN-31-04 with nothing else to it (shared by the traces' tests).
+    pub(crate) fn facts() -> OrderFacts {
         OrderFacts {
             region: "CN-31-04".into(),
             product: None,

@@ -342,18 +342,9 @@ pub fn summary_data(t: &StoredTrace) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Priority;
 
     fn facts() -> OrderFacts {
-        OrderFacts {
-            region: "CN-31-04".into(),
-            product: None,
-            service_type: None,
-            priority: Priority::Normal,
-            customer: None,
-            required_skills: vec![],
-            custom_fields: None,
-        }
+        super::super::providers::tests::facts()
     }
 
     #[test]

@@ -248,16 +248,24 @@ pub(crate) fn settle_auto(
             Ok(Some((ch, planned)))
         }
         None => {
-            let manual = transition(from, Command::RouteToManual)?;
-            history.step(
-                manual,
-                "no rule yielded an engineer: waiting for manual assignment".into(),
-                None,
-            );
-            order.state = manual.to.as_str().to_owned();
+            let why = "no rule yielded an engineer: waiting for manual assignment";
+            route_to_manual(order, from, why, history)?;
             Ok(None)
         }
     }
+}
+
+/// No rule assigned the order (in memory, now in `from`): it waits for a dispatcher.
+pub(crate) fn route_to_manual(
+    order: &mut work_order::Model,
+    from: State,
+    why: &str,
+    history: &mut History<'_>,
+) -> Result<()> {
+    let manual = transition(from, Command::RouteToManual)?;
+    history.step(manual, why.to_owned(), None);
+    order.state = manual.to.as_str().to_owned();
+    Ok(())
 }
 
 /// The history message of an automatic dispatch attempt.

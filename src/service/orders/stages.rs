@@ -16,7 +16,7 @@ use crate::store::orders as order_store;
 use crate::store::rules::partner_info;
 
 use super::assign::{Chosen, Planned, upstream_stage_kept};
-use super::auto::{RulesOf, run_rules};
+use super::auto::{RulesOf, route_to_manual, run_rules};
 use super::unit_of_work::History;
 
 /// What the upstream's rules assigning service providers decided.
@@ -87,13 +87,8 @@ pub(crate) async fn settle_first_stage<C: ConnectionTrait>(
     lock: rules::Lock,
 ) -> Result<Option<(Chosen, Planned)>> {
     let Some(p) = outcome.chosen else {
-        let manual = transition(from, Command::RouteToManual)?;
-        history.step(
-            manual,
-            "no rule assigned a service provider: waiting for a dispatcher to assign one".into(),
-            None,
-        );
-        order.state = manual.to.as_str().to_owned();
+        let why = "no rule assigned a service provider: waiting for a dispatcher to assign one";
+        route_to_manual(order, from, why, history)?;
         return Ok(None);
     };
     let step = transition(from, Command::AutoAssignProvider)?;
