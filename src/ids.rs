@@ -11,6 +11,7 @@ pub const EVENT: &str = "evt";
 pub const TASK: &str = "tsk";
 pub const RULE: &str = "rul";
 pub const NOTIFICATION: &str = "ntf";
+pub const TIMER: &str = "tmr";
 
 /// A new ID; IDs made later sort after IDs made earlier in the same process.
 pub fn new(prefix: &str) -> String {

@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use dispatchd::auth::{Actor, Keys};
 use dispatchd::config::DbConfig;
 use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy};
-use dispatchd::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
+use dispatchd::domain::workflow::{NodeKind, Performer, WorkflowKind};
 use dispatchd::domain::{Role, TenantKind};
 use dispatchd::service::Services;
 use dispatchd::service::{admin, rules, tenants};
@@ -156,15 +156,19 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             name: "Repair".into(),
             kind: WorkflowKind::Interconnection,
             nodes: vec![
-                Node {
+                admin::NodeInput {
                     name: "Dispatch".into(),
                     kind: NodeKind::DispatchToEngineer,
                     performer: Performer::Upstream,
+                    accept_within: None,
+                    on_accept_timeout: None,
                 },
-                Node {
+                admin::NodeInput {
                     name: "Service".into(),
                     kind: NodeKind::AcceptAndService,
                     performer: Performer::DownstreamEngineer,
+                    accept_within: None,
+                    on_accept_timeout: None,
                 },
             ],
         },
@@ -396,6 +400,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
                 status: Set(if i % 2 == 0 { "ACCEPTED" } else { "ASSIGNED" }.into()),
                 created_at: Set(at),
                 updated_at: Set(at),
+                accept_by: Set(None),
             });
         }
         order_rows.push(row);

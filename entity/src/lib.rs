@@ -12,6 +12,7 @@ pub mod order_rejection;
 pub mod partner;
 pub mod task;
 pub mod tenant;
+pub mod timer;
 pub mod user;
 pub mod work_order;
 pub mod work_order_event;

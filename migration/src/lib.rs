@@ -9,6 +9,7 @@ mod m20261201_000005_event_sequence;
 mod m20261206_000006_list_indexes;
 mod m20261207_000007_two_stage;
 mod m20261207_000008_provider_rules;
+mod m20261208_000009_timers;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_list_indexes::Migration),
             Box::new(m20261207_000007_two_stage::Migration),
             Box::new(m20261207_000008_provider_rules::Migration),
+            Box::new(m20261208_000009_timers::Migration),
         ]
     }
 }

@@ -90,6 +90,11 @@ pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
         cfg.recovery(),
         stop.subscribe(),
     ));
+    tokio::spawn(crate::service::timers::run(
+        state.clone(),
+        Duration::from_millis(cfg.timer_tick_ms.max(10)),
+        stop.subscribe(),
+    ));
     tokio::spawn({
         let stop = stop.clone();
         async move {

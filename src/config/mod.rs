@@ -109,6 +109,11 @@ pub struct ServeConfig {
     #[arg(long, env = "DISPATCHD_RECOVERY_GRACE_MS", default_value_t = 5_000)]
     pub recovery_grace_ms: u64,
 
+    /// Time between looks for due timers (acceptance deadlines): a timer fires within about
+    /// this long after its due time.
+    #[arg(long, env = "DISPATCHD_TIMER_TICK_MS", default_value_t = 1_000)]
+    pub timer_tick_ms: u64,
+
     /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
     /// with `OVERLOADED` (nothing written).
     #[arg(
@@ -135,6 +140,7 @@ impl Default for ServeConfig {
             shutdown_deadline_ms: 10_000,
             recovery_interval_ms: 15_000,
             recovery_grace_ms: 5_000,
+            timer_tick_ms: 1_000,
             write_queue: 1024,
         }
     }

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::work_order::{Command, State, Transition, TransitionError, run};
-use super::workflow::{Node, node_after_dispatch, task_node};
+use super::workflow::{Acceptance, Node, node_after_dispatch, task_node};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -231,6 +231,8 @@ pub struct AssignmentPlan {
     pub current_node: usize,
     /// The node of the task to issue (index and name), when the next node is the engineer's.
     pub task_node: Option<(usize, String)>,
+    /// That node's acceptance deadline, if it sets one.
+    pub acceptance: Option<Acceptance>,
 }
 
 /// Plans an assignment from `state`: assign (or reassign), then issue a task when the node after
@@ -246,6 +248,7 @@ pub fn plan(
         AssignKind::Manual => Command::AssignManually,
         AssignKind::Reassign => Command::Reassign,
     };
+    let acceptance = task_node(nodes, dispatch_index).and_then(|(_, n)| n.acceptance);
     let task = task_node(nodes, dispatch_index).map(|(i, n)| (i, n.name.clone()));
     let commands: &[Command] = if task.is_some() {
         &[first, Command::IssueTask]
@@ -258,6 +261,7 @@ pub fn plan(
         state,
         current_node: node_after_dispatch(nodes, dispatch_index),
         task_node: task,
+        acceptance,
     })
 }
 
@@ -375,6 +379,7 @@ mod tests {
 
     fn n(kind: NodeKind, performer: Performer) -> Node {
         Node {
+            acceptance: None,
             name: format!("{kind:?}"),
             kind,
             performer,

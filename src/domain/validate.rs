@@ -18,6 +18,65 @@ pub fn name(value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// An ISO 8601 duration of days and time (`P1D`, `PT30M`, `P1DT2H`, `PT90S`), in seconds.
+/// Years, months and weeks are refused: their length in seconds depends on the calendar.
+pub fn duration(value: &str) -> Result<u64, String> {
+    let bad = || format!("'{value}' is not a duration: use ISO 8601 days and time, e.g. PT30M, PT2H, P1D, P1DT12H");
+    let rest = value.strip_prefix('P').ok_or_else(bad)?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, t),
+        Some(_) => return Err(bad()),
+        None => (rest, ""),
+    };
+    let mut total: u64 = 0;
+    let mut take = |part: &str, units: &[(char, u64)]| -> Result<(), String> {
+        let mut number = String::new();
+        let mut next = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let at = units[next..].iter().position(|(u, _)| *u == c).ok_or_else(bad)?;
+            let n: u64 = number.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(units[next + at].1)
+                .and_then(|x| total.checked_add(x))
+                .ok_or_else(bad)?;
+            number.clear();
+            next += at + 1;
+        }
+        if number.is_empty() { Ok(()) } else { Err(bad()) }
+    };
+    take(days, &[('D', 86_400)])?;
+    take(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    if days.is_empty() && time.is_empty() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// A number of seconds as the ISO 8601 duration [`duration`] reads (`P1DT2H30M`; `PT0S`).
+pub fn iso_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
+    let mut out = String::from("P");
+    if d > 0 {
+        out.push_str(&format!("{d}D"));
+    }
+    if h + m + s > 0 || d == 0 {
+        out.push('T');
+        for (n, u) in [(h, 'H'), (m, 'M'), (s, 'S')] {
+            if n > 0 {
+                out.push_str(&format!("{n}{u}"));
+            }
+        }
+        if h + m + s == 0 {
+            out.push_str("0S");
+        }
+    }
+    out
+}
+
 /// A hierarchical region code such as `CN-31-04`: segments of A-Z and 0-9 joined by `-`.
 pub fn region(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
@@ -107,5 +166,29 @@ mod tests {
         assert!(skills(&["".into()]).is_err());
         assert!(reference("PO-1").is_ok());
         assert!(reference("PO 1").is_err());
+    }
+
+    #[test]
+    fn durations_are_iso_8601_days_and_time() {
+        for (text, secs) in [
+            ("PT30M", 1_800),
+            ("PT2H", 7_200),
+            ("P1D", 86_400),
+            ("P1DT12H", 129_600),
+            ("PT1H30M15S", 5_415),
+            ("PT90S", 90),
+        ] {
+            assert_eq!(duration(text), Ok(secs), "{text}");
+        }
+        for bad in [
+            "", "P", "PT", "30M", "PT30", "P1H", "PT1M1H", "P1W", "P1Y", "PT-1M", "PT1.5H", "P1DT",
+        ] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+        for secs in [0, 59, 1_800, 86_400, 129_600, 5_415, 90_061] {
+            assert_eq!(duration(&iso_duration(secs)), Ok(secs), "{}", iso_duration(secs));
+        }
+        assert_eq!(iso_duration(1_800), "PT30M");
+        assert_eq!(iso_duration(86_400), "P1D");
     }
 }

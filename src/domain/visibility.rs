@@ -241,6 +241,7 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("nodeName", UPE),
             ("workOrder", UPE),
             ("engineer", UPE),
+            ("acceptBy", UPE),
             ("createdAt", UPE),
             ("updatedAt", UPE),
         ],
@@ -249,6 +250,7 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
         "TaskNotification",
         &[
             ("id", EO),
+            ("acceptBy", EO),
             ("cursor", EO),
             ("sequence", EO),
             ("kind", EO),
@@ -358,7 +360,14 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
     ),
     (
         "WorkflowNode",
-        &[("index", UO), ("name", UO), ("kind", UO), ("performer", UO)],
+        &[
+            ("index", UO),
+            ("name", UO),
+            ("kind", UO),
+            ("performer", UO),
+            ("acceptWithin", UO),
+            ("onAcceptTimeout", UO),
+        ],
     ),
     ("WorkflowPayload", &[("workflow", C)]),
 ];

@@ -168,10 +168,13 @@ pub enum EventKind {
     ProviderReassigned,
     /// Two-stage dispatch: the service provider rejected the order.
     RejectedByProvider,
+    /// The engineer did not accept its task by the node's deadline: taken back, the order
+    /// dispatched again (`onAcceptTimeout: REDISPATCH`).
+    TaskExpired,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Created,
         EventKind::AutoDispatchAttempted,
         EventKind::RoutedToManual,
@@ -187,6 +190,7 @@ impl EventKind {
         EventKind::ProviderAssigned,
         EventKind::ProviderReassigned,
         EventKind::RejectedByProvider,
+        EventKind::TaskExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -206,6 +210,7 @@ impl EventKind {
             EventKind::ProviderAssigned => "PROVIDER_ASSIGNED",
             EventKind::ProviderReassigned => "PROVIDER_REASSIGNED",
             EventKind::RejectedByProvider => "REJECTED_BY_PROVIDER",
+            EventKind::TaskExpired => "TASK_EXPIRED",
         }
     }
 

@@ -43,7 +43,32 @@ pub struct Node {
     pub name: String,
     pub kind: NodeKind,
     pub performer: Performer,
+    /// An engineer's node: how long the engineer has to accept its task, and what then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<Acceptance>,
 }
+
+/// The acceptance deadline of an engineer's node (`acceptWithin`, `onAcceptTimeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Acceptance {
+    /// Seconds from the task's issue to its deadline.
+    pub within_secs: u64,
+    pub on_timeout: AcceptTimeout,
+}
+
+/// What happens to a task not accepted by its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AcceptTimeout {
+    /// Accepted on the engineer's behalf, recorded as automatic.
+    AutoAccept,
+    /// Revoked (the engineer told) and dispatched again, never to that engineer.
+    Redispatch,
+}
+
+/// Bounds of `acceptWithin`: a minute to thirty days.
+pub const ACCEPT_WITHIN: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
 
 impl WorkflowKind {
     pub fn as_str(self) -> &'static str {
@@ -105,6 +130,21 @@ pub fn validate(kind: WorkflowKind, nodes: &[Node]) -> Result<(), WorkflowError>
                 );
             }
             _ => {}
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(a) = n.acceptance else { continue };
+        if n.performer != Performer::DownstreamEngineer {
+            return err(
+                format!("nodes[{i}].acceptWithin"),
+                "an acceptance deadline is for an engineer's node (performer DOWNSTREAM_ENGINEER)".into(),
+            );
+        }
+        if !ACCEPT_WITHIN.contains(&a.within_secs) {
+            return err(
+                format!("nodes[{i}].acceptWithin"),
+                "must be between a minute (PT1M) and thirty days (P30D)".into(),
+            );
         }
     }
     let count = |k: NodeKind| nodes.iter().filter(|n| n.kind == k).count();
@@ -224,6 +264,7 @@ mod tests {
 
     fn node(kind: NodeKind, performer: Performer) -> Node {
         Node {
+            acceptance: None,
             name: format!("{kind:?}"),
             kind,
             performer,

@@ -4,7 +4,6 @@ use async_graphql::{Context, Object, Result};
 use super::context::ContextExt;
 use super::types::*;
 use crate::domain::assignment::AssignKind;
-use crate::domain::workflow::Node as DomainNode;
 use crate::error::ResultExt;
 use crate::service::{admin, orders, rules, tasks};
 
@@ -37,10 +36,12 @@ impl Mutation {
         let nodes = input
             .nodes
             .into_iter()
-            .map(|n| DomainNode {
+            .map(|n| admin::NodeInput {
                 name: n.name,
                 kind: n.kind.into(),
                 performer: n.performer.into(),
+                accept_within: n.accept_within,
+                on_accept_timeout: n.on_accept_timeout.map(Into::into),
             })
             .collect();
         let spec = admin::NewWorkflow {

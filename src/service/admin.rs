@@ -4,7 +4,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 
 use crate::auth::Actor;
-use crate::domain::workflow::{self as wf, Node, WorkflowKind};
+use crate::domain::workflow::{self as wf, AcceptTimeout, Acceptance, Node, NodeKind, Performer, WorkflowKind};
 use crate::domain::{Role, TenantKind, keeps_legacy_accounts, validate};
 use crate::error::{Error, Result};
 use crate::ids;
@@ -26,22 +26,53 @@ pub const DEFAULT_CAPACITY: i32 = 10;
 pub struct NewWorkflow {
     pub name: String,
     pub kind: WorkflowKind,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<NodeInput>,
+}
+
+/// A workflow node as given.
+pub struct NodeInput {
+    pub name: String,
+    pub kind: NodeKind,
+    pub performer: Performer,
+    /// An ISO 8601 duration (`PT30M`).
+    pub accept_within: Option<String>,
+    pub on_accept_timeout: Option<AcceptTimeout>,
+}
+
+/// A node as given, its deadline read (`nodes[i].acceptWithin` names a bad one).
+fn node_of(i: usize, n: NodeInput) -> Result<Node> {
+    let acceptance = match (n.accept_within, n.on_accept_timeout) {
+        (Some(d), on) => Some(Acceptance {
+            within_secs: validate::duration(&d).map_err(|m| Error::bad_input(format!("nodes[{i}].acceptWithin"), m))?,
+            on_timeout: on.unwrap_or(AcceptTimeout::AutoAccept),
+        }),
+        (None, Some(_)) => {
+            return Err(Error::bad_input(
+                format!("nodes[{i}].onAcceptTimeout"),
+                "give acceptWithin too: what happens when no deadline passes is nothing",
+            ));
+        }
+        (None, None) => None,
+    };
+    Ok(Node {
+        name: n.name.trim().to_owned(),
+        kind: n.kind,
+        performer: n.performer,
+        acceptance,
+    })
 }
 
 pub async fn create_workflow(state: &Services, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWorkflow")?;
     validate::name(&input.name, 200).map_err(|m| Error::bad_input("name", m))?;
-    wf::validate(input.kind, &input.nodes).map_err(|e| Error::bad_input(e.field, e.message))?;
     let nodes: Vec<Node> = input
         .nodes
         .into_iter()
-        .map(|n| Node {
-            name: n.name.trim().to_owned(),
-            ..n
-        })
-        .collect();
+        .enumerate()
+        .map(|(i, n)| node_of(i, n))
+        .collect::<Result<_>>()?;
+    wf::validate(input.kind, &nodes).map_err(|e| Error::bad_input(e.field, e.message))?;
     let model = workflow::ActiveModel {
         id: Set(ids::new(ids::WORKFLOW)),
         tenant_id: Set(caller.tenant_id().to_owned()),

@@ -6,10 +6,11 @@ use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Actor;
-use crate::domain::workflow::{Node, NodeKind, Performer, WorkflowKind};
+use crate::domain::workflow::{NodeKind, Performer, WorkflowKind};
 use crate::domain::{Priority, Role, TenantKind};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::admin::NodeInput;
 
 use super::{admin, orders, tenants};
 
@@ -220,7 +221,9 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         .row;
         engineers.push(e);
     }
-    let node = |name: &str, kind, performer| Node {
+    let node = |name: &str, kind, performer| NodeInput {
+        accept_within: None,
+        on_accept_timeout: None,
         name: name.into(),
         kind,
         performer,

@@ -15,6 +15,7 @@ mod state;
 pub mod stored;
 pub mod tasks;
 pub mod tenants;
+pub mod timers;
 pub mod workflows;
 
 pub use access::Caller;

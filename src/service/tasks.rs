@@ -1,11 +1,12 @@
 //! The engineer's side of a task: accepting it, or declining it (the order is dispatched again).
 use entity::{task, work_order};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 
 use crate::auth::Actor;
-use crate::domain::TenantKind;
+use crate::domain::validate::iso_duration;
 use crate::domain::work_order::{Command, EventKind, State, transition};
+use crate::domain::workflow::AcceptTimeout;
 use crate::error::{Error, Result};
 use crate::service::orders::{
     History, MAX_REASON, RulesOf, at_provider, attempt_message, commit, partner_of_order, run_rules, settle_auto,
@@ -68,6 +69,20 @@ pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Resu
     if task.status == task_status::ACCEPTED {
         return Err(Error::Conflict(format!("task {task_id} is already accepted")));
     }
+    accept(state, tx, Some(actor), task, order, None).await
+}
+
+/// Accepts a task (ASSIGNED), in the caller's transaction under the order's lock: by its
+/// engineer, or on its behalf when its deadline passed (`automatic`: the node's
+/// `acceptWithin`, in seconds; recorded as automatic).
+async fn accept(
+    state: &Services,
+    tx: DatabaseTransaction,
+    actor: Option<&Actor>,
+    task: task::Model,
+    order: work_order::Model,
+    automatic: Option<u64>,
+) -> Result<task::Model> {
     let now = crate::domain::now();
     let mut touched = order.clone();
     touched.updated_at = now;
@@ -75,15 +90,30 @@ pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Resu
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
     if !store::tasks::set_task_status(&tx, &task.id, &[task_status::ASSIGNED], task_status::ACCEPTED, now).await? {
-        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+        return Err(Error::Conflict(format!(
+            "task {} changed meanwhile: reload it",
+            task.id
+        )));
     }
-    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    store::tasks::deadline_moot(&tx, &task).await?;
+    let mut history = History::new(&order.id, &order.tenant_id, actor, now);
     tell_provider_of(&mut history, &order, &task);
-    history.note(
-        EventKind::TaskAccepted,
-        format!("task {} accepted by the engineer", task.id),
-        Some(json!({ "taskId": task.id })),
-    );
+    let (message, data) = match automatic {
+        None => (
+            format!("task {} accepted by the engineer", task.id),
+            json!({ "taskId": task.id }),
+        ),
+        Some(within) => (
+            format!(
+                "task {} accepted automatically: engineer {} did not answer within {}",
+                task.id,
+                task.engineer_id,
+                iso_duration(within)
+            ),
+            json!({ "taskId": task.id, "automatic": true }),
+        ),
+    };
+    history.note(EventKind::TaskAccepted, message, Some(data));
     history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
     commit(state, tx, history).await?;
     Ok(task::Model {
@@ -91,6 +121,50 @@ pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Resu
         updated_at: now,
         ..task
     })
+}
+
+/// A task's acceptance deadline passed (its timer fired, claimed in `tx`): accepted on the
+/// engineer's behalf, or taken back and dispatched again, as its node says. Moot (nothing but
+/// the timer's deletion written) when the task is no longer waiting to be accepted.
+pub(crate) async fn acceptance_due(
+    state: &Services,
+    tx: DatabaseTransaction,
+    timer: &entity::timer::Model,
+    lock: rules::Lock,
+) -> Result<()> {
+    use entity::timer as t;
+    use sea_orm::EntityTrait;
+    t::Entity::delete_by_id(timer.id.clone()).exec(&tx).await?;
+    let Some(task_id) = timer.task_id.as_deref() else {
+        return Ok(tx.commit().await?);
+    };
+    let Some(seen) = task::Model::by_id(&tx, task_id).await? else {
+        return Ok(tx.commit().await?);
+    };
+    // The lock order: the order, then its tasks.
+    let order = store::orders::lock_order(&tx, &seen.work_order_id)
+        .await?
+        .ok_or_else(|| Error::internal("task without order"))?;
+    let task = task::Model::by_id(&tx, task_id)
+        .await?
+        .ok_or_else(|| Error::internal("task vanished under its order's lock"))?;
+    let current = state_of(&order)?;
+    let waiting = task.status == task_status::ASSIGNED
+        && current == State::DownstreamTask
+        && order.field_out_deal_user.as_deref() == Some(task.engineer_id.as_str());
+    let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
+    let acceptance = flow.nodes.get(task.node_index as usize).and_then(|n| n.acceptance);
+    let (true, Some(a)) = (waiting, acceptance) else {
+        return Ok(tx.commit().await?);
+    };
+    match a.on_timeout {
+        AcceptTimeout::AutoAccept => accept(state, tx, None, task, order, Some(a.within_secs)).await?,
+        AcceptTimeout::Redispatch => {
+            let why = GiveBack::Expired { within: a.within_secs };
+            give_back(state, tx, None, task, order, current, why, lock).await?
+        }
+    };
+    Ok(())
 }
 
 /// ENGINEER: declines its task (returned as declined). The order goes back to manual dispatch,
@@ -123,46 +197,100 @@ async fn decline_once(
         order,
         state: current,
     } = engineer_task(&tx, &caller, task_id).await?;
+    give_back(
+        state,
+        tx,
+        Some(actor),
+        task,
+        order,
+        current,
+        GiveBack::Declined(reason),
+        lock,
+    )
+    .await
+}
+
+/// Why a task comes back undone.
+pub(crate) enum GiveBack {
+    /// The engineer declined it (with its reason, if given).
+    Declined(Option<String>),
+    /// Nobody accepted it by its node's deadline (`onAcceptTimeout: REDISPATCH`), `within`
+    /// seconds after it was issued.
+    Expired { within: u64 },
+}
+
+/// A task comes back undone (declined, or its acceptance deadline passed), in the caller's
+/// transaction under the order's lock: the task closed, the engineer released and told, and
+/// the order dispatched again, never to that engineer — the upstream's rules then its
+/// dispatchers, or in a two-stage flow the provider's rules then its dispatcher.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn give_back(
+    state: &Services,
+    tx: DatabaseTransaction,
+    actor: Option<&Actor>,
+    task: task::Model,
+    order: work_order::Model,
+    current: State,
+    why: GiveBack,
+    lock: rules::Lock,
+) -> Result<task::Model> {
     let now = crate::domain::now();
-    let upstream = Caller {
-        actor: Actor {
-            subject: actor.subject.clone(),
-            tenant: order.tenant_id.clone(),
-            role: crate::domain::Role::Engineer,
-        },
-        tenant: state.tenants.require(&tx, &order.tenant_id).await?,
-        kind: TenantKind::Upstream,
-    };
+    let upstream = Caller::system(state, &tx, &order.tenant_id).await?;
     let flow = load_flow(&tx, &order.tenant_id, &order.workflow_id).await?;
     let node = flow.require_dispatch_node()?;
-    // Two-stage dispatch: back to the provider's dispatcher; else back to the upstream's
-    // dispatch node.
-    let decline = match node.two_stage() {
+    // Two-stage dispatch: back to the provider; else back to the upstream's dispatch node.
+    let back = match node.two_stage() {
         true => transition(current, Command::DeclineToProvider)?,
         false => transition(current, Command::Decline)?,
     };
-
-    if !store::tasks::set_task_status(&tx, &task.id, &task_status::OPEN, task_status::DECLINED, now).await? {
-        return Err(Error::Conflict(format!("task {task_id} changed meanwhile: reload it")));
+    let (status, told) = match why {
+        GiveBack::Declined(_) => (task_status::DECLINED, notify_kind::TASK_UPDATED),
+        GiveBack::Expired { .. } => (task_status::EXPIRED, notify_kind::TASK_REVOKED),
+    };
+    if !store::tasks::set_task_status(&tx, &task.id, &task_status::OPEN, status, now).await? {
+        return Err(Error::Conflict(format!(
+            "task {} changed meanwhile: reload it",
+            task.id
+        )));
     }
-    let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    store::tasks::deadline_moot(&tx, &task).await?;
+    let mut history = History::new(&order.id, &order.tenant_id, actor, now);
     tell_provider_of(&mut history, &order, &task);
-    history.step(
-        decline,
-        match &reason {
-            Some(r) => format!("engineer {} declined task {}: {r}", task.engineer_id, task.id),
-            None => format!("engineer {} declined task {}", task.engineer_id, task.id),
-        },
-        Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
-    );
+    match &why {
+        GiveBack::Declined(reason) => history.step(
+            back,
+            match reason {
+                Some(r) => format!("engineer {} declined task {}: {r}", task.engineer_id, task.id),
+                None => format!("engineer {} declined task {}", task.engineer_id, task.id),
+            },
+            Some(json!({ "taskId": task.id, "engineerId": task.engineer_id, "reason": reason })),
+        ),
+        GiveBack::Expired { within } => history.record(
+            EventKind::TaskExpired,
+            Some(back.from),
+            Some(back.to),
+            format!(
+                "task {} of engineer {} was not accepted within {}: taken back",
+                task.id,
+                task.engineer_id,
+                iso_duration(*within)
+            ),
+            Some(json!({ "taskId": task.id, "engineerId": task.engineer_id })),
+        ),
+    }
+    let closed = task::Model {
+        status: status.to_owned(),
+        updated_at: now,
+        ..task.clone()
+    };
 
     if node.two_stage() {
         store::orders::release_engineer(&tx, &task.engineer_id).await?;
-        history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
+        history.notify(&tx, &task.engineer_id, told, &task.id)?;
         let mut updated = order.clone();
         updated.version += 1;
         updated.updated_at = now;
-        updated.state = decline.to.as_str().to_owned();
+        updated.state = back.to.as_str().to_owned();
         updated.current_node = node.engineer_index() as i32;
         updated.provider_rule_id = None;
         store::orders::set_provider_stage(&mut updated, None, None);
@@ -178,20 +306,24 @@ async fn decline_once(
             write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
         }
         commit(state, tx, history).await?;
-        return Ok(declined(task, now));
+        return Ok(closed);
     }
 
-    // Back at the dispatch node, without the engineer who declined (its task is DECLINED
+    // Back at the dispatch node, without the engineer who declined (its task is closed
     // already). The rules lock their cursors before any engineer or notification counter is
     // written, in the same order as on creation, so concurrent dispatches never deadlock.
-    let retry = transition(decline.to, Command::RetryAutoDispatch)?;
+    let retry = transition(back.to, Command::RetryAutoDispatch)?;
     let facts = rules::facts_of(&order)?;
     let of = RulesOf::upstream(&order.tenant_id);
     let outcome = run_rules(state, &tx, &mut history, &of, &facts, Some(&order.id), None, lock).await?;
     store::orders::release_engineer(&tx, &task.engineer_id).await?;
-    history.notify(&tx, &task.engineer_id, notify_kind::TASK_UPDATED, &task.id)?;
+    history.notify(&tx, &task.engineer_id, told, &task.id)?;
     history.actor = None;
-    history.step(retry, "automatic dispatch runs again after the decline".into(), None);
+    let again = match why {
+        GiveBack::Declined(_) => "automatic dispatch runs again after the decline",
+        GiveBack::Expired { .. } => "automatic dispatch runs again: the task was not accepted in time",
+    };
+    history.step(retry, again.into(), None);
     history.note(
         EventKind::AutoDispatchAttempted,
         attempt_message(node, &outcome.trace),
@@ -212,7 +344,7 @@ async fn decline_once(
         write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
-    Ok(declined(task, now))
+    Ok(closed)
 }
 
 /// Two-stage dispatch: the engineer's provider, which assigned the task, is told of what the
@@ -220,14 +352,5 @@ async fn decline_once(
 fn tell_provider_of(history: &mut History<'_>, order: &work_order::Model, task: &task::Model) {
     if order.out_assign_way.is_some() {
         history.tell_provider(&task.downstream_tenant_id);
-    }
-}
-
-/// The task as a decline leaves it.
-fn declined(task: task::Model, at: chrono::DateTime<chrono::Utc>) -> task::Model {
-    task::Model {
-        status: task_status::DECLINED.to_owned(),
-        updated_at: at,
-        ..task
     }
 }

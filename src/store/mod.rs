@@ -12,6 +12,7 @@ pub mod parties;
 pub mod providers;
 pub mod rules;
 pub mod tasks;
+pub mod timers;
 pub mod workflows;
 
 pub use batch::Batch;

@@ -314,11 +314,11 @@ pub async fn daily_counts<C: ConnectionTrait>(
         .collect())
 }
 
-/// The engineers who declined a task of the order.
+/// The engineers who declined a task of the order, or let one pass its acceptance deadline.
 pub async fn declined_by<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<HashSet<String>> {
     Ok(task::Entity::find()
         .filter(task::Column::WorkOrderId.eq(order_id))
-        .filter(task::Column::Status.eq(task_status::DECLINED))
+        .filter(task::Column::Status.is_in([task_status::DECLINED, task_status::EXPIRED]))
         .all(conn)
         .await?
         .into_iter()

@@ -15,6 +15,8 @@ pub mod task_status {
     pub const DECLINED: &str = "DECLINED";
     pub const REVOKED: &str = "REVOKED";
     pub const CANCELLED: &str = "CANCELLED";
+    /// Not accepted by its deadline, and taken back (`onAcceptTimeout: REDISPATCH`).
+    pub const EXPIRED: &str = "EXPIRED";
     pub const OPEN: [&str; 2] = [ASSIGNED, ACCEPTED];
 }
 
@@ -37,10 +39,22 @@ pub async fn close_open_task<C: ConnectionTrait>(
         .one(conn)
         .await?;
     match open {
-        Some(t) if set_task_status(conn, &t.id, &task_status::OPEN, status, at).await? => Ok(Some(t)),
+        Some(t) if set_task_status(conn, &t.id, &task_status::OPEN, status, at).await? => {
+            deadline_moot(conn, &t).await?;
+            Ok(Some(t))
+        }
         // Closed meanwhile (cannot happen under the order's lock): nothing to close.
         _ => Ok(None),
     }
+}
+
+/// The task no longer waits to be accepted (accepted, declined, revoked, cancelled): its
+/// acceptance deadline, if it has one, is cancelled with the change.
+pub async fn deadline_moot<C: ConnectionTrait>(conn: &C, t: &task::Model) -> Result<()> {
+    if t.accept_by.is_some() {
+        super::timers::cancel_task(conn, &t.id).await?;
+    }
+    Ok(())
 }
 
 /// Moves a task to `status` only from one of `from`; false when it is in none of them (another

@@ -4,6 +4,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod deadlines;
 mod dispatch;
 mod edge_http;
 mod edge_limits;

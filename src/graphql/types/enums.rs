@@ -81,6 +81,17 @@ mirror!(
 );
 
 mirror!(
+    /// What happens to a task not accepted by its node's deadline (`acceptWithin`).
+    AcceptTimeoutAction <=> workflow::AcceptTimeout {
+        /// Accepted on the engineer's behalf, recorded as automatic.
+        AutoAccept,
+        /// Revoked (the engineer told) and dispatched again, never to that engineer; falls to
+        /// manual dispatch when no rule yields another.
+        Redispatch,
+    }
+);
+
+mirror!(
     WorkflowNodeKind <=> workflow::NodeKind {
         /// "Dispatcher assigns service-provider engineer": automatic rules run here first, then manual assignment.
         DispatchToEngineer,
@@ -120,6 +131,9 @@ pub enum TaskStatus {
     Revoked,
     /// Closed because its order was cancelled.
     Cancelled,
+    /// Not accepted by its deadline and taken back to be dispatched again
+    /// (`onAcceptTimeout: REDISPATCH`).
+    Expired,
 }
 
 mirror!(
@@ -144,6 +158,9 @@ mirror!(
         ProviderReassigned,
         /// Two-stage dispatch: the service provider rejected the order (its reason in `data`).
         RejectedByProvider,
+        /// The engineer did not accept its task by the node's deadline (`acceptWithin`): taken
+        /// back and dispatched again (`onAcceptTimeout: REDISPATCH`).
+        TaskExpired,
     }
 );
 

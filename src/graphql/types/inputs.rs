@@ -9,6 +9,12 @@ pub struct WorkflowNodeInput {
     pub name: String,
     pub kind: WorkflowNodeKind,
     pub performer: Performer,
+    /// An engineer's node (DOWNSTREAM_ENGINEER): how long the engineer has to accept its task,
+    /// an ISO 8601 duration of days and time from a minute to thirty days (`PT30M`, `PT4H`,
+    /// `P1D`). None: no deadline.
+    pub accept_within: Option<String>,
+    /// What happens when the deadline passes; AUTO_ACCEPT when omitted.
+    pub on_accept_timeout: Option<AcceptTimeoutAction>,
 }
 
 #[derive(InputObject)]

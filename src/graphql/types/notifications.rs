@@ -62,6 +62,10 @@ impl TaskNotification {
     async fn task(&self, ctx: &Context<'_>) -> Result<Task> {
         Task::seen(ctx, self.0.task.clone()).await
     }
+    /// The task's acceptance deadline, if its node sets one (as `task.acceptBy`).
+    async fn accept_by(&self) -> Option<DateTime<Utc>> {
+        self.0.task.accept_by
+    }
     /// The work order as it is now (what the engineer was given, once it is someone else's).
     async fn work_order(&self, ctx: &Context<'_>) -> Result<WorkOrder> {
         WorkOrder::seen_held(ctx, self.0.order.clone(), true).await

@@ -28,6 +28,11 @@ pub struct WorkflowNode {
     pub name: String,
     pub kind: WorkflowNodeKind,
     pub performer: Performer,
+    /// An engineer's node: how long the engineer has to accept its task (ISO 8601); null: no
+    /// deadline.
+    pub accept_within: Option<String>,
+    /// What happens to a task not accepted in time (null without a deadline).
+    pub on_accept_timeout: Option<AcceptTimeoutAction>,
     #[graphql(skip)]
     pub audience: Audience,
 }
@@ -39,6 +44,10 @@ impl WorkflowNode {
             name: n.name.clone(),
             kind: n.kind.into(),
             performer: n.performer.into(),
+            accept_within: n
+                .acceptance
+                .map(|a| crate::domain::validate::iso_duration(a.within_secs)),
+            on_accept_timeout: n.acceptance.map(|a| a.on_timeout.into()),
             audience,
         }
     }
@@ -416,6 +425,11 @@ impl Task {
     }
     async fn engineer(&self, ctx: &Context<'_>) -> Result<Engineer> {
         Engineer::seen(ctx, must(ctx.loaders().engineers(), &self.0.engineer_id).await?).await
+    }
+    /// When the node sets an acceptance deadline (`acceptWithin`): the time by which the
+    /// engineer must accept; then the node's `onAcceptTimeout` applies. Null: no deadline.
+    async fn accept_by(&self) -> Option<DateTime<Utc>> {
+        self.0.accept_by
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -1,5 +1,5 @@
 //! Manual assignment and reassignment, and what every assignment writes (fields, load, task, history).
-use entity::{engineer, task, work_order};
+use entity::{engineer, task, timer, work_order};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -9,6 +9,7 @@ use crate::domain::assignment::{
     self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method, Provider, ProviderStage,
 };
 use crate::domain::work_order::{Command, EventKind};
+use crate::domain::workflow::Acceptance;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::service::tenants::kind_of;
@@ -153,16 +154,19 @@ async fn assignable<C: ConnectionTrait>(
     })
 }
 
-/// Queues the task of the engineer assigned to the order's node.
+/// Queues the task of the engineer assigned to the order's node, and the timer of its
+/// acceptance deadline when the node sets one.
 fn issue_task<C: ConnectionTrait>(
     history: &mut History<'_>,
     conn: &C,
     order: &work_order::Model,
     chosen: &Chosen,
-    node_index: usize,
-    node_name: &str,
+    (node_index, node_name): (usize, &str),
+    acceptance: Option<Acceptance>,
 ) -> task::Model {
+    let accept_by = acceptance.map(|a| history.at + chrono::TimeDelta::seconds(a.within_secs as i64));
     let t = task::Model {
+        accept_by,
         id: ids::new(ids::TASK),
         work_order_id: order.id.clone(),
         tenant_id: order.tenant_id.clone(),
@@ -175,6 +179,18 @@ fn issue_task<C: ConnectionTrait>(
         updated_at: history.at,
     };
     store::tasks::insert(&mut history.batch, conn, &t);
+    if let Some(due_at) = accept_by {
+        let timer = timer::Model {
+            id: ids::new(ids::TIMER),
+            kind: store::timers::kind::ACCEPT_DEADLINE.to_owned(),
+            tenant_id: order.tenant_id.clone(),
+            work_order_id: order.id.clone(),
+            task_id: Some(t.id.clone()),
+            due_at,
+            created_at: history.at,
+        };
+        store::timers::schedule(&mut history.batch, conn, &timer);
+    }
     t
 }
 
@@ -205,7 +221,8 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
         match step.command {
             Command::IssueTask => {
                 let (node_index, node_name) = planned.plan.task_node.clone().unwrap_or_default();
-                let t = issue_task(history, tx, order, chosen, node_index, &node_name);
+                let node = (node_index, node_name.as_str());
+                let t = issue_task(history, tx, order, chosen, node, planned.plan.acceptance);
                 history.notify(tx, &chosen.engineer_id, notify_kind::TASK_ASSIGNED, &t.id)?;
                 history.step(
                     *step,

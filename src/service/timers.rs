@@ -1,0 +1,74 @@
+//! Durable timers fired: every instance looks for due timers each tick and fires each in its
+//! own write transaction, claimed with a row lock the other instances skip (PostgreSQL), the
+//! timer deleted in the transaction of what it does. A crash before the commit leaves the
+//! timer due, and it fires on the next tick of any instance: each fires exactly once.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::service::Services;
+use crate::service::orders::with_retries;
+use crate::store::timers::kind;
+use crate::store::{self, begin_write};
+
+/// Timers fired per look (the next look takes the rest at once).
+const BATCH: u64 = 500;
+
+/// Fires every timer due at `at` (the tests pass a later instant instead of sleeping through
+/// it). Returns how many this call fired.
+pub async fn fire_due(state: &Services, at: DateTime<Utc>) -> Result<usize> {
+    let mut fired = 0;
+    loop {
+        let ids = store::timers::due(&state.db, at, BATCH).await?;
+        let mut progressed = false;
+        for id in &ids {
+            match with_retries(|lock| fire(state, id, at, lock)).await {
+                Ok(true) => {
+                    fired += 1;
+                    progressed = true;
+                }
+                Ok(false) => {}
+                // One timer that cannot fire must not hold up the others: logged, due still.
+                Err(e) => {
+                    tracing::error!(timer = %id, error = %e, "a timer could not fire; it is tried again next tick")
+                }
+            }
+        }
+        if (ids.len() as u64) < BATCH || !progressed {
+            return Ok(fired);
+        }
+    }
+}
+
+/// Fires one timer, if it is still due and no other instance holds it.
+async fn fire(state: &Services, id: &str, at: DateTime<Utc>, lock: crate::service::rules::Lock) -> Result<bool> {
+    let tx = begin_write(&state.writer).await?;
+    let Some(timer) = store::timers::claim(&tx, id, at).await? else {
+        return Ok(false);
+    };
+    match timer.kind.as_str() {
+        kind::ACCEPT_DEADLINE => crate::service::tasks::acceptance_due(state, tx, &timer, lock).await?,
+        other => {
+            tracing::error!(timer = %id, kind = other, "a timer of an unknown kind is dropped");
+            use sea_orm::EntityTrait;
+            entity::timer::Entity::delete_by_id(id.to_owned()).exec(&tx).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Fires due timers every `tick`, until `stop` turns true.
+pub async fn run(state: Services, tick: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = fire_due(&state, crate::domain::now()).await {
+            tracing::warn!(error = %e, "looking for due timers failed; trying again next tick");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
