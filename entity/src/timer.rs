@@ -18,6 +18,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub task_id: Option<String>,
     pub due_at: DateTimeUtc,
+    /// How many times in a row the same thing was tried before (a retry's backoff).
+    pub attempt: i32,
     pub created_at: DateTimeUtc,
 }
 

@@ -19,6 +19,7 @@ impl MigrationTrait for Migration {
                 .col(s("work_order_id"))
                 .col(s_null("task_id"))
                 .col(ts("due_at"))
+                .col(integer(Alias::new("attempt")).default(0))
                 .col(ts("created_at"))
                 .to_owned(),
         )
@@ -26,6 +27,8 @@ impl MigrationTrait for Migration {
         m.create_index(index("timers", "ix_timers_due", &["due_at"], false))
             .await?;
         m.create_index(index("timers", "ix_timers_task", &["task_id"], false))
+            .await?;
+        m.create_index(index("timers", "ix_timers_order", &["work_order_id"], false))
             .await?;
         m.alter_table(
             Table::alter()

@@ -47,6 +47,17 @@ async fn terminated() {
 /// cross-instance wake-up listener (PostgreSQL) and the recovery sweeps. On SIGTERM (or
 /// `Server::shutdown`) it stops accepting, lets in-flight requests finish, closes every
 /// WebSocket with a close frame (1001), and stops when all is done or the deadline passes.
+/// The housekeeping settings the options give (0: off).
+fn housekeeping(cfg: &ServeConfig) -> crate::service::housekeeping::Settings {
+    let some = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    crate::service::housekeeping::Settings {
+        manual_retry: some(cfg.manual_retry_secs),
+        manual_retry_max: Duration::from_secs(cfg.manual_retry_max_secs),
+        notification_retention: some(cfg.notification_retention_days.saturating_mul(86_400)),
+        event_retention: some(cfg.event_retention_days.saturating_mul(86_400)),
+    }
+}
+
 pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -90,6 +101,7 @@ pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
         cfg.recovery(),
         stop.subscribe(),
     ));
+    state.housekeeping.set(housekeeping(cfg));
     tokio::spawn(crate::service::timers::run(
         state.clone(),
         Duration::from_millis(cfg.timer_tick_ms.max(10)),

@@ -114,6 +114,23 @@ pub struct ServeConfig {
     #[arg(long, env = "DISPATCHD_TIMER_TICK_MS", default_value_t = 1_000)]
     pub timer_tick_ms: u64,
 
+    /// First automatic retry of an order left waiting for a dispatcher (doubling each time);
+    /// 0: never retried by itself.
+    #[arg(long, env = "DISPATCHD_MANUAL_RETRY_SECS", default_value_t = 600)]
+    pub manual_retry_secs: u64,
+
+    /// Longest wait between automatic retries of an order waiting for a dispatcher.
+    #[arg(long, env = "DISPATCHD_MANUAL_RETRY_MAX_SECS", default_value_t = 14_400)]
+    pub manual_retry_max_secs: u64,
+
+    /// Days an acknowledged notification is kept; 0: kept for ever.
+    #[arg(long, env = "DISPATCHD_NOTIFICATION_RETENTION_DAYS", default_value_t = 30)]
+    pub notification_retention_days: u64,
+
+    /// Days an event (an order's history, the feeds) is kept; 0: kept for ever.
+    #[arg(long, env = "DISPATCHD_EVENT_RETENTION_DAYS", default_value_t = 0)]
+    pub event_retention_days: u64,
+
     /// SQLite: most changes waiting for the write lane; beyond, a change is refused at once
     /// with `OVERLOADED` (nothing written).
     #[arg(
@@ -141,6 +158,10 @@ impl Default for ServeConfig {
             recovery_interval_ms: 15_000,
             recovery_grace_ms: 5_000,
             timer_tick_ms: 1_000,
+            manual_retry_secs: 600,
+            manual_retry_max_secs: 14_400,
+            notification_retention_days: 30,
+            event_retention_days: 0,
             write_queue: 1024,
         }
     }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audience;
 pub mod demo;
 pub mod directory;
+pub mod housekeeping;
 pub mod notifications;
 pub mod numbering;
 pub mod orders;

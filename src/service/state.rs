@@ -31,6 +31,8 @@ pub struct Services {
     pub numbering: crate::service::numbering::Numbering,
     /// PostgreSQL: the pool of the cross-instance wake-up listener (`notify::pg`).
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
+    /// Retries of orders waiting for a dispatcher, retention of notifications and events.
+    pub housekeeping: crate::service::housekeeping::Housekeeping,
 }
 
 impl Services {
@@ -66,6 +68,7 @@ impl Services {
             principals,
             links: Default::default(),
             numbering: Default::default(),
+            housekeeping: Default::default(),
             listen_pool: pools.listen,
         })
     }

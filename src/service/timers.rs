@@ -50,6 +50,7 @@ async fn fire(state: &Services, id: &str, at: DateTime<Utc>, lock: crate::servic
     };
     match timer.kind.as_str() {
         kind::ACCEPT_DEADLINE => crate::service::tasks::acceptance_due(state, tx, &timer, lock).await?,
+        kind::RETRY_DISPATCH => crate::service::orders::retry_due(state, tx, &timer, lock).await?,
         other => {
             tracing::error!(timer = %id, kind = other, "a timer of an unknown kind is dropped");
             use sea_orm::EntityTrait;
@@ -60,11 +61,24 @@ async fn fire(state: &Services, id: &str, at: DateTime<Utc>, lock: crate::servic
     Ok(true)
 }
 
-/// Fires due timers every `tick`, until `stop` turns true.
+/// How often what is past its retention is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Fires due timers every `tick`, and prunes what is past its retention every hour, until
+/// `stop` turns true.
 pub async fn run(state: Services, tick: Duration, mut stop: watch::Receiver<bool>) {
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = fire_due(&state, crate::domain::now()).await {
             tracing::warn!(error = %e, "looking for due timers failed; trying again next tick");
+        }
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(std::time::Instant::now());
+            match crate::service::housekeeping::prune(&state, crate::domain::now()).await {
+                Ok((0, 0)) => {}
+                Ok((notifications, events)) => tracing::info!(notifications, events, "pruned past their retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}

@@ -2,7 +2,7 @@
 //! order events, in sequence order.
 use chrono::{DateTime, Utc};
 use entity::{event_counter, notification, work_order_event};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::error::Result;
@@ -89,4 +89,47 @@ pub async fn events_after<C: ConnectionTrait>(
         .limit(limit)
         .all(conn)
         .await?)
+}
+
+/// Rows deleted per statement by the pruning below (each a short transaction of its own).
+const PRUNE_BATCH: u64 = 5_000;
+
+/// Deletes notifications acknowledged before `before`; returns how many.
+pub async fn prune_acknowledged<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Result<u64> {
+    use notification::Column as N;
+    delete_before::<C, notification::Entity>(conn, N::Id, N::AcknowledgedAt, before).await
+}
+
+/// Deletes events recorded before `before` (the orders' histories and the feeds lose them);
+/// returns how many.
+pub async fn prune_events<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Result<u64> {
+    use work_order_event::Column as E;
+    delete_before::<C, work_order_event::Entity>(conn, E::Id, E::At, before).await
+}
+
+/// Deletes the rows of `E` whose `at` is before `before`, a batch per statement.
+async fn delete_before<C: ConnectionTrait, E: EntityTrait>(
+    conn: &C,
+    id: E::Column,
+    at: E::Column,
+    before: DateTime<Utc>,
+) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let some = Query::select()
+            .column(id)
+            .from(E::default())
+            .and_where(at.lt(before))
+            .limit(PRUNE_BATCH)
+            .to_owned();
+        let n = E::delete_many()
+            .filter(id.in_subquery(some))
+            .exec(conn)
+            .await?
+            .rows_affected;
+        total += n;
+        if n < PRUNE_BATCH {
+            return Ok(total);
+        }
+    }
 }

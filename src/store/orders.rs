@@ -133,7 +133,17 @@ pub async fn update_if_current<C: ConnectionTrait>(
         .filter(O::State.eq(before.state.as_str()))
         .exec(conn)
         .await?;
-    Ok(res.rows_affected == 1)
+    let updated = res.rows_affected == 1;
+    // An order that no longer waits for a dispatcher needs no retry of its dispatch.
+    let waiting = State::AwaitingManual.as_str();
+    if updated && before.state == waiting && after.state != waiting {
+        entity::timer::Entity::delete_many()
+            .filter(entity::timer::Column::WorkOrderId.eq(before.id.as_str()))
+            .filter(entity::timer::Column::Kind.eq(super::timers::kind::RETRY_DISPATCH))
+            .exec(conn)
+            .await?;
+    }
+    Ok(updated)
 }
 
 /// The columns `after` changes of `before`, but the ID, version and creation time.

@@ -15,6 +15,18 @@ use crate::error::Result;
 pub mod kind {
     /// A task's acceptance deadline (`acceptWithin`): accept it, or dispatch again.
     pub const ACCEPT_DEADLINE: &str = "ACCEPT_DEADLINE";
+    /// An order waiting for manual dispatch: automatic dispatch runs again (with backoff).
+    pub const RETRY_DISPATCH: &str = "RETRY_DISPATCH";
+}
+
+/// Queues the cancellation of an order's timers of `kind` with the change's other writes.
+pub fn cancel_order<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order_id: &str, kind: &str) {
+    batch.add_query(
+        conn,
+        &timer::Entity::delete_many()
+            .filter(timer::Column::WorkOrderId.eq(order_id))
+            .filter(timer::Column::Kind.eq(kind)),
+    );
 }
 
 /// Queues a timer with the change's other writes.

@@ -9,6 +9,7 @@ mod dispatch;
 mod edge_http;
 mod edge_limits;
 mod events;
+mod housekeeping;
 mod http;
 mod instances;
 mod invariants;

@@ -187,6 +187,7 @@ fn issue_task<C: ConnectionTrait>(
             work_order_id: order.id.clone(),
             task_id: Some(t.id.clone()),
             due_at,
+            attempt: 0,
             created_at: history.at,
         };
         store::timers::schedule(&mut history.batch, conn, &timer);

@@ -264,8 +264,45 @@ pub(crate) fn route_to_manual(
 ) -> Result<()> {
     let manual = transition(from, Command::RouteToManual)?;
     history.step(manual, why.to_owned(), None);
+    history.waits_for_dispatcher = true;
     order.state = manual.to.as_str().to_owned();
     Ok(())
+}
+
+/// An order's automatic retry came due (its timer claimed in `tx`): if it still waits for a
+/// dispatcher, automatic dispatch runs again, as `retryAutoDispatch` would, by the server;
+/// finding nobody again, the next retry is scheduled further off. Moot otherwise.
+pub(crate) async fn retry_due(
+    state: &Services,
+    tx: DatabaseTransaction,
+    timer: &entity::timer::Model,
+    lock: rules::Lock,
+) -> Result<()> {
+    use sea_orm::EntityTrait;
+    entity::timer::Entity::delete_by_id(timer.id.clone()).exec(&tx).await?;
+    let order = match order_store::lock_order(&tx, &timer.work_order_id).await? {
+        Some(o) if state_of(&o)? == State::AwaitingManual => o,
+        _ => return Ok(tx.commit().await?),
+    };
+    let caller = Caller::system(state, &tx, &order.tenant_id).await?;
+    let retry = transition(State::AwaitingManual, Command::RetryAutoDispatch)?;
+    let mut history = History::new(&order.id, &order.tenant_id, None, crate::domain::now());
+    history.retry_attempt = timer.attempt + 1;
+    history.step(
+        retry,
+        format!(
+            "automatic dispatch runs again by itself (retry {} while waiting for a dispatcher)",
+            timer.attempt + 1
+        ),
+        None,
+    );
+    if dispatch_stored(state, &tx, &caller, &order, retry.to, &mut history, lock)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    commit(state, tx, history).await
 }
 
 /// The history message of an automatic dispatch attempt.

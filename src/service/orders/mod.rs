@@ -27,7 +27,7 @@ pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign
 
 // For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
 pub(crate) use assign::write_assignment;
-pub(crate) use auto::{RulesOf, attempt_message, run_rules, settle_auto, with_retries};
+pub(crate) use auto::{RulesOf, attempt_message, retry_due, run_rules, settle_auto, with_retries};
 pub(crate) use current::state_of;
 pub(crate) use input::text;
 pub(crate) use stages::{at_provider, partner_of_order};

@@ -325,6 +325,8 @@ async fn reject_once(
         let v = upstream.activation_version;
         assignment =
             settle_first_stage(state, &tx, &mut updated, retry.to, outcome, node, v, &mut history, lock).await?;
+    } else {
+        history.waits_for_dispatcher = true;
     }
     if !order_store::update_if_current(&tx, &order, &updated).await? {
         return Err(stale(&order, input.expected_version));

@@ -27,6 +27,11 @@ pub(crate) struct History<'a> {
     /// Two-stage dispatch: the service providers told of this change on their own feed of
     /// `workOrderEvents` (their tenant, and the rows recorded while each was told: from, to).
     told: Vec<(String, usize, Option<usize>)>,
+    /// The change leaves the order waiting for a dispatcher (AWAITING_MANUAL): its automatic
+    /// dispatch is retried later (`service::housekeeping`), this being the `retry_attempt`-th
+    /// time in a row it found nobody.
+    pub waits_for_dispatcher: bool,
+    pub retry_attempt: i32,
     /// The round-robin cursors of the rules that picked an engineer or a service provider
     /// (two-stage dispatch: up to one per stage), checked and moved last.
     pub cursors: Vec<rules::CursorMove>,
@@ -43,6 +48,8 @@ impl<'a> History<'a> {
             wake: Vec::new(),
             batch: Batch::default(),
             told: Vec::new(),
+            waits_for_dispatcher: false,
+            retry_attempt: 0,
             cursors: Vec::new(),
         }
     }
@@ -169,6 +176,27 @@ fn provider_view(r: &work_order_event::Model, tenant: &str, yours: bool) -> work
     }
 }
 
+/// Queues the next automatic retry of an order left waiting for a dispatcher (replacing any
+/// earlier one), when retries are on.
+fn schedule_retry(state: &Services, tx: &DatabaseTransaction, history: &mut History<'_>) {
+    use crate::store::timers::{self, kind};
+    let Some(due_at) = state.housekeeping.get().retry_due(history.at, history.retry_attempt) else {
+        return;
+    };
+    timers::cancel_order(&mut history.batch, tx, history.order_id, kind::RETRY_DISPATCH);
+    let timer = entity::timer::Model {
+        id: ids::new(ids::TIMER),
+        kind: kind::RETRY_DISPATCH.to_owned(),
+        tenant_id: history.tenant_id.to_owned(),
+        work_order_id: history.order_id.to_owned(),
+        task_id: None,
+        due_at,
+        attempt: history.retry_attempt,
+        created_at: history.at,
+    };
+    timers::schedule(&mut history.batch, tx, &timer);
+}
+
 /// Writes the history, commits, then wakes the subscribers of what changed.
 ///
 /// `Error::Raced` when a rule's cursor moved since the dispatch read it (PostgreSQL): nothing
@@ -180,6 +208,9 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
         for m in &cursors {
             rules::queue_cursor_move(&mut history.batch, &tx, m);
         }
+    }
+    if history.waits_for_dispatcher {
+        schedule_retry(state, &tx, &mut history);
     }
     // The providers told (two-stage dispatch) have their own sequences.
     let told = history.provider_rows();
