@@ -91,15 +91,21 @@ fn world() -> (RuleSet, Candidates, OrderFacts) {
             Target::Partners {
                 partner_ids: vec!["ptn_0001".into(), "ptn_0002".into()],
                 strategy,
+                offer_within_secs: None,
             }
         } else if r >= 996 {
             // Partners 20..=29 have engineers covering CN-31 ((p + e) % 30 == 1 for some e).
             Target::Partners {
                 partner_ids: (20..26).map(|p| format!("ptn_{p:04}")).collect(),
                 strategy,
+                offer_within_secs: None,
             }
         } else {
-            Target::Partners { partner_ids, strategy }
+            Target::Partners {
+                partner_ids,
+                strategy,
+                offer_within_secs: None,
+            }
         };
         specs.push(RuleSpec {
             id: format!("rul_{r:04}"),

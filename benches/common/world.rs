@@ -299,6 +299,7 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             conditions,
             target: rules::TargetInput {
                 assigns: dispatchd::domain::dispatch::Assigns::Engineer,
+                offer_within: None,
                 engineer_id: None,
                 partner_ids: Some(partner_ids),
                 strategy: Some(strategy),

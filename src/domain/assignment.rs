@@ -221,6 +221,8 @@ pub enum AssignKind {
     Automatic,
     Manual,
     Reassign,
+    /// An offered engineer claims the order (strategy OFFER).
+    Claim,
 }
 
 /// The steps of one assignment and where the order ends up in its workflow.
@@ -247,6 +249,7 @@ pub fn plan(
         AssignKind::Automatic => Command::AutoAssign,
         AssignKind::Manual => Command::AssignManually,
         AssignKind::Reassign => Command::Reassign,
+        AssignKind::Claim => Command::Claim,
     };
     let acceptance = task_node(nodes, dispatch_index).and_then(|(_, n)| n.acceptance);
     let task = task_node(nodes, dispatch_index).map(|(i, n)| (i, n.name.clone()));

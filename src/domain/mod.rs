@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, no database, no GraphQL. The service layer persists what it decides.
 pub mod assignment;
 pub mod dispatch;
+pub mod operations;
 pub mod validate;
 pub mod visibility;
 pub mod work_order;

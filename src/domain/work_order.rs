@@ -9,17 +9,21 @@ pub enum State {
     /// Two-stage dispatch: the order is assigned to a service provider and waits at the
     /// provider's node for its dispatcher (or its rules) to assign an engineer.
     ProviderAssigned,
+    /// Offered to eligible engineers at once (a rule with strategy OFFER): the first to claim
+    /// it gets it.
+    Offered,
     EngineerAssigned,
     DownstreamTask,
     Cancelled,
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Created,
         State::AutoDispatchAttempted,
         State::AwaitingManual,
         State::ProviderAssigned,
+        State::Offered,
         State::EngineerAssigned,
         State::DownstreamTask,
         State::Cancelled,
@@ -31,6 +35,7 @@ impl State {
             State::AutoDispatchAttempted => "AUTO_DISPATCH_ATTEMPTED",
             State::AwaitingManual => "AWAITING_MANUAL",
             State::ProviderAssigned => "PROVIDER_ASSIGNED",
+            State::Offered => "OFFERED",
             State::EngineerAssigned => "ENGINEER_ASSIGNED",
             State::DownstreamTask => "DOWNSTREAM_TASK",
             State::Cancelled => "CANCELLED",
@@ -86,10 +91,19 @@ pub enum Command {
     /// Two-stage dispatch: the engineer declines the task; the order goes back to its
     /// provider's dispatcher.
     DeclineToProvider,
+    /// A rule with strategy OFFER offers the order to its eligible engineers at once.
+    Offer,
+    /// An offered engineer claims the order: it is assigned to it.
+    Claim,
+    /// Nobody claimed the offer in time: the order waits for the upstream's dispatcher.
+    ExpireOffer,
+    /// Two-stage dispatch: nobody claimed the provider's offer in time: the order waits for
+    /// the provider's dispatcher.
+    ExpireOfferToProvider,
 }
 
 impl Command {
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 18] = [
         Command::AttemptAutoDispatch,
         Command::AutoAssign,
         Command::RouteToManual,
@@ -104,6 +118,10 @@ impl Command {
         Command::ReassignProvider,
         Command::Reject,
         Command::DeclineToProvider,
+        Command::Offer,
+        Command::Claim,
+        Command::ExpireOffer,
+        Command::ExpireOfferToProvider,
     ];
 
     /// The event kind recorded in the order's history for this command.
@@ -122,6 +140,9 @@ impl Command {
             Command::ReassignProvider => EventKind::ProviderReassigned,
             Command::Reject => EventKind::RejectedByProvider,
             Command::DeclineToProvider => EventKind::TaskDeclined,
+            Command::Offer => EventKind::Offered,
+            Command::Claim => EventKind::Claimed,
+            Command::ExpireOffer | Command::ExpireOfferToProvider => EventKind::OfferExpired,
         }
     }
 
@@ -141,6 +162,9 @@ impl Command {
             Command::ReassignProvider => "reassign the service provider of",
             Command::Reject => "reject",
             Command::DeclineToProvider => "decline the task of",
+            Command::Offer => "offer",
+            Command::Claim => "claim",
+            Command::ExpireOffer | Command::ExpireOfferToProvider => "expire the offer of",
         }
     }
 }
@@ -171,10 +195,16 @@ pub enum EventKind {
     /// The engineer did not accept its task by the node's deadline: taken back, the order
     /// dispatched again (`onAcceptTimeout: REDISPATCH`).
     TaskExpired,
+    /// Offered to eligible engineers at once (strategy OFFER).
+    Offered,
+    /// An offered engineer claimed the order.
+    Claimed,
+    /// Nobody claimed the offer in time.
+    OfferExpired,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Created,
         EventKind::AutoDispatchAttempted,
         EventKind::RoutedToManual,
@@ -191,6 +221,9 @@ impl EventKind {
         EventKind::ProviderReassigned,
         EventKind::RejectedByProvider,
         EventKind::TaskExpired,
+        EventKind::Offered,
+        EventKind::Claimed,
+        EventKind::OfferExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +244,9 @@ impl EventKind {
             EventKind::ProviderReassigned => "PROVIDER_REASSIGNED",
             EventKind::RejectedByProvider => "REJECTED_BY_PROVIDER",
             EventKind::TaskExpired => "TASK_EXPIRED",
+            EventKind::Offered => "OFFERED",
+            EventKind::Claimed => "CLAIMED",
+            EventKind::OfferExpired => "OFFER_EXPIRED",
         }
     }
 
@@ -272,16 +308,47 @@ pub fn transition(state: State, command: Command) -> Result<Transition, Transiti
         (S::ProviderAssigned, C::ReassignProvider) => S::ProviderAssigned,
         (S::ProviderAssigned, C::Reject) => S::AwaitingManual,
         (S::DownstreamTask, C::DeclineToProvider) => S::ProviderAssigned,
+        (S::AutoDispatchAttempted | S::ProviderAssigned, C::Offer) => S::Offered,
+        (S::Offered, C::Claim | C::AssignManually) => S::EngineerAssigned,
+        (S::Offered, C::ExpireOffer) => S::AwaitingManual,
+        (S::Offered, C::ExpireOfferToProvider) => S::ProviderAssigned,
         (
+            S::Created
+            | S::AutoDispatchAttempted
+            | S::AwaitingManual
+            | S::ProviderAssigned
+            | S::Offered
+            | S::EngineerAssigned
+            | S::DownstreamTask,
+            C::Cancel,
+        ) => S::Cancelled,
+        (
+            S::Offered,
+            C::AttemptAutoDispatch
+            | C::AutoAssign
+            | C::RouteToManual
+            | C::IssueTask
+            | C::Reassign
+            | C::Decline
+            | C::RetryAutoDispatch
+            | C::AutoAssignProvider
+            | C::AssignProvider
+            | C::ReassignProvider
+            | C::Reject
+            | C::DeclineToProvider
+            | C::Offer,
+        )
+        | (
             S::Created
             | S::AutoDispatchAttempted
             | S::AwaitingManual
             | S::ProviderAssigned
             | S::EngineerAssigned
             | S::DownstreamTask,
-            C::Cancel,
-        ) => S::Cancelled,
-        (
+            C::Claim | C::ExpireOffer | C::ExpireOfferToProvider,
+        )
+        | (S::Created | S::AwaitingManual | S::EngineerAssigned | S::DownstreamTask, C::Offer)
+        | (
             S::Created,
             C::AutoAssign
             | C::RouteToManual
@@ -414,6 +481,13 @@ mod tests {
             (S::ProviderAssigned, C::AutoAssign, S::EngineerAssigned),
             (S::ProviderAssigned, C::Cancel, S::Cancelled),
             (S::DownstreamTask, C::DeclineToProvider, S::ProviderAssigned),
+            (S::AutoDispatchAttempted, C::Offer, S::Offered),
+            (S::ProviderAssigned, C::Offer, S::Offered),
+            (S::Offered, C::Claim, S::EngineerAssigned),
+            (S::Offered, C::AssignManually, S::EngineerAssigned),
+            (S::Offered, C::ExpireOffer, S::AwaitingManual),
+            (S::Offered, C::ExpireOfferToProvider, S::ProviderAssigned),
+            (S::Offered, C::Cancel, S::Cancelled),
         ];
         table
             .iter()
@@ -447,7 +521,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 22);
+        assert_eq!(legal, 29);
     }
 
     #[test]
@@ -488,12 +562,14 @@ mod tests {
         /// follows the table, an order never leaves CANCELLED, an engineer is assigned exactly
         /// when the last assignment has not been undone, and a provider holds the order
         /// (PROVIDER_ASSIGNED) exactly when it was given one and nothing since took it away
-        /// or gave it an engineer.
+        /// or gave it an engineer; an offer stands (OFFERED) exactly from its making until it is
+        /// claimed, assigned by hand, expired or cancelled.
         #[test]
         fn random_sequences_follow_the_table(cmds in proptest::collection::vec(any_command(), 0..64)) {
             let mut state = S::Created;
             let mut assigned = false;
             let mut at_provider = false;
+            let mut offered = false;
             for c in cmds {
                 match transition(state, c) {
                     Ok(t) => {
@@ -501,15 +577,23 @@ mod tests {
                         prop_assert_eq!(Some(t.to), expected(state, c));
                         prop_assert_ne!(state, S::Cancelled);
                         match c {
-                            C::AutoAssign | C::AssignManually | C::Reassign => assigned = true,
+                            C::AutoAssign | C::AssignManually | C::Reassign | C::Claim => assigned = true,
                             C::Decline | C::Cancel | C::DeclineToProvider => assigned = false,
                             _ => {}
                         }
                         match c {
                             C::AutoAssignProvider | C::AssignProvider | C::DeclineToProvider => at_provider = true,
+                            C::ExpireOfferToProvider => at_provider = true,
                             C::ReassignProvider => prop_assert!(at_provider),
-                            C::Reject | C::Cancel | C::AutoAssign | C::AssignManually => at_provider = false,
+                            C::Reject | C::Cancel | C::AutoAssign | C::AssignManually | C::Offer => at_provider = false,
                             _ => {}
+                        }
+                        match c {
+                            C::Offer => offered = true,
+                            C::Claim | C::AssignManually | C::ExpireOffer | C::ExpireOfferToProvider | C::Cancel => {
+                                offered = false
+                            }
+                            _ => prop_assert!(!offered || t.to == S::Offered),
                         }
                         state = t.to;
                     }
@@ -520,6 +604,7 @@ mod tests {
                 }
                 prop_assert_eq!(state.has_engineer(), assigned);
                 prop_assert_eq!(state == S::ProviderAssigned, at_provider);
+                prop_assert_eq!(state == S::Offered, offered);
             }
         }
 

@@ -381,6 +381,19 @@ impl Mutation {
         })
     }
 
+    /// ENGINEER: claims an order offered to it (a rule with strategy OFFER; the notification
+    /// `TASK_OFFERED`). The first claim wins: the order is assigned to its engineer (automatic,
+    /// by the rule) and its task issued; the others are told `OFFER_WITHDRAWN`. A claim after
+    /// the offer ended is a CONFLICT; an order never offered to the caller is NOT_FOUND.
+    async fn claim_work_order(&self, ctx: &Context<'_>, input: ClaimWorkOrderInput) -> Result<WorkOrderPayload> {
+        let o = orders::claim_work_order(ctx.state(), ctx.actor()?, &input.work_order_id)
+            .await
+            .gql()?;
+        Ok(WorkOrderPayload {
+            work_order: WorkOrder::seen(ctx, o).await?,
+        })
+    }
+
     /// ENGINEER: declines its task; the order goes back to dispatch (never to this engineer again).
     async fn decline_task(&self, ctx: &Context<'_>, input: DeclineTaskInput) -> Result<TaskPayload> {
         let t = tasks::decline_task(ctx.state(), ctx.actor()?, &input.task_id, input.reason)

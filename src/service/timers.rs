@@ -51,6 +51,7 @@ async fn fire(state: &Services, id: &str, at: DateTime<Utc>, lock: crate::servic
     match timer.kind.as_str() {
         kind::ACCEPT_DEADLINE => crate::service::tasks::acceptance_due(state, tx, &timer, lock).await?,
         kind::RETRY_DISPATCH => crate::service::orders::retry_due(state, tx, &timer, lock).await?,
+        kind::OFFER_EXPIRY => crate::service::orders::offer_due(state, tx, &timer, lock).await?,
         other => {
             tracing::error!(timer = %id, kind = other, "a timer of an unknown kind is dropped");
             use sea_orm::EntityTrait;

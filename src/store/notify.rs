@@ -12,6 +12,8 @@ pub mod kind {
     pub const TASK_ASSIGNED: &str = "TASK_ASSIGNED";
     pub const TASK_REVOKED: &str = "TASK_REVOKED";
     pub const TASK_UPDATED: &str = "TASK_UPDATED";
+    pub const TASK_OFFERED: &str = "TASK_OFFERED";
+    pub const OFFER_WITHDRAWN: &str = "OFFER_WITHDRAWN";
 }
 
 /// One notification for an engineer, about a task of a work order.

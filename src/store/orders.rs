@@ -134,14 +134,20 @@ pub async fn update_if_current<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     let updated = res.rows_affected == 1;
-    // An order that no longer waits for a dispatcher needs no retry of its dispatch.
-    let waiting = State::AwaitingManual.as_str();
-    if updated && before.state == waiting && after.state != waiting {
-        entity::timer::Entity::delete_many()
-            .filter(entity::timer::Column::WorkOrderId.eq(before.id.as_str()))
-            .filter(entity::timer::Column::Kind.eq(super::timers::kind::RETRY_DISPATCH))
-            .exec(conn)
-            .await?;
+    // The timers of a state the order leaves are moot: an order that no longer waits for a
+    // dispatcher needs no retry, one no longer on offer no expiry of the offer.
+    use super::timers::kind;
+    for (state, timer) in [
+        (State::AwaitingManual, kind::RETRY_DISPATCH),
+        (State::Offered, kind::OFFER_EXPIRY),
+    ] {
+        if updated && before.state == state.as_str() && after.state != state.as_str() {
+            entity::timer::Entity::delete_many()
+                .filter(entity::timer::Column::WorkOrderId.eq(before.id.as_str()))
+                .filter(entity::timer::Column::Kind.eq(timer))
+                .exec(conn)
+                .await?;
+        }
     }
     Ok(updated)
 }

@@ -17,6 +17,13 @@ pub mod task_status {
     pub const CANCELLED: &str = "CANCELLED";
     /// Not accepted by its deadline, and taken back (`onAcceptTimeout: REDISPATCH`).
     pub const EXPIRED: &str = "EXPIRED";
+    /// An order offered to the engineer (strategy OFFER), not yet claimed by anyone.
+    pub const OFFERED: &str = "OFFERED";
+    /// The engineer claimed the offer (its task to do the work is issued apart).
+    pub const CLAIMED: &str = "CLAIMED";
+    /// The offer ended without this engineer (another claimed it, a dispatcher decided, it
+    /// expired, the order was cancelled).
+    pub const WITHDRAWN: &str = "WITHDRAWN";
     pub const OPEN: [&str; 2] = [ASSIGNED, ACCEPTED];
 }
 
@@ -74,4 +81,39 @@ pub async fn set_task_status<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// The engineer's tasks of the order (any status).
+pub async fn of_engineer<C: ConnectionTrait>(conn: &C, order_id: &str, engineer_id: &str) -> Result<Vec<task::Model>> {
+    Ok(task::Entity::find()
+        .filter(task::Column::WorkOrderId.eq(order_id))
+        .filter(task::Column::EngineerId.eq(engineer_id))
+        .all(conn)
+        .await?)
+}
+
+/// Ends the order's offer: its OFFERED tasks (but `except`) become WITHDRAWN; returns them
+/// as they were.
+pub async fn withdraw_offered<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+    except: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Vec<task::Model>> {
+    let mut q = task::Entity::find()
+        .filter(task::Column::WorkOrderId.eq(order_id))
+        .filter(task::Column::Status.eq(task_status::OFFERED));
+    if let Some(id) = except {
+        q = q.filter(task::Column::Id.ne(id));
+    }
+    let offered = q.all(conn).await?;
+    if !offered.is_empty() {
+        task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(task_status::WITHDRAWN))
+            .col_expr(task::Column::UpdatedAt, Expr::value(at))
+            .filter(task::Column::Id.is_in(offered.iter().map(|t| t.id.clone())))
+            .exec(conn)
+            .await?;
+    }
+    Ok(offered)
 }

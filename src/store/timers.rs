@@ -17,6 +17,8 @@ pub mod kind {
     pub const ACCEPT_DEADLINE: &str = "ACCEPT_DEADLINE";
     /// An order waiting for manual dispatch: automatic dispatch runs again (with backoff).
     pub const RETRY_DISPATCH: &str = "RETRY_DISPATCH";
+    /// An offer (strategy OFFER) nobody claimed: the order goes to a dispatcher.
+    pub const OFFER_EXPIRY: &str = "OFFER_EXPIRY";
 }
 
 /// Queues the cancellation of an order's timers of `kind` with the change's other writes.

@@ -18,6 +18,7 @@ mod loaders;
 mod matrix;
 mod permissions;
 mod plans;
+mod pool;
 mod rights;
 mod rules;
 mod schema;

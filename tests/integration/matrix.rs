@@ -165,6 +165,15 @@ async fn seed() -> Seeded {
         q0.as_str(),
         "{v6}"
     );
+    // o7: on offer to P's engineers (strategy OFFER): each offered engineer holds an OFFERED
+    // task of it and sees it as a former assignee does; nobody else's.
+    let pool = json!({"name": "RulePool-secret-m4",
+        "conditions": [{"field": "CUSTOMER", "operator": "EQUALS", "values": ["Pool-Customer-8"]}],
+        "target": {"partnerIds": [pa], "strategy": "OFFER"}});
+    app.ok(&a.admin_token, RULE, json!({ "i": pool })).await;
+    let o7 = order(&app, &a_disp, &wa, "OrderO7-t8", "Pool-Customer-8").await;
+    let v7 = app.ok(&a_disp, q6, json!({ "o": o7 })).await;
+    assert_eq!(v7["workOrder"]["state"], "OFFERED", "{v7}");
     let _ = p_disp_id;
 
     let callers = vec![

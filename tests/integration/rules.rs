@@ -802,6 +802,7 @@ async fn an_import_checks_every_rule_as_create_does_and_writes_all_or_nothing() 
         conditions: Vec::new(),
         target: TargetInput {
             assigns: dispatchd::domain::dispatch::Assigns::Engineer,
+            offer_within: None,
             engineer_id: None,
             partner_ids: Some(vec![partner.into()]),
             strategy: Some(Strategy::RoundRobin),

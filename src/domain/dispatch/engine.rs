@@ -228,6 +228,9 @@ pub struct Decision {
     pub trace: Vec<RuleTrace>,
     /// (rule index, engineer index into `Candidates::engineers`)
     pub winner: Option<(usize, usize)>,
+    /// The winning rule's strategy is OFFER: every eligible engineer (indexes), offered the
+    /// order at once.
+    pub offered: Vec<usize>,
 }
 
 fn text_holds(t: &TextTest, v: Option<&str>) -> bool {
@@ -366,6 +369,8 @@ pub(super) fn pick_by<'a>(
             .copied()
             .min_by_key(|&i| (load(i).1, load(i).0, i))
             .unwrap_or(eligible[0]),
+        // Offered to all of them; the first in ID order stands for the pool.
+        Strategy::Offer => eligible[0],
     }
 }
 
@@ -446,7 +451,9 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
                 }
                 None
             }
-            Target::Partners { partner_ids, strategy } => {
+            Target::Partners {
+                partner_ids, strategy, ..
+            } => {
                 for (pi, pid) in partner_ids.iter().enumerate() {
                     // A partner named twice (rules are stored de-duplicated, but a revision is
                     // data) is considered once: its engineers are not counted or listed twice.
@@ -457,7 +464,7 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
                 }
                 Some(*strategy)
             }
-            Target::Team { strategy } => {
+            Target::Team { strategy, .. } => {
                 // A provider's own engineers: the candidates hold the one partner record the
                 // order reached the provider through.
                 let mut partners: Vec<&PartnerInfo> = c.partners.values().collect();
@@ -482,6 +489,10 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
             Some(s) => pick(s, &rule.spec.id, &eligible, c),
             None => eligible[0],
         };
+        let offered = match strategy {
+            Some(Strategy::Offer) => eligible.clone(),
+            _ => Vec::new(),
+        };
         trace.push(RuleTrace::Won {
             picked: engineer,
             strategy,
@@ -490,9 +501,14 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
         return Decision {
             trace,
             winner: Some((ri, engineer)),
+            offered,
         };
     }
-    Decision { trace, winner: None }
+    Decision {
+        trace,
+        winner: None,
+        offered: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -650,6 +666,7 @@ mod tests {
         Target::Partners {
             partner_ids: ids.iter().map(|s| s.to_string()).collect(),
             strategy,
+            offer_within_secs: None,
         }
     }
 

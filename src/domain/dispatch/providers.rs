@@ -127,9 +127,14 @@ pub fn evaluate_providers(rules: &RuleSet, o: &OrderFacts, c: &ProviderCandidate
         return Decision {
             trace,
             winner: Some((ri, picked)),
+            offered: Vec::new(),
         };
     }
-    Decision { trace, winner: None }
+    Decision {
+        trace,
+        winner: None,
+        offered: Vec::new(),
+    }
 }
 
 /// Whether a rule takes part in an evaluation of `assigns`: enabled, of that stage, its

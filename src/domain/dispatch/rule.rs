@@ -40,6 +40,9 @@ pub enum Strategy {
     RoundRobin,
     LeastLoaded,
     FewestToday,
+    /// Not a pick: the order is offered to every eligible engineer at once, and the first to
+    /// claim it gets it (engineers only).
+    Offer,
 }
 
 impl Strategy {
@@ -48,6 +51,7 @@ impl Strategy {
             Strategy::RoundRobin => "ROUND_ROBIN",
             Strategy::LeastLoaded => "LEAST_LOADED",
             Strategy::FewestToday => "FEWEST_TODAY",
+            Strategy::Offer => "OFFER",
         }
     }
 }
@@ -82,6 +86,9 @@ pub enum Target {
     Partners {
         partner_ids: Vec<String>,
         strategy: Strategy,
+        /// Strategy OFFER: how long the offer stands before a dispatcher decides.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_within_secs: Option<u64>,
     },
     /// One of these service providers (an upstream's rule, two-stage dispatch).
     Providers {
@@ -92,6 +99,9 @@ pub enum Target {
     /// a two-stage dispatch).
     Team {
         strategy: Strategy,
+        /// Strategy OFFER: how long the offer stands before the provider's dispatcher decides.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_within_secs: Option<u64>,
     },
 }
 
@@ -113,13 +123,32 @@ impl Target {
 
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
-            Target::Partners { strategy, .. } | Target::Providers { strategy, .. } | Target::Team { strategy } => {
+            Target::Partners { strategy, .. } | Target::Providers { strategy, .. } | Target::Team { strategy, .. } => {
                 Some(*strategy)
             }
             Target::Engineer { .. } => None,
         }
     }
+
+    /// Strategy OFFER: how long an offer stands (the default when the rule sets none).
+    pub fn offer_within_secs(&self) -> Option<u64> {
+        match self {
+            Target::Partners {
+                strategy: Strategy::Offer,
+                offer_within_secs,
+                ..
+            }
+            | Target::Team {
+                strategy: Strategy::Offer,
+                offer_within_secs,
+            } => Some(offer_within_secs.unwrap_or(DEFAULT_OFFER_SECS)),
+            _ => None,
+        }
+    }
 }
+
+/// How long an offer stands when its rule does not say: fifteen minutes.
+pub const DEFAULT_OFFER_SECS: u64 = 900;
 
 /// A rule as stored in a revision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -470,6 +499,7 @@ mod tests {
             target: Target::Partners {
                 partner_ids: vec!["ptn_1".into()],
                 strategy: Strategy::RoundRobin,
+                offer_within_secs: None,
             },
         };
         let json = serde_json::to_value(&spec).unwrap();

@@ -31,6 +31,9 @@ mirror!(
         /// its rules) to assign one of its engineers. The upstream's fields are filled; the
         /// engineer's (`field_outDealUser__c`) is empty.
         ProviderAssigned,
+        /// Offered to eligible engineers at once (a rule with strategy OFFER); the first to
+        /// `claimWorkOrder` gets it; unclaimed in time, it goes to a dispatcher.
+        Offered,
         /// An engineer is assigned (the eight dispatch fields are filled).
         EngineerAssigned,
         /// The next node is the engineer's: a task was issued to the engineer.
@@ -134,6 +137,12 @@ pub enum TaskStatus {
     /// Not accepted by its deadline and taken back to be dispatched again
     /// (`onAcceptTimeout: REDISPATCH`).
     Expired,
+    /// An order offered to the engineer (strategy OFFER): `claimWorkOrder` takes it.
+    Offered,
+    /// The engineer claimed the offer (its task to do the work is another, ASSIGNED).
+    Claimed,
+    /// The offer ended without this engineer.
+    Withdrawn,
 }
 
 mirror!(
@@ -161,6 +170,12 @@ mirror!(
         /// The engineer did not accept its task by the node's deadline (`acceptWithin`): taken
         /// back and dispatched again (`onAcceptTimeout: REDISPATCH`).
         TaskExpired,
+        /// Offered to eligible engineers at once (strategy OFFER; who, in `data`).
+        Offered,
+        /// An offered engineer claimed the order.
+        Claimed,
+        /// Nobody claimed the offer in time: the order went to a dispatcher.
+        OfferExpired,
     }
 );
 

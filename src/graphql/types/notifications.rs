@@ -18,6 +18,11 @@ pub enum TaskNotificationKind {
     TaskRevoked,
     /// The task changed (accepted, declined).
     TaskUpdated,
+    /// An order is offered to the engineer (and to others at once): `claimWorkOrder` takes it.
+    TaskOffered,
+    /// The offer is over (another engineer claimed it, a dispatcher decided, it expired or
+    /// the order was cancelled).
+    OfferWithdrawn,
 }
 
 /// A standard task notification.
@@ -55,6 +60,8 @@ impl TaskNotification {
         match self.0.notification.kind.as_str() {
             "TASK_ASSIGNED" => TaskNotificationKind::TaskAssigned,
             "TASK_REVOKED" => TaskNotificationKind::TaskRevoked,
+            "TASK_OFFERED" => TaskNotificationKind::TaskOffered,
+            "OFFER_WITHDRAWN" => TaskNotificationKind::OfferWithdrawn,
             _ => TaskNotificationKind::TaskUpdated,
         }
     }
@@ -116,6 +123,11 @@ impl TaskNotificationConnection {
 #[derive(InputObject)]
 pub struct AcceptTaskInput {
     pub task_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ClaimWorkOrderInput {
+    pub work_order_id: ID,
 }
 
 #[derive(InputObject)]

@@ -72,6 +72,10 @@ mirror!(
         LeastLoaded,
         /// Fewest orders assigned today, UTC (then fewest open, then ID).
         FewestToday,
+        /// Not a pick: the order is offered to every eligible engineer at once (each told
+        /// `TASK_OFFERED`), the first to `claimWorkOrder` gets it; unclaimed within the rule's
+        /// `offerWithin` (15 minutes by default), a dispatcher decides. Engineers only.
+        Offer,
     }
 );
 
@@ -126,6 +130,9 @@ impl From<RuleConditionInput> for d::Condition {
 pub struct RuleTargetInput {
     #[graphql(default_with = "AssignTo::Engineer")]
     pub assign_to: AssignTo,
+    /// Strategy OFFER: how long the offer stands, an ISO 8601 duration from PT1M to P7D
+    /// (PT15M when omitted).
+    pub offer_within: Option<String>,
     pub engineer_id: Option<ID>,
     pub partner_ids: Option<Vec<ID>>,
     pub strategy: Option<DispatchStrategy>,
@@ -135,6 +142,7 @@ impl From<RuleTargetInput> for rules::TargetInput {
     fn from(t: RuleTargetInput) -> Self {
         rules::TargetInput {
             assigns: t.assign_to.into(),
+            offer_within: t.offer_within,
             engineer_id: t.engineer_id.map(|i| i.0),
             partner_ids: t.partner_ids.map(|v| v.into_iter().map(|i| i.0).collect()),
             strategy: t.strategy.map(Into::into),
@@ -174,6 +182,10 @@ impl RuleTarget {
     }
     async fn strategy(&self) -> Option<DispatchStrategy> {
         self.0.strategy().map(Into::into)
+    }
+    /// Strategy OFFER: how long an offer stands (ISO 8601).
+    async fn offer_within(&self) -> Option<String> {
+        self.0.offer_within_secs().map(crate::domain::validate::iso_duration)
     }
 }
 

@@ -8,7 +8,7 @@ use crate::domain::TenantKind;
 use crate::domain::assignment::{
     self, AssignKind, Assignee, AssignmentPlan, DispatchFields, Method, Provider, ProviderStage,
 };
-use crate::domain::work_order::{Command, EventKind};
+use crate::domain::work_order::{Command, EventKind, State};
 use crate::domain::workflow::Acceptance;
 use crate::error::{Error, Result};
 use crate::ids;
@@ -241,6 +241,10 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
                         "engineer {old} replaced by '{}' ({})",
                         chosen.engineer_name, chosen.engineer_id
                     ),
+                    (None, Command::Claim) => format!(
+                        "engineer '{}' ({}) claimed the offer",
+                        chosen.engineer_name, chosen.engineer_id
+                    ),
                     (None, Command::AutoAssign) if planned.stage.is_some() => format!(
                         "engineer '{}' ({}) assigned automatically by the service provider's rules",
                         chosen.engineer_name, chosen.engineer_id
@@ -442,6 +446,10 @@ async fn assign_in_tx(
     let mut history = History::new(&updated.id, upstream, Some(&recorded), now);
     if two_stage {
         history.tell_provider(caller.tenant_id());
+    }
+    // A dispatcher decides while the order is on offer: the offer ends.
+    if order.state == State::Offered.as_str() {
+        super::claim::withdraw_offer(&tx, &order.id, None, &mut history).await?;
     }
     write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
     commit(state, tx, history).await?;

@@ -18,10 +18,12 @@ use super::current::{load_current, stale, state_of};
 use super::stages::{ProviderOutcome, run_provider_rules, settle_first_stage};
 use super::unit_of_work::{History, commit};
 
-/// What the rules decided: their trace, and the engineer claimed for the order, if any.
+/// What the rules decided: their trace, and the engineer claimed for the order, or the
+/// engineers it is offered to (a rule with strategy OFFER), if any.
 pub(crate) struct Outcome {
     pub trace: rules::StoredTrace,
     pub chosen: Option<Chosen>,
+    pub offer: Option<super::claim::Offer>,
 }
 
 /// Whose rules run, over whose engineers.
@@ -93,8 +95,30 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
         let (set, cands) = (&p.set, &mut p.cands);
         let trace = rules::store_trace(set, facts, cands, &decision);
         let Some((ri, ei)) = decision.winner else {
-            return Ok(Outcome { trace, chosen: None });
+            return Ok(Outcome {
+                trace,
+                chosen: None,
+                offer: None,
+            });
         };
+        if !decision.offered.is_empty() {
+            // Strategy OFFER: nobody is claimed now; the first offered engineer to claim wins.
+            let rule = &set.rules[ri].spec;
+            let offer = super::claim::Offer {
+                engineers: decision
+                    .offered
+                    .iter()
+                    .map(|&i| cands.engineers[i].id.clone())
+                    .collect(),
+                within_secs: rule.target.offer_within_secs().unwrap_or(rules::DEFAULT_OFFER_SECS),
+                rule_id: rule.id.clone(),
+            };
+            return Ok(Outcome {
+                trace,
+                chosen: None,
+                offer: Some(offer),
+            });
+        }
         let e = &cands.engineers[ei];
         if order_store::claim_engineer(tx, &e.id, of.upstream).await? {
             let rule_id = &set.rules[ri].spec.id;
@@ -119,6 +143,7 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
             return Ok(Outcome {
                 trace,
                 chosen: Some(chosen),
+                offer: None,
             });
         }
         // Full (or no longer assignable) since it was read: evaluate again without it.
@@ -228,6 +253,11 @@ pub(crate) fn settle_auto(
     caller: &Caller,
     history: &mut History<'_>,
 ) -> Result<Option<(Chosen, Planned)>> {
+    if let Some(offer) = outcome.offer {
+        order.dispatch_rule_id = Some(offer.rule_id.clone());
+        super::claim::offer_order(order, from, offer, node, history)?;
+        return Ok(None);
+    }
     match outcome.chosen {
         Some(ch) => {
             let plan = assignment::plan(from, AssignKind::Automatic, &node.flow.nodes, node.engineer_index())?;

@@ -41,6 +41,9 @@ pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInp
         let partner = super::stages::partner_of_order(&tx, &order).await?;
         history.tell_provider(&partner.downstream_tenant_id);
     }
+    if current == State::Offered {
+        super::claim::withdraw_offer(&tx, &order.id, None, &mut history).await?;
+    }
     if current.has_engineer() {
         // The engineer's row before its notification counter, as every dispatch takes them
         // (claim, then notify), so a cancellation and a dispatch never wait on each other.

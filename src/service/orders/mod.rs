@@ -2,6 +2,7 @@
 mod assign;
 mod auto;
 mod cancel;
+mod claim;
 mod create;
 mod current;
 mod explain;
@@ -20,6 +21,7 @@ use crate::store;
 pub use assign::{AssignInput, Chosen, assign_engineer};
 pub use auto::{INTERRUPTED, RetryInput, interrupted_before, retry_auto_dispatch, roll_forward};
 pub use cancel::{CancelInput, cancel_work_order};
+pub use claim::claim_work_order;
 pub use create::create_work_order;
 pub use explain::{Explain, explain_dispatch};
 pub use input::{MAX_CUSTOM_FIELDS_BYTES, MAX_DESCRIPTION, MAX_REASON, MAX_TEXT, NewOrder};
@@ -28,6 +30,7 @@ pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign
 // For the engineer's side of a task (`service::tasks`), which dispatches again on a decline.
 pub(crate) use assign::write_assignment;
 pub(crate) use auto::{RulesOf, attempt_message, retry_due, run_rules, settle_auto, with_retries};
+pub(crate) use claim::offer_due;
 pub(crate) use current::state_of;
 pub(crate) use input::text;
 pub(crate) use stages::{at_provider, partner_of_order};

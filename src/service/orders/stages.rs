@@ -158,6 +158,12 @@ pub(crate) async fn at_provider<C: ConnectionTrait>(
     let facts = rules::facts_of(order)?;
     let outcome = run_rules(state, tx, history, &of, &facts, Some(&order_id), None, lock).await?;
     order.provider_dispatch_trace = Some(rules::trace_json(&outcome.trace)?);
+    if let Some(offer) = outcome.offer {
+        // The provider's rule offers the order among its engineers.
+        order.provider_rule_id = Some(offer.rule_id.clone());
+        super::claim::offer_order(order, State::ProviderAssigned, offer, node, history)?;
+        return Ok(None);
+    }
     let Some(chosen) = outcome.chosen else {
         return Ok(None);
     };

@@ -32,6 +32,8 @@ pub(crate) struct History<'a> {
     /// time in a row it found nobody.
     pub waits_for_dispatcher: bool,
     pub retry_attempt: i32,
+    /// An offer the change makes (strategy OFFER), written at commit.
+    pub offer: Option<super::claim::PendingOffer>,
     /// The round-robin cursors of the rules that picked an engineer or a service provider
     /// (two-stage dispatch: up to one per stage), checked and moved last.
     pub cursors: Vec<rules::CursorMove>,
@@ -50,6 +52,7 @@ impl<'a> History<'a> {
             told: Vec::new(),
             waits_for_dispatcher: false,
             retry_attempt: 0,
+            offer: None,
             cursors: Vec::new(),
         }
     }
@@ -211,6 +214,9 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
     }
     if history.waits_for_dispatcher {
         schedule_retry(state, &tx, &mut history);
+    }
+    if let Some(offer) = history.offer.take() {
+        super::claim::write_offer(&tx, &mut history, offer).await?;
     }
     // The providers told (two-stage dispatch) have their own sequences.
     let told = history.provider_rows();

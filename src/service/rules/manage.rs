@@ -18,6 +18,8 @@ pub const MAX_RULES: usize = 10_000;
 
 pub struct TargetInput {
     pub assigns: Assigns,
+    /// Strategy OFFER: how long the offer stands (an ISO 8601 duration).
+    pub offer_within: Option<String>,
     pub engineer_id: Option<String>,
     pub partner_ids: Option<Vec<String>>,
     pub strategy: Option<Strategy>,
@@ -48,6 +50,7 @@ fn bad(e: RuleError) -> Error {
 /// (two-stage dispatch's second stage): one of its own engineers, or a strategy over all of them.
 async fn check_target<C: ConnectionTrait>(conn: &C, caller: &Caller, t: TargetInput) -> Result<Target> {
     let upstream = caller.is_upstream();
+    let offer_within_secs = check_offer(&t)?;
     match (t.assigns, t.engineer_id, t.partner_ids) {
         (Assigns::Provider, _, _) if !upstream => Err(Error::bad_input(
             "target.assignTo",
@@ -93,10 +96,17 @@ async fn check_target<C: ConnectionTrait>(conn: &C, caller: &Caller, t: TargetIn
         )),
         (Assigns::Engineer, None, Some(ids)) => {
             let (partner_ids, strategy) = check_partners(conn, caller, ids, t.strategy).await?;
-            Ok(Target::Partners { partner_ids, strategy })
+            Ok(Target::Partners {
+                partner_ids,
+                strategy,
+                offer_within_secs,
+            })
         }
         (Assigns::Engineer, None, None) if !upstream => match t.strategy {
-            Some(strategy) => Ok(Target::Team { strategy }),
+            Some(strategy) => Ok(Target::Team {
+                strategy,
+                offer_within_secs,
+            }),
             None => Err(Error::bad_input(
                 "target.strategy",
                 "give a strategy (over all of this provider's engineers) or one engineerId",
@@ -106,6 +116,37 @@ async fn check_target<C: ConnectionTrait>(conn: &C, caller: &Caller, t: TargetIn
             "target",
             "give exactly one of engineerId and partnerIds",
         )),
+    }
+}
+
+/// Bounds of an offer's time limit: a minute to seven days.
+const OFFER_WITHIN: std::ops::RangeInclusive<u64> = 60..=7 * 86_400;
+
+/// The offer's time limit, for strategy OFFER only (which offers engineers, never providers).
+fn check_offer(t: &TargetInput) -> Result<Option<u64>> {
+    let offer = t.strategy == Some(Strategy::Offer);
+    if offer && (t.assigns == Assigns::Provider || t.engineer_id.is_some()) {
+        return Err(Error::bad_input(
+            "target.strategy",
+            "OFFER offers the order to engineers of partners (or of a provider's own team) at once",
+        ));
+    }
+    match (&t.offer_within, offer) {
+        (None, _) => Ok(None),
+        (Some(_), false) => Err(Error::bad_input(
+            "target.offerWithin",
+            "only a rule with strategy OFFER takes an offer's time limit",
+        )),
+        (Some(d), true) => {
+            let secs = validate::duration(d).map_err(|m| Error::bad_input("target.offerWithin", m))?;
+            if !OFFER_WITHIN.contains(&secs) {
+                return Err(Error::bad_input(
+                    "target.offerWithin",
+                    "must be between a minute (PT1M) and seven days (P7D)",
+                ));
+            }
+            Ok(Some(secs))
+        }
     }
 }
 
@@ -119,7 +160,7 @@ async fn check_partners<C: ConnectionTrait>(
     let strategy = strategy.ok_or_else(|| {
         Error::bad_input(
             "target.strategy",
-            "partner targets need a strategy: ROUND_ROBIN, LEAST_LOADED or FEWEST_TODAY",
+            "partner targets need a strategy: ROUND_ROBIN, LEAST_LOADED, FEWEST_TODAY or OFFER",
         )
     })?;
     if ids.is_empty() {

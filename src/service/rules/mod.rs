@@ -6,6 +6,7 @@ mod snapshot;
 
 use serde_json::Value;
 
+pub use crate::domain::dispatch::rule::DEFAULT_OFFER_SECS;
 pub use cache::RuleCache;
 pub use manage::{MAX_RULES, RuleChange, RuleInput, TargetInput, create, delete, import, list, reorder, update};
 pub use providers::provider_candidates;
