@@ -735,3 +735,51 @@ async fn sigterm_finishes_requests_in_flight_and_closes_websockets() {
     let st = p.exited_within(Duration::from_secs(6)).await;
     assert!(st.success(), "a clean exit after SIGTERM: {st:?}");
 }
+
+/// Timers due when an instance is killed (SIGKILL) in the middle of firing them: each fires
+/// exactly once — what the victim committed stays fired, what it had not is fired by the
+/// survivor — and every invariant holds.
+#[tokio::test]
+async fn timers_due_when_an_instance_is_killed_fire_exactly_once() {
+    const N: i64 = 300;
+    // The survivor looks for due timers only when asked (below), after the kill.
+    let app = TestApp::spawn_with(|c| c.timer_tick_ms = 3_600_000).await;
+    let w = World::new(&app, 900).await;
+    w.partner_rule(&app, 1000, "ROUND_ROBIN").await;
+    let mut wf = dispatch_workflow();
+    wf["name"] = json!("Accept within a minute");
+    wf["nodes"][1]["acceptWithin"] = json!("PT1M");
+    let r = app.ok(&w.up.admin_token, CREATE_WORKFLOW, json!({ "i": wf })).await;
+    let workflow = s(&r["createWorkflow"]["workflow"]["id"]);
+    for _ in 0..N {
+        w.order_in(&app, &workflow).await;
+    }
+    let deadlines = "SELECT COUNT(*) FROM timers WHERE kind = 'ACCEPT_DEADLINE'";
+    assert_eq!(app.scalar(deadlines).await, N);
+    // All due now; the victim fires them every 10 ms.
+    entity::timer::Entity::update_many()
+        .col_expr(entity::timer::Column::DueAt, Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let mut victim = Proc::start(&app.database_url, &[("DISPATCHD_TIMER_TICK_MS", "10")]).await;
+    let accepted = "SELECT COUNT(*) FROM work_order_events WHERE kind = 'TASK_ACCEPTED'";
+    let t = Instant::now();
+    while app.scalar(accepted).await < 10 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the victim fires");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    let by_victim = app.scalar(accepted).await;
+    let by_survivor = dispatchd::service::timers::fire_due(&app.state, chrono::Utc::now())
+        .await
+        .unwrap() as i64;
+    eprintln!("killed after {by_victim} fired; the survivor fired {by_survivor}");
+    assert_eq!(by_victim + by_survivor, N, "each fired once");
+    assert_eq!(app.scalar(accepted).await, N, "one acceptance per task");
+    assert_eq!(app.scalar(deadlines).await, 0);
+    let open = "SELECT COUNT(*) FROM tasks WHERE status = 'ACCEPTED'";
+    assert_eq!(app.scalar(open).await, N);
+    assert_consistent(&app).await;
+}
