@@ -92,7 +92,10 @@ async fn run(n: usize, window: Duration, tick_ms: u64) -> Run {
         })
         .collect();
     for chunk in rows.chunks(500) {
-        timer::Entity::insert_many(chunk.to_vec()).exec(&state.db).await.unwrap();
+        timer::Entity::insert_many(chunk.to_vec())
+            .exec(&state.db)
+            .await
+            .unwrap();
     }
     let pid = std::process::id().to_string();
     let (cpu0, t0) = (cpu_seconds(&pid), Instant::now());
@@ -149,7 +152,9 @@ fn main() {
         .map(|tick| rt.block_on(run(n, window, tick)))
         .collect();
     println!();
-    println!("| timers | due over | tick ms | fired | lag p50 ms | lag p99 ms | lag max ms | fired per s | CPU ms per 1,000 | took s |");
+    println!(
+        "| timers | due over | tick ms | fired | lag p50 ms | lag p99 ms | lag max ms | fired per s | CPU ms per 1,000 | took s |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for r in &runs {

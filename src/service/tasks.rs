@@ -89,15 +89,8 @@ async fn accept(
     if !store::orders::update_if_current(&tx, &order, &touched).await? {
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
-    if !store::tasks::set_task_status(&tx, &task.id, &[task_status::ASSIGNED], task_status::ACCEPTED, now).await? {
-        return Err(Error::Conflict(format!(
-            "task {} changed meanwhile: reload it",
-            task.id
-        )));
-    }
-    store::tasks::deadline_moot(&tx, &task).await?;
-    let mut history = History::new(&order.id, &order.tenant_id, actor, now);
-    tell_provider_of(&mut history, &order, &task);
+    let from = [task_status::ASSIGNED];
+    let mut history = close_task(&tx, &task, &order, &from, task_status::ACCEPTED, actor, now).await?;
     let (message, data) = match automatic {
         None => (
             format!("task {} accepted by the engineer", task.id),
@@ -247,15 +240,7 @@ pub(crate) async fn give_back(
         GiveBack::Declined(_) => (task_status::DECLINED, notify_kind::TASK_UPDATED),
         GiveBack::Expired { .. } => (task_status::EXPIRED, notify_kind::TASK_REVOKED),
     };
-    if !store::tasks::set_task_status(&tx, &task.id, &task_status::OPEN, status, now).await? {
-        return Err(Error::Conflict(format!(
-            "task {} changed meanwhile: reload it",
-            task.id
-        )));
-    }
-    store::tasks::deadline_moot(&tx, &task).await?;
-    let mut history = History::new(&order.id, &order.tenant_id, actor, now);
-    tell_provider_of(&mut history, &order, &task);
+    let mut history = close_task(&tx, &task, &order, &task_status::OPEN, status, actor, now).await?;
     match &why {
         GiveBack::Declined(reason) => history.step(
             back,
@@ -345,6 +330,31 @@ pub(crate) async fn give_back(
     }
     commit(state, tx, history).await?;
     Ok(closed)
+}
+
+/// Moves the engineer's task from one of `from` to `status` (CONFLICT when another change got
+/// there first), cancels its acceptance deadline, and starts the change's history (the
+/// provider that assigned the task told, in a two-stage flow).
+#[allow(clippy::too_many_arguments)]
+async fn close_task<'a>(
+    tx: &DatabaseTransaction,
+    task: &task::Model,
+    order: &'a work_order::Model,
+    from: &[&str],
+    status: &str,
+    actor: Option<&'a Actor>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<History<'a>> {
+    if !store::tasks::set_task_status(tx, &task.id, from, status, now).await? {
+        return Err(Error::Conflict(format!(
+            "task {} changed meanwhile: reload it",
+            task.id
+        )));
+    }
+    store::tasks::deadline_moot(tx, task).await?;
+    let mut history = History::new(&order.id, &order.tenant_id, actor, now);
+    tell_provider_of(&mut history, order, task);
+    Ok(history)
 }
 
 /// Two-stage dispatch: the engineer's provider, which assigned the task, is told of what the

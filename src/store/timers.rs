@@ -74,14 +74,13 @@ pub fn delete<C: ConnectionTrait>(batch: &mut Batch, conn: &C, id: &str) {
     batch.add_query(conn, &timer::Entity::delete_by_id(id.to_owned()));
 }
 
-/// How many timers wait, and the earliest due time (for the operators' figures).
-pub async fn pending<C: ConnectionTrait>(conn: &C) -> Result<(u64, Option<DateTime<Utc>>)> {
-    use sea_orm::PaginatorTrait;
-    let n = timer::Entity::find().count(conn).await?;
-    let first = timer::Entity::find()
+/// The earliest due time of the timers waiting, if any.
+pub async fn next_due<C: ConnectionTrait>(conn: &C) -> Result<Option<DateTime<Utc>>> {
+    Ok(timer::Entity::find()
+        .select_only()
+        .column(timer::Column::DueAt)
         .order_by_asc(timer::Column::DueAt)
+        .into_tuple()
         .one(conn)
-        .await?
-        .map(|t| t.due_at);
-    Ok((n, first))
+        .await?)
 }

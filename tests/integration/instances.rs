@@ -758,7 +758,10 @@ async fn timers_due_when_an_instance_is_killed_fire_exactly_once() {
     assert_eq!(app.scalar(deadlines).await, N);
     // All due now; the victim fires them every 10 ms.
     entity::timer::Entity::update_many()
-        .col_expr(entity::timer::Column::DueAt, Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)))
+        .col_expr(
+            entity::timer::Column::DueAt,
+            Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)),
+        )
         .exec(&app.state.db)
         .await
         .unwrap();

@@ -65,6 +65,15 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
+    /// The order as read with the assignment on it, at its next version.
+    pub fn applied(&self, order: &work_order::Model, at: chrono::DateTime<chrono::Utc>) -> work_order::Model {
+        let mut updated = order.clone();
+        updated.version += 1;
+        updated.updated_at = at;
+        self.apply_to(&mut updated);
+        updated
+    }
+
     /// Puts the assignment on the order as read (`store::orders::update_if_current` writes
     /// what changed).
     pub fn apply_to(&self, o: &mut work_order::Model) {
@@ -406,10 +415,7 @@ async fn assign_in_tx(
             stage: None,
         },
     };
-    let mut updated = order.clone();
-    updated.version += 1;
-    updated.updated_at = now;
-    planned.apply_to(&mut updated);
+    let updated = planned.applied(&order, now);
     if !order_store::update_if_current(&tx, &order, &updated).await? {
         return Err(stale(&order, expected_version));
     }

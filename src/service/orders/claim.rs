@@ -182,10 +182,7 @@ async fn claim_once(state: &Services, actor: &Actor, order_id: &str) -> Result<w
             }
         }
     };
-    let mut updated = order.clone();
-    updated.version += 1;
-    updated.updated_at = now;
-    planned.apply_to(&mut updated);
+    let updated = planned.applied(&order, now);
     if !order_store::update_if_current(&tx, &order, &updated).await? {
         return Err(Error::Conflict(format!(
             "work order {order_id} changed meanwhile: reload it"
