@@ -125,9 +125,6 @@ pub(crate) async fn acceptance_due(
     timer: &entity::timer::Model,
     lock: rules::Lock,
 ) -> Result<()> {
-    use entity::timer as t;
-    use sea_orm::EntityTrait;
-    t::Entity::delete_by_id(timer.id.clone()).exec(&tx).await?;
     let Some(task_id) = timer.task_id.as_deref() else {
         return Ok(tx.commit().await?);
     };

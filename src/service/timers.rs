@@ -63,14 +63,14 @@ async fn fire(state: Services, id: String, at: DateTime<Utc>, lock: crate::servi
     let Some(timer) = store::timers::claim(&tx, id, at).await? else {
         return Ok(false);
     };
+    // Gone with what firing does (or with nothing, when it is moot): one commit for both.
+    store::timers::remove(&tx, id).await?;
     match timer.kind.as_str() {
         kind::ACCEPT_DEADLINE => crate::service::tasks::acceptance_due(state, tx, &timer, lock).await?,
         kind::RETRY_DISPATCH => crate::service::orders::retry_due(state, tx, &timer, lock).await?,
         kind::OFFER_EXPIRY => crate::service::orders::offer_due(state, tx, &timer, lock).await?,
         other => {
             tracing::error!(timer = %id, kind = other, "a timer of an unknown kind is dropped");
-            use sea_orm::EntityTrait;
-            entity::timer::Entity::delete_by_id(id.to_owned()).exec(&tx).await?;
             tx.commit().await?;
         }
     }

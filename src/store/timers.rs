@@ -69,9 +69,10 @@ pub async fn claim<C: ConnectionTrait>(conn: &C, id: &str, at: DateTime<Utc>) ->
     Ok(q.one(conn).await?)
 }
 
-/// Deletes a fired timer with the change's other writes.
-pub fn delete<C: ConnectionTrait>(batch: &mut Batch, conn: &C, id: &str) {
-    batch.add_query(conn, &timer::Entity::delete_by_id(id.to_owned()));
+/// Deletes a timer claimed for firing (in the firing's transaction).
+pub async fn remove<C: ConnectionTrait>(conn: &C, id: &str) -> Result<()> {
+    timer::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
+    Ok(())
 }
 
 /// The earliest due time of the timers waiting, if any.

@@ -297,6 +297,18 @@ pub fn holds(test: &Test, o: &OrderFacts) -> bool {
     }
 }
 
+/// Why a rule takes no part in an evaluation of `assigns` (disabled, of the other stage, a
+/// condition failing), or `None` when it does: it then looks for candidates.
+pub(super) fn passed_over(rule: &CompiledRule, o: &OrderFacts, assigns: Assigns) -> Option<RuleTrace> {
+    if !rule.spec.enabled {
+        return Some(RuleTrace::Disabled);
+    }
+    if rule.spec.target.assigns() != assigns {
+        return Some(RuleTrace::OtherStage);
+    }
+    first_failing(rule, o).map(RuleTrace::ConditionFailed)
+}
+
 /// The index of the first condition of `rule` that does not hold, if any.
 pub fn first_failing(rule: &CompiledRule, o: &OrderFacts) -> Option<usize> {
     rule.tests.iter().position(|t| !holds(t, o))
@@ -422,16 +434,8 @@ pub fn evaluate(rules: &RuleSet, o: &OrderFacts, c: &Candidates) -> Decision {
     let mut trace = Vec::with_capacity(rules.rules.len());
     let mut eligible = Vec::new();
     for (ri, rule) in rules.rules.iter().enumerate() {
-        if !rule.spec.enabled {
-            trace.push(RuleTrace::Disabled);
-            continue;
-        }
-        if rule.spec.target.assigns() != Assigns::Engineer {
-            trace.push(RuleTrace::OtherStage);
-            continue;
-        }
-        if let Some(ci) = first_failing(rule, o) {
-            trace.push(RuleTrace::ConditionFailed(ci));
+        if let Some(skipped) = passed_over(rule, o, Assigns::Engineer) {
+            trace.push(skipped);
             continue;
         }
         let mut pool = Pool::default();

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::engine::{
-    Decision, OrderFacts, PartnerInfo, Pool, Reasons, RuleTrace, first_failing, partner_reasons, pick_by,
+    Decision, OrderFacts, PartnerInfo, Pool, Reasons, RuleTrace, partner_reasons, passed_over, pick_by,
 };
 use super::rule::{Assigns, RuleSet, Target};
 use crate::domain::validate::region_within;
@@ -74,18 +74,14 @@ fn provider_reasons(p: &ProviderInfo, o: &OrderFacts, c: &ProviderCandidates) ->
 pub fn evaluate_providers(rules: &RuleSet, o: &OrderFacts, c: &ProviderCandidates) -> Decision {
     let mut trace = Vec::with_capacity(rules.rules.len());
     for (ri, rule) in rules.rules.iter().enumerate() {
-        if !rule.spec.enabled {
-            trace.push(RuleTrace::Disabled);
+        if let Some(skipped) = passed_over(rule, o, Assigns::Provider) {
+            trace.push(skipped);
             continue;
         }
         let Target::Providers { partner_ids, strategy } = &rule.spec.target else {
             trace.push(RuleTrace::OtherStage);
             continue;
         };
-        if let Some(ci) = first_failing(rule, o) {
-            trace.push(RuleTrace::ConditionFailed(ci));
-            continue;
-        }
         let mut pool = Pool::default();
         let mut eligible = Vec::new();
         for (pi, pid) in partner_ids.iter().enumerate() {
@@ -140,8 +136,7 @@ pub fn evaluate_providers(rules: &RuleSet, o: &OrderFacts, c: &ProviderCandidate
 /// Whether a rule takes part in an evaluation of `assigns`: enabled, of that stage, its
 /// conditions holding (the rules whose candidates are read).
 pub fn is_live(rules: &RuleSet, i: usize, o: &OrderFacts, assigns: Assigns) -> bool {
-    let r = &rules.rules[i];
-    r.spec.enabled && r.spec.target.assigns() == assigns && first_failing(r, o).is_none()
+    passed_over(&rules.rules[i], o, assigns).is_none()
 }
 
 #[cfg(test)]

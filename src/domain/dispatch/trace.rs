@@ -127,19 +127,6 @@ pub fn store_provider_trace(rules: &RuleSet, facts: &OrderFacts, c: &ProviderCan
     store_with(rules, facts, d, &ids)
 }
 
-/// A trace of an evaluation that did not run (nothing to evaluate at this stage).
-pub fn untried(facts: &OrderFacts, assigns: Assigns, at: chrono::DateTime<chrono::Utc>) -> StoredTrace {
-    StoredTrace {
-        revision: 0,
-        evaluated_at: at,
-        order: facts.clone(),
-        reached: 0,
-        pools: Vec::new(),
-        winner: None,
-        assigns,
-    }
-}
-
 /// A trace as a dispatcher reads it.
 pub struct TraceView {
     pub assigns: Assigns,

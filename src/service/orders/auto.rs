@@ -108,7 +108,7 @@ pub(crate) async fn run_rules<C: ConnectionTrait>(
                 engineers: decision
                     .offered
                     .iter()
-                    .map(|&i| cands.engineers[i].id.clone())
+                    .map(|&i| (cands.engineers[i].id.clone(), cands.engineers[i].tenant_id.clone()))
                     .collect(),
                 within_secs: rule.target.offer_within_secs().unwrap_or(rules::DEFAULT_OFFER_SECS),
                 rule_id: rule.id.clone(),
@@ -308,8 +308,6 @@ pub(crate) async fn retry_due(
     timer: &entity::timer::Model,
     lock: rules::Lock,
 ) -> Result<()> {
-    use sea_orm::EntityTrait;
-    entity::timer::Entity::delete_by_id(timer.id.clone()).exec(&tx).await?;
     let order = match order_store::lock_order(&tx, &timer.work_order_id).await? {
         Some(o) if state_of(&o)? == State::AwaitingManual => o,
         _ => return Ok(tx.commit().await?),

@@ -7,7 +7,7 @@
 //! by hand meanwhile, or a cancellation, withdraws it too.
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{engineer, task, timer, work_order};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 
 use crate::auth::Actor;
@@ -33,16 +33,17 @@ use super::auto::with_retries;
 use super::current::state_of;
 use super::unit_of_work::{History, commit};
 
-/// An offer a rule decided on: the engineers (their IDs), how long it stands, the rule.
+/// An offer a rule decided on: the engineers (ID, tenant), how long it stands, the rule.
 pub(crate) struct Offer {
-    pub engineers: Vec<String>,
+    pub engineers: Vec<(String, String)>,
     pub within_secs: u64,
     pub rule_id: String,
 }
 
 /// An offer to write with the change that makes it (`unit_of_work::commit`).
 pub(crate) struct PendingOffer {
-    pub engineers: Vec<String>,
+    /// (ID, tenant) of each engineer offered.
+    pub engineers: Vec<(String, String)>,
     /// The engineer's node the offered tasks are for (index, name).
     pub node: (usize, String),
     pub until: DateTime<Utc>,
@@ -70,7 +71,10 @@ pub(crate) fn offer_order(
             offer.engineers.len(),
             iso_duration(offer.within_secs)
         ),
-        Some(json!({ "engineers": offer.engineers, "offeredUntil": until })),
+        Some(json!({
+            "engineers": offer.engineers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            "offeredUntil": until
+        })),
     );
     order.state = step.to.as_str().to_owned();
     history.offer = Some(PendingOffer {
@@ -88,18 +92,13 @@ pub(crate) async fn write_offer(
     history: &mut History<'_>,
     offer: PendingOffer,
 ) -> Result<()> {
-    let ids: Vec<String> = offer.engineers.clone();
-    let tenants = engineer::Entity::find()
-        .filter(engineer::Column::Id.is_in(ids))
-        .all(tx)
-        .await?;
-    for e in &tenants {
+    for (engineer_id, tenant_id) in &offer.engineers {
         let t = task::Model {
             id: ids::new(ids::TASK),
             work_order_id: history.order_id.to_owned(),
             tenant_id: history.tenant_id.to_owned(),
-            engineer_id: e.id.clone(),
-            downstream_tenant_id: e.tenant_id.clone(),
+            engineer_id: engineer_id.clone(),
+            downstream_tenant_id: tenant_id.clone(),
             node_index: offer.node.0 as i32,
             node_name: offer.node.1.clone(),
             status: task_status::OFFERED.to_owned(),
@@ -108,7 +107,7 @@ pub(crate) async fn write_offer(
             accept_by: None,
         };
         store::tasks::insert(&mut history.batch, tx, &t);
-        history.notify(tx, &e.id, notify_kind::TASK_OFFERED, &t.id)?;
+        history.notify(tx, engineer_id, notify_kind::TASK_OFFERED, &t.id)?;
     }
     let expiry = timer::Model {
         id: ids::new(ids::TIMER),
@@ -242,7 +241,6 @@ pub(crate) async fn offer_due(
     t: &timer::Model,
     _lock: rules::Lock,
 ) -> Result<()> {
-    timer::Entity::delete_by_id(t.id.clone()).exec(&tx).await?;
     let order = match order_store::lock_order(&tx, &t.work_order_id).await? {
         Some(o) if state_of(&o)? == State::Offered => o,
         _ => return Ok(tx.commit().await?),

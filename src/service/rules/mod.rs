@@ -16,7 +16,7 @@ pub use snapshot::{
 };
 // The trace is the domain's; the dispatch use cases name it from here.
 pub use crate::domain::dispatch::trace::{
-    StoredPool, StoredTrace, TraceView, render, store_provider_trace, store_trace, summary_data, trace_json, untried,
+    StoredPool, StoredTrace, TraceView, render, store_provider_trace, store_trace, summary_data, trace_json,
 };
 
 use crate::error::{Error, Result};
