@@ -174,6 +174,14 @@ async fn seed() -> Seeded {
     let o7 = order(&app, &a_disp, &wa, "OrderO7-t8", "Pool-Customer-8").await;
     let v7 = app.ok(&a_disp, q6, json!({ "o": o7 })).await;
     assert_eq!(v7["workOrder"]["state"], "OFFERED", "{v7}");
+    // o8: assigned by hand at a node with an acceptance deadline: its task carries `acceptBy`.
+    let mut timed = dispatch_workflow();
+    timed["name"] = json!("WorkflowA3-w4");
+    timed["nodes"][1]["acceptWithin"] = json!("PT1H");
+    let wa3 =
+        s(&app.ok(&a.admin_token, CREATE_WORKFLOW, json!({ "i": timed })).await["createWorkflow"]["workflow"]["id"]);
+    let o8 = order(&app, &a_disp, &wa3, "OrderO8-t9", "Timed-Customer-9").await;
+    app.ok(&a_disp, ASSIGN, json!({"o": o8, "e": e0, "v": 1})).await;
     let _ = p_disp_id;
 
     let callers = vec![
