@@ -87,11 +87,7 @@ pub(crate) fn offer_order(
 
 /// Writes an offer with its change: an OFFERED task per engineer, each told, and the timer of
 /// its expiry.
-pub(crate) async fn write_offer(
-    tx: &DatabaseTransaction,
-    history: &mut History<'_>,
-    offer: PendingOffer,
-) -> Result<()> {
+pub(crate) fn write_offer(tx: &DatabaseTransaction, history: &mut History<'_>, offer: PendingOffer) -> Result<()> {
     for (engineer_id, tenant_id) in &offer.engineers {
         let t = task::Model {
             id: ids::new(ids::TASK),

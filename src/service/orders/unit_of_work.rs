@@ -216,7 +216,7 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
         schedule_retry(state, &tx, &mut history);
     }
     if let Some(offer) = history.offer.take() {
-        super::claim::write_offer(&tx, &mut history, offer).await?;
+        super::claim::write_offer(&tx, &mut history, offer)?;
     }
     // The providers told (two-stage dispatch) have their own sequences.
     let told = history.provider_rows();
