@@ -12,6 +12,7 @@ pub const TASK: &str = "tsk";
 pub const RULE: &str = "rul";
 pub const NOTIFICATION: &str = "ntf";
 pub const TIMER: &str = "tmr";
+pub const SLA_POLICY: &str = "sla";
 
 /// A new ID; IDs made later sort after IDs made earlier in the same process.
 pub fn new(prefix: &str) -> String {

@@ -57,6 +57,7 @@ pub async fn run(url: &str, rounds: usize) -> Vec<FilterTime> {
         engineer_id: None,
         region_prefix: None,
         external_ref: None,
+        sla: Default::default(),
     };
     let assigned = || Some(vec![State::EngineerAssigned, State::DownstreamTask]);
     let with = |q: OrderQuery, f: &dyn Fn(&mut OrderQuery)| {

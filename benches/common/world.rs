@@ -363,6 +363,10 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             dispatch_trace: Set(None),
             provider_rule_id: Set(None),
             provider_dispatch_trace: Set(None),
+            sla: Set(None),
+            sla_next_due: Set(None),
+            sla_next_warn: Set(None),
+            sla_settled: Set(None),
         };
         let history = i < scale.orders - scale.waiting;
         let candidates = &by_province[province];

@@ -10,6 +10,7 @@ pub mod notification;
 pub mod notification_counter;
 pub mod order_rejection;
 pub mod partner;
+pub mod sla_policy;
 pub mod task;
 pub mod tenant;
 pub mod timer;

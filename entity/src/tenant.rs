@@ -14,6 +14,12 @@ pub struct Model {
     pub outer_tenant_id: Option<String>,
     pub activation_version: Option<i32>,
     pub created_at: DateTimeUtc,
+    /// The tenant's IANA time zone (SLA business time, the day of FEWEST_TODAY); `None`: UTC.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub time_zone: Option<String>,
+    /// Working days, hours and holidays (SLA business time); `None`: Monday to Friday, 09:00 to 17:00.
+    #[sea_orm(column_type = "Json", nullable)]
+    pub business_calendar: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -73,6 +73,16 @@ pub struct Model {
     /// Two-stage dispatch: the service provider's latest evaluation of its own rules.
     #[sea_orm(column_type = "Json", nullable)]
     pub provider_dispatch_trace: Option<Json>,
+    /// The SLA its policy set at creation (`domain::sla::OrderSla`); `None`: no policy applied.
+    #[sea_orm(column_type = "Json", nullable)]
+    pub sla: Option<Json>,
+    /// The earliest due time of the SLA targets still running.
+    pub sla_next_due: Option<DateTimeUtc>,
+    /// The earliest warning of the SLA targets still running.
+    pub sla_next_warn: Option<DateTimeUtc>,
+    /// The SLA's status once no instant changes it (BREACHED, MET, CANCELLED).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub sla_settled: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

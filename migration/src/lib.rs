@@ -10,6 +10,7 @@ mod m20261206_000006_list_indexes;
 mod m20261207_000007_two_stage;
 mod m20261207_000008_provider_rules;
 mod m20261208_000009_timers;
+mod m20261209_000010_sla;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_two_stage::Migration),
             Box::new(m20261207_000008_provider_rules::Migration),
             Box::new(m20261208_000009_timers::Migration),
+            Box::new(m20261209_000010_sla::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 pub mod assignment;
 pub mod dispatch;
 pub mod operations;
+pub mod sla;
 pub mod validate;
 pub mod visibility;
 pub mod work_order;

@@ -201,10 +201,14 @@ pub enum EventKind {
     Claimed,
     /// Nobody claimed the offer in time.
     OfferExpired,
+    /// An SLA target passed its warning share of time, not yet met.
+    SlaWarning,
+    /// An SLA target fell due, not met.
+    SlaBreached,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Created,
         EventKind::AutoDispatchAttempted,
         EventKind::RoutedToManual,
@@ -224,6 +228,8 @@ impl EventKind {
         EventKind::Offered,
         EventKind::Claimed,
         EventKind::OfferExpired,
+        EventKind::SlaWarning,
+        EventKind::SlaBreached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -247,6 +253,8 @@ impl EventKind {
             EventKind::Offered => "OFFERED",
             EventKind::Claimed => "CLAIMED",
             EventKind::OfferExpired => "OFFER_EXPIRED",
+            EventKind::SlaWarning => "SLA_WARNING",
+            EventKind::SlaBreached => "SLA_BREACHED",
         }
     }
 

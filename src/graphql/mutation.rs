@@ -5,7 +5,7 @@ use super::context::ContextExt;
 use super::types::*;
 use crate::domain::assignment::AssignKind;
 use crate::error::ResultExt;
-use crate::service::{admin, orders, rules, tasks};
+use crate::service::{admin, orders, rules, sla, tasks};
 
 pub struct Mutation;
 
@@ -354,6 +354,68 @@ impl Mutation {
         let list = rules::reorder(ctx.state(), ctx.actor()?, ids).await.gql()?;
         Ok(DispatchRulesPayload {
             rules: DispatchRule::seen_all(ctx, list).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: a new SLA policy. Orders created from now
+    /// on get the first policy that applies to them.
+    async fn create_sla_policy(&self, ctx: &Context<'_>, input: CreateSlaPolicyInput) -> Result<SlaPolicyPayload> {
+        let position = input.position;
+        let p = sla::policies::create(ctx.state(), ctx.actor()?, input.into(), position)
+            .await
+            .gql()?;
+        Ok(SlaPolicyPayload {
+            policy: SlaPolicy::seen(ctx, p).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: changes a policy (given fields only).
+    async fn update_sla_policy(&self, ctx: &Context<'_>, input: UpdateSlaPolicyInput) -> Result<SlaPolicyPayload> {
+        let id = input.policy_id.0.clone();
+        let p = sla::policies::update(ctx.state(), ctx.actor()?, &id, input.into())
+            .await
+            .gql()?;
+        Ok(SlaPolicyPayload {
+            policy: SlaPolicy::seen(ctx, p).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: deletes a policy (orders keep their SLA).
+    async fn delete_sla_policy(&self, ctx: &Context<'_>, input: DeleteSlaPolicyInput) -> Result<DeleteSlaPolicyPayload> {
+        sla::policies::delete(ctx.state(), ctx.actor()?, &input.policy_id)
+            .await
+            .gql()?;
+        Ok(DeleteSlaPolicyPayload {
+            deleted_policy_id: input.policy_id,
+        })
+    }
+
+    /// ADMIN or INTEGRATION of an upstream tenant: the order its policies are tried in.
+    async fn reorder_sla_policies(
+        &self,
+        ctx: &Context<'_>,
+        input: ReorderSlaPoliciesInput,
+    ) -> Result<SlaPoliciesPayload> {
+        let ids = input.policy_ids.into_iter().map(|i| i.0).collect();
+        let list = sla::policies::reorder(ctx.state(), ctx.actor()?, ids).await.gql()?;
+        Ok(SlaPoliciesPayload {
+            policies: SlaPolicy::seen_all(ctx, list).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: the tenant's time zone and business calendar. Orders keep the
+    /// due times they were given; those created from now on are measured on it.
+    async fn set_business_calendar(
+        &self,
+        ctx: &Context<'_>,
+        input: SetBusinessCalendarInput,
+    ) -> Result<BusinessCalendarPayload> {
+        let (tz, stored) = input.into();
+        let c = sla::set_business_calendar(ctx.state(), ctx.actor()?, &tz, stored)
+            .await
+            .gql()?;
+        Ok(BusinessCalendarPayload {
+            calendar: BusinessCalendar(c, crate::service::audience::own(ctx.caller().await?)),
         })
     }
 

@@ -54,6 +54,8 @@ impl Query {
             engineer_id: f.engineer_id.map(|i| i.0),
             region_prefix: f.region_prefix,
             external_ref: f.external_ref,
+            sla_statuses: f.sla_status.map(|s| s.into_iter().map(Into::into).collect()),
+            due_before: f.due_before,
         };
         let page = directory::work_orders(ctx.state(), ctx.actor()?, first, after, filter)
             .await
@@ -101,6 +103,23 @@ impl Query {
         DispatchRule::seen_all(ctx, rules::list(ctx.state(), ctx.actor()?).await.gql()?).await
     }
 
+    /// Upstream staff: the tenant's SLA policies, in the order they are tried.
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
+    async fn sla_policies(&self, ctx: &Context<'_>) -> Result<Vec<SlaPolicy>> {
+        let list = crate::service::sla::policies::list(ctx.state(), ctx.actor()?).await.gql()?;
+        SlaPolicy::seen_all(ctx, list).await
+    }
+
+    /// Staff: the tenant's time zone and business calendar (Monday to Friday, 09:00 to 17:00,
+    /// UTC until its ADMIN sets one).
+    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
+    async fn business_calendar(&self, ctx: &Context<'_>) -> Result<BusinessCalendar> {
+        let c = crate::service::sla::business_calendar(ctx.state(), ctx.actor()?).await.gql()?;
+        Ok(BusinessCalendar(c, audience::own(ctx.caller().await?)))
+    }
+
     /// A dry run of automatic dispatch for an existing order or one not created yet: the same
     /// evaluation as on creation, nothing written.
     #[graphql(complexity = "crate::graphql::gate::EXPLAIN_COST + child_complexity")]
@@ -130,7 +149,7 @@ impl Query {
         };
         let trace = orders::explain_dispatch(ctx.state(), ctx.actor()?, what).await.gql()?;
         // A dry run is the caller's own (only upstream staff may ask for one).
-        Ok(DispatchTrace(trace, audience::own(ctx.caller().await?)))
+        Ok(DispatchTrace(trace.trace, audience::own(ctx.caller().await?), trace.sla))
     }
 
     /// ENGINEER: its task notifications, unacknowledged first (Relay connection).

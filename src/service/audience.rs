@@ -115,6 +115,11 @@ pub fn own(c: &Caller) -> Audience {
     class(c)
 }
 
+/// An SLA policy: its upstream's staff.
+pub fn sla_policy(c: &Caller, p: &entity::sla_policy::Model) -> Audience {
+    owned_upstream(c, &p.tenant_id)
+}
+
 pub fn workflow(c: &Caller, w: &workflow::Model) -> Audience {
     owned_upstream(c, &w.tenant_id)
 }

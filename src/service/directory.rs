@@ -70,11 +70,20 @@ pub struct OrderFilter {
     pub engineer_id: Option<String>,
     pub region_prefix: Option<String>,
     pub external_ref: Option<String>,
+    pub sla_statuses: Option<Vec<crate::domain::sla::Status>>,
+    pub due_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn order_query(caller: &Caller, f: OrderFilter) -> Result<OrderQuery> {
     if let Some(prefix) = &f.region_prefix {
         validate::region(prefix).map_err(|m| Error::bad_input("filter.regionPrefix", m))?;
+    }
+    // An order's SLA is its upstream's (`WorkOrder.sla`): nobody else may filter by it.
+    let by_sla = f.sla_statuses.is_some() || f.due_before.is_some();
+    if by_sla && !(caller.is_upstream() && caller.role() != crate::domain::Role::Engineer) {
+        return Err(Error::Forbidden(
+            "an order's SLA is its upstream's: filter.slaStatus and filter.dueBefore are for its staff".into(),
+        ));
     }
     Ok(OrderQuery {
         scope: order_scope(caller)?,
@@ -83,6 +92,11 @@ fn order_query(caller: &Caller, f: OrderFilter) -> Result<OrderQuery> {
         engineer_id: f.engineer_id,
         region_prefix: f.region_prefix,
         external_ref: f.external_ref,
+        sla: crate::store::lists::SlaFilter {
+            statuses: f.sla_statuses,
+            due_before: f.due_before,
+            now: crate::domain::now(),
+        },
     })
 }
 

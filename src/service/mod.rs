@@ -12,6 +12,7 @@ pub mod principals;
 pub mod recovery;
 pub mod rights;
 pub mod rules;
+pub mod sla;
 mod state;
 pub mod stored;
 pub mod tasks;

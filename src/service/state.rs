@@ -33,6 +33,9 @@ pub struct Services {
     pub listen_pool: Option<sea_orm::sqlx::PgPool>,
     /// Retries of orders waiting for a dispatcher, retention of notifications and events.
     pub housekeeping: crate::service::housekeeping::Housekeeping,
+    /// Tenants' business calendars, for what may lag a change on another instance (the day of
+    /// FEWEST_TODAY, the time left on an SLA).
+    pub calendars: crate::service::sla::CalendarCache,
 }
 
 impl Services {
@@ -69,6 +72,7 @@ impl Services {
             links: Default::default(),
             numbering: Default::default(),
             housekeeping: Default::default(),
+            calendars: Default::default(),
             listen_pool: pools.listen,
         })
     }

@@ -86,11 +86,14 @@ async fn accept(
     let now = crate::domain::now();
     let mut touched = order.clone();
     touched.updated_at = now;
-    if !store::orders::update_if_current(&tx, &order, &touched).await? {
+    crate::service::sla::clocks::accepted(&mut touched, now)?;
+    let mut sla_writes = crate::store::Batch::default();
+    if !crate::service::orders::save(&tx, &mut sla_writes, &order, &mut touched).await? {
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
     let from = [task_status::ASSIGNED];
     let mut history = close_task(&tx, &task, &order, &from, task_status::ACCEPTED, actor, now).await?;
+    history.batch.append(sla_writes);
     let (message, data) = match automatic {
         None => (
             format!("task {} accepted by the engineer", task.id),
@@ -281,7 +284,7 @@ pub(crate) async fn give_back(
         history.actor = None;
         let partner = partner_of_order(&tx, &updated).await?;
         let assignment = at_provider(state, &tx, &mut updated, node, &partner, &mut history, lock).await?;
-        if !store::orders::update_if_current(&tx, &order, &updated).await? {
+        if !crate::service::orders::save(&tx, &mut history.batch, &order, &mut updated).await? {
             return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
         }
         if let Some((ch, planned)) = &assignment {
@@ -319,7 +322,7 @@ pub(crate) async fn give_back(
     updated.dispatch_rule_id = None;
     store::orders::set_dispatch_fields(&mut updated, None);
     let assignment = settle_auto(&mut updated, retry.to, outcome, node, &upstream, &mut history)?;
-    if !store::orders::update_if_current(&tx, &order, &updated).await? {
+    if !crate::service::orders::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
     if let Some((ch, planned)) = &assignment {

@@ -94,6 +94,8 @@ pub async fn create(db: &Db, t: NewTenant) -> Result<tenant::Model> {
         outer_tenant_id: Set(outer),
         activation_version: Set(version),
         created_at: Set(crate::domain::now()),
+        time_zone: Set(None),
+        business_calendar: Set(None),
     };
     model.insert(db).await.map_err(|e| match Error::from(e) {
         Error::Conflict(_) => Error::Conflict("a tenant with this outer tenant id already exists".into()),

@@ -34,6 +34,11 @@ impl Batch {
         self.statements.push(query.build(conn.get_database_backend()));
     }
 
+    /// Queues another batch's statements after this one's.
+    pub fn append(&mut self, other: Batch) {
+        self.statements.extend(other.statements);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
     }

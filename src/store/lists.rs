@@ -6,7 +6,9 @@ use sea_orm::{
     QuerySelect, Statement,
 };
 
+use crate::domain::sla::Status as SlaStatus;
 use crate::domain::work_order::State;
+use chrono::{DateTime, Utc};
 use crate::error::Result;
 
 /// Whose orders a list is drawn from (the service decides it from the caller).
@@ -30,6 +32,45 @@ pub struct OrderQuery {
     /// A region code (already validated: A-Z, 0-9 and '-' only): that region and those below it.
     pub region_prefix: Option<String>,
     pub external_ref: Option<String>,
+    /// Upstream staff: by the orders' SLA.
+    pub sla: SlaFilter,
+}
+
+/// Orders by their SLA (`work_orders.sla_*`), at an instant: the statuses that depend on the
+/// time follow from the earliest due time and warning of the targets still running.
+#[derive(Clone, Debug, Default)]
+pub struct SlaFilter {
+    /// Orders whose SLA status (the worst of its targets') is one of these.
+    pub statuses: Option<Vec<SlaStatus>>,
+    /// Orders with a target still running due before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// The instant the statuses are taken at.
+    pub now: DateTime<Utc>,
+}
+
+impl SlaFilter {
+    fn add_to(&self, mut cond: Condition) -> Condition {
+        use work_order::Column as C;
+        if let Some(t) = self.due_before {
+            cond = cond.add(C::SlaNextDue.lt(t));
+        }
+        let Some(statuses) = &self.statuses else {
+            return cond;
+        };
+        let now = self.now;
+        let open = || Condition::all().add(C::SlaSettled.is_null());
+        let any = statuses.iter().fold(Condition::any(), |any, s| {
+            any.add(match s {
+                SlaStatus::Breached => Condition::any()
+                    .add(C::SlaSettled.eq(SlaStatus::Breached.as_str()))
+                    .add(open().add(C::SlaNextDue.lte(now))),
+                SlaStatus::Warning => open().add(C::SlaNextDue.gt(now)).add(C::SlaNextWarn.lte(now)),
+                SlaStatus::OnTrack => open().add(C::SlaNextDue.gt(now)).add(C::SlaNextWarn.gt(now)),
+                SlaStatus::Met | SlaStatus::Cancelled => Condition::all().add(C::SlaSettled.eq(s.as_str())),
+            })
+        });
+        cond.add(any)
+    }
 }
 
 impl OrderQuery {
@@ -65,6 +106,7 @@ impl OrderQuery {
         if let Some(r) = &self.external_ref {
             cond = cond.add(C::ExternalRef.eq(r.as_str()));
         }
+        cond = self.sla.add_to(cond);
         if let Some(prefix) = &self.region_prefix {
             // Region codes hold only A-Z, 0-9 and '-': the region and those below it are the
             // codes from `prefix` up to `prefix.` in byte order ('.' follows '-' and precedes

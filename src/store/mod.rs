@@ -11,6 +11,7 @@ pub mod orders;
 pub mod parties;
 pub mod providers;
 pub mod rules;
+pub mod sla;
 pub mod tasks;
 pub mod timers;
 pub mod workflows;

@@ -303,6 +303,10 @@ mod tests {
             dispatch_trace: None,
             provider_rule_id: None,
             provider_dispatch_trace: None,
+            sla: None,
+            sla_next_due: None,
+            sla_next_warn: None,
+            sla_settled: None,
         }
     }
 

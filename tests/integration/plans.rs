@@ -56,6 +56,10 @@ async fn seed(app: &TestApp, w: &World, older: usize, newer: usize) -> Vec<Strin
             dispatch_trace: Set(None),
             provider_rule_id: Set(None),
             provider_dispatch_trace: Set(None),
+            sla: Set(None),
+            sla_next_due: Set(None),
+            sla_next_warn: Set(None),
+            sla_settled: Set(None),
         });
     }
     for chunk in rows.chunks(500) {
@@ -98,6 +102,7 @@ async fn a_page_of_assigned_orders_behind_newer_waiting_ones_reads_the_state_ind
         engineer_id: None,
         region_prefix: None,
         external_ref: None,
+        sla: Default::default(),
     };
     // The page: the newest 51 dispatched orders, newest first; then the next, after the last.
     let page = order_page(&app.state.db, &query, None, 51).await.unwrap();

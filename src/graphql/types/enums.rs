@@ -176,6 +176,10 @@ mirror!(
         Claimed,
         /// Nobody claimed the offer in time: the order went to a dispatcher.
         OfferExpired,
+        /// An SLA target passed its warning share of time, not yet met (which, in `data`).
+        SlaWarning,
+        /// An SLA target fell due, not met (which, in `data`).
+        SlaBreached,
     }
 );
 

@@ -153,4 +153,9 @@ pub struct WorkOrderFilter {
     /// Orders in this region or its sub-regions ("CN-31" matches "CN-31-04", not "CN-310").
     pub region_prefix: Option<String>,
     pub external_ref: Option<String>,
+    /// Upstream staff: orders whose SLA status (the worst of its targets') is one of these,
+    /// now.
+    pub sla_status: Option<Vec<super::SlaStatus>>,
+    /// Upstream staff: orders with an SLA target still running due before this instant.
+    pub due_before: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -35,6 +35,7 @@ mod notifications;
 mod orders;
 mod parties;
 mod rules;
+mod sla;
 mod traces;
 
 pub use containers::*;
@@ -44,13 +45,17 @@ pub use notifications::*;
 pub use orders::*;
 pub use parties::*;
 pub use rules::*;
+pub use sla::*;
 pub use traces::*;
 
 crate::graphql::policy::guarded!(
     Account,
     AcknowledgePayload,
+    BusinessCalendar,
+    BusinessCalendarPayload,
     ConditionCheck,
     DeleteDispatchRulePayload,
+    DeleteSlaPolicyPayload,
     DispatchRecord,
     DispatchRule,
     DispatchRulePayload,
@@ -66,6 +71,10 @@ crate::graphql::policy::guarded!(
     RuleCondition,
     RuleEvaluation,
     RuleTarget,
+    SlaPoliciesPayload,
+    SlaPolicy,
+    SlaPolicyPayload,
+    SlaTarget,
     Task,
     TaskNotification,
     TaskNotificationConnection,
@@ -81,6 +90,7 @@ crate::graphql::policy::guarded!(
     WorkOrderEdge,
     WorkOrderEvent,
     WorkOrderPayload,
+    WorkOrderSla,
     Workflow,
     WorkflowNode,
     WorkflowPayload,

@@ -227,6 +227,7 @@ impl WorkOrder {
                 .await
                 .gql()?,
             self.1,
+            None,
         )))
     }
     /// Two-stage dispatch: why the service provider's own rules assigned its engineer, or
@@ -242,7 +243,16 @@ impl WorkOrder {
                 .await
                 .gql()?,
             self.1,
+            None,
         )))
+    }
+    /// The SLA its upstream's policy set it at creation (null: no policy applied), as it
+    /// stands now. The upstream's only.
+    async fn sla(&self, ctx: &Context<'_>) -> Result<Option<super::WorkOrderSla>> {
+        Ok(service::sla::clocks::view(ctx.state(), &self.0)
+            .await
+            .gql()?
+            .map(|v| super::WorkOrderSla(v, self.1)))
     }
     /// The downstream engineer's task, once issued (the latest one).
     async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {

@@ -228,7 +228,7 @@ impl RuleEvaluation {
 }
 
 /// Why automatic dispatch sent an order where it went (or to manual assignment).
-pub struct DispatchTrace(pub TraceView, pub Audience);
+pub struct DispatchTrace(pub TraceView, pub Audience, pub Option<crate::service::sla::clocks::SlaView>);
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl DispatchTrace {
@@ -288,5 +288,10 @@ impl DispatchTrace {
     }
     async fn strategy(&self) -> Option<DispatchStrategy> {
         self.0.winner.as_ref().and_then(|w| w.2).map(Into::into)
+    }
+    /// `explainDispatch` (upstream staff): the SLA the order has, or the draft would get if
+    /// created now (its due times); null without a policy, and on the traces stored on orders.
+    async fn sla(&self) -> Option<super::WorkOrderSla> {
+        self.2.clone().map(|v| super::WorkOrderSla(v, self.1))
     }
 }

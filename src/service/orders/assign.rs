@@ -415,8 +415,9 @@ async fn assign_in_tx(
             stage: None,
         },
     };
-    let updated = planned.applied(&order, now);
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
+    let mut updated = planned.applied(&order, now);
+    let mut sla_writes = crate::store::Batch::default();
+    if !super::save(&tx, &mut sla_writes, &order, &mut updated).await? {
         return Err(stale(&order, expected_version));
     }
     // Counters are touched in ID order so that two reassignments crossing the same two
@@ -450,6 +451,7 @@ async fn assign_in_tx(
         false => actor.clone(),
     };
     let mut history = History::new(&updated.id, upstream, Some(&recorded), now);
+    history.batch.append(sla_writes);
     if two_stage {
         history.tell_provider(caller.tenant_id());
     }

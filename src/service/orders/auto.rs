@@ -433,7 +433,7 @@ async fn dispatch_stored(
     updated.version += 1;
     updated.updated_at = history.at;
     let assignment = settle(state, tx, &mut updated, at, decided, node, caller, history, lock).await?;
-    if !order_store::update_if_current(tx, order, &updated).await? {
+    if !super::save(tx, &mut history.batch, order, &mut updated).await? {
         return Ok(None);
     }
     if let Some((ch, planned)) = &assignment {

@@ -32,10 +32,10 @@ pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInp
     updated.version += 1;
     updated.state = step.to.as_str().to_owned();
     updated.updated_at = now;
-    if !store::orders::update_if_current(&tx, &order, &updated).await? {
+    let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
+    if !super::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(stale(&order, input.expected_version));
     }
-    let mut history = History::new(&order.id, caller.tenant_id(), Some(actor), now);
     // Two-stage dispatch: the provider the order is at is told (its engineer's task too).
     if current == State::ProviderAssigned || order.out_assign_way.is_some() {
         let partner = super::stages::partner_of_order(&tx, &order).await?;

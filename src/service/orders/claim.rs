@@ -177,8 +177,9 @@ async fn claim_once(state: &Services, actor: &Actor, order_id: &str) -> Result<w
             }
         }
     };
-    let updated = planned.applied(&order, now);
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
+    let mut updated = planned.applied(&order, now);
+    let mut sla_writes = crate::store::Batch::default();
+    if !super::save(&tx, &mut sla_writes, &order, &mut updated).await? {
         return Err(Error::Conflict(format!(
             "work order {order_id} changed meanwhile: reload it"
         )));
@@ -190,6 +191,7 @@ async fn claim_once(state: &Services, actor: &Actor, order_id: &str) -> Result<w
         ));
     }
     let mut history = History::new(&order.id, &order.tenant_id, Some(actor), now);
+    history.batch.append(sla_writes);
     if node.two_stage() {
         history.tell_provider(&chosen.engineer_tenant);
     }
@@ -271,7 +273,7 @@ pub(crate) async fn offer_due(
         None,
     );
     withdraw_offer(&tx, &order.id, None, &mut history).await?;
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
+    if !super::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(Error::Conflict("the work order changed meanwhile".into()));
     }
     commit(state, tx, history).await

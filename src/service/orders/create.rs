@@ -44,11 +44,13 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
             .await?,
         ),
     };
+    let sla = crate::service::sla::clocks::plan(&state.db, caller.tenant_id(), &facts).await?;
     let creation = Arc::new(Creation {
         caller,
         input,
         facts,
         flow,
+        sla,
     });
     with_retries(|lock| {
         let work = create_in_tx(state.clone(), actor.clone(), creation.clone(), prepared.take(), lock);
@@ -64,6 +66,8 @@ struct Creation {
     facts: OrderFacts,
     /// The order's workflow; it has a dispatch node.
     flow: Arc<Flow>,
+    /// The SLA policy that applies to it, if any.
+    sla: Option<crate::service::sla::clocks::Plan>,
 }
 
 /// The transaction of `create_work_order`: the order, its dispatch, their history. `prepared`
@@ -81,6 +85,7 @@ async fn create_in_tx(
         input: CheckedOrder { order: input, skills },
         facts,
         flow,
+        sla,
     } = &*creation;
     let node = flow.require_dispatch_node()?;
     let tx = begin_write(&state.writer).await?;
@@ -149,7 +154,12 @@ async fn create_in_tx(
         dispatch_trace: None,
         provider_rule_id: None,
         provider_dispatch_trace: None,
+        sla: None,
+        sla_next_due: None,
+        sla_next_warn: None,
+        sla_settled: None,
     };
+    let sla = sla.as_ref().map(|p| p.start(now)).transpose()?;
     let assignment = settle(
         state,
         &tx,
@@ -162,6 +172,9 @@ async fn create_in_tx(
         lock,
     )
     .await?;
+    if let Some(sla) = sla {
+        crate::service::sla::clocks::begin(&mut history.batch, &tx, &mut order, sla)?;
+    }
     store::orders::insert(&mut history.batch, &tx, &order);
     if let Some((ch, planned)) = &assignment {
         write_assignment(&tx, &order, ch, planned, None, &mut history).await?;

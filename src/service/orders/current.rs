@@ -75,3 +75,21 @@ pub(crate) fn stale(order: &work_order::Model, expected: i32) -> Error {
         order.id, order.version, order.state
     ))
 }
+
+/// Writes a change of an order (`store::orders::update_if_current`: only if it is still at
+/// `before`'s version and state; false when another writer got there first), with what the
+/// change does to its SLA clock: put on `after`, and the timers of the targets it stopped
+/// deleted with the change's writes.
+pub(crate) async fn save<C: ConnectionTrait>(
+    conn: &C,
+    batch: &mut store::Batch,
+    before: &work_order::Model,
+    after: &mut work_order::Model,
+) -> Result<bool> {
+    let stopped = crate::service::sla::clocks::follow(before, after)?;
+    if !store::orders::update_if_current(conn, before, after).await? {
+        return Ok(false);
+    }
+    crate::service::sla::clocks::cancel_timers(batch, conn, &after.id, &stopped);
+    Ok(true)
+}

@@ -7,6 +7,7 @@ use crate::auth::Actor;
 use crate::domain::dispatch::{OrderFacts, RuleSet, evaluate, evaluate_providers};
 use crate::domain::visibility::Audience;
 use crate::error::{Error, Result};
+use crate::service::sla::clocks::{self, SlaView};
 use crate::service::workflows::load_flow;
 use crate::service::{Caller, Services, audience, rules};
 use crate::store;
@@ -22,24 +23,34 @@ pub enum Explain {
     Draft(Box<NewOrder>),
 }
 
+/// What `explainDispatch` answers: the dry run, and (upstream staff) the SLA the order has or
+/// the draft would get if created now.
+pub struct Explained {
+    pub trace: rules::TraceView,
+    pub sla: Option<SlaView>,
+}
+
 /// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
-pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<rules::TraceView> {
+pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<Explained> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.explainDispatch")?;
     if !caller.is_upstream() {
-        return explain_at_provider(state, &caller, what).await;
+        // The SLA is the upstream's.
+        let trace = explain_at_provider(state, &caller, what).await?;
+        return Ok(Explained { trace, sla: None });
     }
     // Whether the order's workflow dispatches in two stages: its upstream stage runs the
     // rules assigning service providers.
     let two_stage =
         |flow: crate::service::workflows::Flow| -> Result<bool> { Ok(flow.require_dispatch_node()?.two_stage()) };
-    let (facts, order_id, two_stage) = match what {
+    let (facts, order_id, two_stage, sla) = match what {
         Explain::Order(id) => {
             let order = store::orders::find_of_tenant(&state.db, caller.tenant_id(), &id)
                 .await?
                 .ok_or_else(|| Error::not_found("work order", &id))?;
             let flow = load_flow(&state.db, caller.tenant_id(), &order.workflow_id).await?;
-            (rules::facts_of(&order)?, Some(order.id), two_stage(flow)?)
+            let sla = clocks::view(state, &order).await?;
+            (rules::facts_of(&order)?, Some(order.id), two_stage(flow)?, sla)
         }
         Explain::Draft(input) => {
             let input = CheckedOrder::new(*input)?;
@@ -47,7 +58,9 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
                 true => false,
                 false => two_stage(load_flow(&state.db, caller.tenant_id(), &input.order.workflow_id).await?)?,
             };
-            (input.facts(), None, staged)
+            let facts = input.facts();
+            let sla = clocks::draft_view(state, caller.tenant_id(), &facts).await?;
+            (facts, None, staged, sla)
         }
     };
     let tenant = caller.tenant_id();
@@ -57,9 +70,11 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
         let cands = rules::provider_candidates(&state.db, tenant, &set, &facts, order_id, rules::Lock::None).await?;
         let decision = evaluate_providers(&set, &facts, &cands);
         let trace = rules::store_provider_trace(&set, &facts, &cands, &decision);
-        return Ok(rules::render(&trace, &set, true));
+        let trace = rules::render(&trace, &set, true);
+        return Ok(Explained { trace, sla });
     }
-    dry_run(state, tenant, rules::Scope::Upstream, &set, &facts, order_id).await
+    let trace = dry_run(state, tenant, rules::Scope::Upstream, &set, &facts, order_id).await?;
+    Ok(Explained { trace, sla })
 }
 
 /// The dry run of rules assigning engineers.

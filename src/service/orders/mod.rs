@@ -23,7 +23,7 @@ pub use auto::{INTERRUPTED, RetryInput, interrupted_before, retry_auto_dispatch,
 pub use cancel::{CancelInput, cancel_work_order};
 pub use claim::claim_work_order;
 pub use create::create_work_order;
-pub use explain::{Explain, explain_dispatch};
+pub use explain::{Explain, Explained, explain_dispatch};
 pub use input::{MAX_CUSTOM_FIELDS_BYTES, MAX_DESCRIPTION, MAX_REASON, MAX_TEXT, NewOrder};
 pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign_service_provider, reject_work_order};
 
@@ -31,7 +31,7 @@ pub use provider::{ProviderInput, RejectInput, assign_service_provider, reassign
 pub(crate) use assign::write_assignment;
 pub(crate) use auto::{RulesOf, attempt_message, retry_due, run_rules, settle_auto, with_retries};
 pub(crate) use claim::offer_due;
-pub(crate) use current::state_of;
+pub(crate) use current::{save, state_of};
 pub(crate) use input::text;
 pub(crate) use stages::{at_provider, partner_of_order};
 pub(crate) use unit_of_work::{History, commit};

@@ -211,7 +211,7 @@ async fn assign_provider_once(
     rules::count_today(&mut history.batch, &tx, &p.id);
     history.actor = None;
     let assignment = at_provider(state, &tx, &mut updated, node, &partner_info(p), &mut history, lock).await?;
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
+    if !super::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(stale(&order, input.expected_version));
     }
     if let Some((ch, planned)) = &assignment {
@@ -328,7 +328,7 @@ async fn reject_once(
     } else {
         history.waits_for_dispatcher = true;
     }
-    if !order_store::update_if_current(&tx, &order, &updated).await? {
+    if !super::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(stale(&order, input.expected_version));
     }
     if let Some((ch, planned)) = &assignment {
