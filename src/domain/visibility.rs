@@ -105,10 +105,22 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
     ),
     ("AcknowledgePayload", &[("acknowledged", C)]),
     (
+        "BusinessCalendar",
+        &[
+            ("timeZone", UP),
+            ("workingDays", UP),
+            ("opens", UP),
+            ("closes", UP),
+            ("holidays", UP),
+        ],
+    ),
+    ("BusinessCalendarPayload", &[("calendar", C)]),
+    (
         "ConditionCheck",
         &[("index", UP), ("condition", UP), ("orderValue", UP)],
     ),
     ("DeleteDispatchRulePayload", &[("deletedRuleId", C)]),
+    ("DeleteSlaPolicyPayload", &[("deletedPolicyId", C)]),
     (
         "DispatchRecord",
         &[
@@ -158,6 +170,8 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("strategy", UP),
             ("assigns", UP),
             ("provider", UP),
+            // An order's SLA is its upstream's business (a provider's own trace never has one).
+            ("sla", UO),
         ],
     ),
     (
@@ -237,6 +251,37 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("partners", UP),
             ("strategy", UP),
             ("offerWithin", UP),
+        ],
+    ),
+    ("SlaPoliciesPayload", &[("policies", C)]),
+    (
+        "SlaPolicy",
+        &[
+            ("id", UO),
+            ("name", UO),
+            ("position", UO),
+            ("enabled", UO),
+            ("priorities", UO),
+            ("conditions", UO),
+            ("clock", UO),
+            ("assignedWithin", UO),
+            ("acceptedWithin", UO),
+            ("warnAtPercent", UO),
+            ("createdAt", UO),
+            ("updatedAt", UO),
+        ],
+    ),
+    ("SlaPolicyPayload", &[("policy", C)]),
+    (
+        "SlaTarget",
+        &[
+            ("target", UO),
+            ("within", UO),
+            ("dueAt", UO),
+            ("warnAt", UO),
+            ("metAt", UO),
+            ("remainingSeconds", UO),
+            ("status", UO),
         ],
     ),
     (
@@ -326,8 +371,20 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
             ("providerDispatchTrace", PO),
             ("task", UPE),
             ("history", UO),
+            // The upstream's SLA clocks: its own commitments, not its providers' business.
+            ("sla", UO),
             ("createdAt", UPEF),
             ("updatedAt", UPEF),
+        ],
+    ),
+    (
+        "WorkOrderSla",
+        &[
+            ("policyId", UO),
+            ("policyName", UO),
+            ("clock", UO),
+            ("status", UO),
+            ("targets", UO),
         ],
     ),
     (

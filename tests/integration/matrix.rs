@@ -99,6 +99,12 @@ async fn seed() -> Seeded {
         "conditions": [{"field": "CUSTOMER", "operator": "EQUALS", "values": ["VIP-Customer-XYZ"]}],
         "target": {"partnerIds": [pa, qa], "strategy": "ROUND_ROBIN"}});
     app.ok(&a.admin_token, RULE, json!({ "i": rule })).await;
+    // SLA policies: A's orders run clocks (its upstream's business alone); B has its own.
+    let sla = "mutation($i:CreateSlaPolicyInput!){ createSlaPolicy(input:$i){ policy { id } } }";
+    let sla_a = json!({"name": "SlaA-secret-s1", "clock": "CALENDAR", "assignedWithin": "PT4H", "acceptedWithin": "PT8H"});
+    app.ok(&a.admin_token, sla, json!({ "i": sla_a })).await;
+    let sla_b = json!({"name": "SlaB-secret-s2", "assignedWithin": "PT2H"});
+    app.ok(&b.admin_token, sla, json!({ "i": sla_b })).await;
 
     // o1: dispatched by the rule to e0 (its trace names the rule and excludes Q's engineers).
     let o1 = order(&app, &a_disp, &wa, "OrderO1-t1", "VIP-Customer-XYZ").await;
@@ -285,7 +291,7 @@ async fn rows(app: &TestApp, sql: &str) -> Vec<BTreeMap<String, String>> {
 impl Facts {
     async fn load(app: &TestApp) -> Facts {
         let mut f = Facts::default();
-        let tables: [(&str, &str, &[&str]); 11] = [
+        let tables: [(&str, &str, &[&str]); 12] = [
             (
                 "Tenant",
                 "SELECT id, kind, name, outer_tenant_id FROM tenants",
@@ -300,6 +306,7 @@ impl Facts {
             ),
             ("Engineer", "SELECT id, tenant_id, name FROM engineers", &["name"]),
             ("Workflow", "SELECT id, tenant_id, name FROM workflows", &["name"]),
+            ("SlaPolicy", "SELECT id, tenant_id, name FROM sla_policies", &["name"]),
             (
                 "DispatchRule",
                 "SELECT id, tenant_id, name FROM dispatch_rules",
@@ -401,7 +408,7 @@ fn oracle(f: &Facts, w: &Who, id: &str) -> Audience {
         // A tenant's own rules and its own feed of events: an upstream's, or a service
         // provider's (its rules over its engineers, its view of the orders at its stage).
         "DispatchRule" | "WorkOrderEvent" if cls != Engineer && mine(g("tenant_id")) => cls,
-        "Account" | "Workflow" | "DispatchRule" | "WorkOrderEvent"
+        "Account" | "Workflow" | "DispatchRule" | "WorkOrderEvent" | "SlaPolicy"
             if cls == Upstream
                 && mine(g(if ty == "Account" {
                     "upstream_tenant_id"
@@ -798,6 +805,8 @@ async fn every_field_for_every_caller_is_shown_or_refused_as_the_policy_says() {
         ("engineers", "engineers".into(), "Engineer"),
         ("workflows", "workflows".into(), "Workflow"),
         ("dispatchRules", "dispatchRules".into(), "DispatchRule"),
+        ("slaPolicies", "slaPolicies".into(), "SlaPolicy"),
+        ("businessCalendar", "businessCalendar".into(), "BusinessCalendar"),
         (
             "notifications",
             "notifications(first: 50)".into(),
@@ -885,7 +894,7 @@ async fn every_field_for_every_caller_is_shown_or_refused_as_the_policy_says() {
         let mut ids: Vec<(&String, &String)> = facts.objects.iter().map(|(id, (ty, _))| (id, ty)).collect();
         ids.sort();
         for (id, ty) in ids {
-            if ty == "WorkOrderEvent" || ty == "DispatchRule" || ty == "TaskNotification" {
+            if ["WorkOrderEvent", "DispatchRule", "TaskNotification", "SlaPolicy"].contains(&ty.as_str()) {
                 continue; // not nodes
             }
             let a = oracle(&facts, &who, id);
