@@ -55,6 +55,7 @@ impl Services {
             let principals = principals.clone();
             move |which| principals.forget(which)
         });
+        let rules = RuleCache::default();
         Ok(Services {
             db,
             lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
@@ -65,14 +66,14 @@ impl Services {
             writer: pools.write,
             keys: Keys::new(secret.as_bytes()),
             tenants: TenantCache::default(),
-            rules: RuleCache::default(),
+            rules: rules.clone(),
             workflows: Default::default(),
             hub,
             principals,
             links: Default::default(),
             numbering: Default::default(),
             housekeeping: Default::default(),
-            calendars: Default::default(),
+            calendars: rules.calendars.clone(),
             listen_pool: pools.listen,
         })
     }

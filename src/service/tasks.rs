@@ -288,7 +288,7 @@ pub(crate) async fn give_back(
             return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
         }
         if let Some((ch, planned)) = &assignment {
-            write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+            write_assignment(&state.calendars, &tx, &updated, ch, planned, None, &mut history).await?;
         }
         commit(state, tx, history).await?;
         return Ok(closed);
@@ -326,7 +326,7 @@ pub(crate) async fn give_back(
         return Err(Error::Conflict("the work order changed meanwhile: try again".into()));
     }
     if let Some((ch, planned)) = &assignment {
-        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+        write_assignment(&state.calendars, &tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
     Ok(closed)

@@ -1,5 +1,5 @@
 //! Dispatch-rule persistence: rules, revisions, cursors, daily counts, and the reads of a dispatch snapshot.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -298,20 +298,27 @@ pub async fn engineers<C: ConnectionTrait>(conn: &C, of: EngineersOf) -> Result<
     Ok(engineer::Entity::find().filter(cond).all(conn).await?)
 }
 
-/// The orders assigned on `day` to each of the engineers that had any.
+/// The orders assigned to each of the assignees (engineers, or partner records) on its day
+/// (`(assignee, day)`; those that had none are left out). One statement per distinct day:
+/// the assignees' tenants are in one or a few time zones.
 pub async fn daily_counts<C: ConnectionTrait>(
     conn: &C,
-    day: &str,
-    engineer_ids: impl IntoIterator<Item = String>,
+    assignees: impl IntoIterator<Item = (String, String)>,
 ) -> Result<HashMap<String, i32>> {
-    Ok(engineer_daily_count::Entity::find()
-        .filter(engineer_daily_count::Column::Day.eq(day))
-        .filter(one_of(conn.get_database_backend(), "engineer_id", engineer_ids))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|c| (c.engineer_id, c.assigned))
-        .collect())
+    let mut by_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, day) in assignees {
+        by_day.entry(day).or_default().push(id);
+    }
+    let mut out = HashMap::new();
+    for (day, ids) in by_day {
+        let counts = engineer_daily_count::Entity::find()
+            .filter(engineer_daily_count::Column::Day.eq(day))
+            .filter(one_of(conn.get_database_backend(), "engineer_id", ids))
+            .all(conn)
+            .await?;
+        out.extend(counts.into_iter().map(|c| (c.engineer_id, c.assigned)));
+    }
+    Ok(out)
 }
 
 /// The engineers who declined a task of the order, or let one pass its acceptance deadline.
@@ -352,7 +359,8 @@ pub struct Reread<'a> {
     pub revision: i64,
     pub rule_ids: &'a [&'a str],
     pub engineer_ids: &'a [&'a str],
-    pub day: &'a str,
+    /// Each engineer's day (its tenant's), by engineer ID.
+    pub days: &'a HashMap<&'a str, String>,
     /// Whether the cursors are locked as they are read (PostgreSQL).
     pub lock: Lock,
 }
@@ -391,7 +399,8 @@ const REREAD_SQLITE: &str = "SELECT \
     (SELECT json_group_array(json_array(rule_id, last_engineer_id)) FROM dispatch_rule_cursors \
         WHERE rule_id IN (SELECT value FROM json_each(?2)) AND last_engineer_id IS NOT NULL), \
     (SELECT json_group_array(json_array(e.id, e.active, e.capacity, e.open_tasks, COALESCE(c.assigned, 0))) \
-        FROM engineers e LEFT JOIN engineer_daily_counts c ON c.engineer_id = e.id AND c.day = ?3 \
+        FROM engineers e LEFT JOIN engineer_daily_counts c \
+            ON c.engineer_id = e.id AND c.day = json_extract(?3, '$.\"' || e.id || '\"') \
         WHERE e.id IN (SELECT value FROM json_each(?4)))";
 
 const REREAD_POSTGRES: &str = "SELECT \
@@ -402,7 +411,7 @@ const REREAD_POSTGRES: &str = "SELECT \
         AND last_engineer_id IS NOT NULL), \
     (SELECT COALESCE(json_agg(json_build_array(e.id, e.active::int, e.capacity, e.open_tasks, \
             COALESCE((SELECT c.assigned FROM engineer_daily_counts c \
-                WHERE c.engineer_id = e.id AND c.day = $3), 0))), '[]')::text \
+                WHERE c.engineer_id = e.id AND c.day = ($3::json ->> e.id)), 0))), '[]')::text \
         FROM engineers e WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text($4::json))))";
 
 async fn reread_in_one<C: ConnectionTrait>(
@@ -415,7 +424,12 @@ async fn reread_in_one<C: ConnectionTrait>(
     let stmt = Statement::from_sql_and_values(
         backend,
         sql,
-        [r.tenant.into(), ids(r.rule_ids)?, r.day.into(), ids(r.engineer_ids)?],
+        [
+            r.tenant.into(),
+            ids(r.rule_ids)?,
+            serde_json::to_string(r.days).map_err(Error::internal)?.into(),
+            ids(r.engineer_ids)?,
+        ],
     );
     let row = conn
         .query_one_raw(stmt)

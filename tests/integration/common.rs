@@ -219,6 +219,8 @@ impl TestApp {
             "SELECT rule_id AS id, COALESCE(last_engineer_id, '-') AS state, 0 AS version, tenant_id AS a, '-' AS b FROM dispatch_rule_cursors ORDER BY rule_id",
             "SELECT engineer_id AS id, day AS state, assigned AS version, '-' AS a, '-' AS b FROM engineer_daily_counts ORDER BY engineer_id",
             "SELECT id, name AS state, position AS version, CAST(enabled AS TEXT) AS a, '-' AS b FROM dispatch_rules ORDER BY id",
+            "SELECT id, name AS state, position AS version, clock AS a, COALESCE(CAST(assigned_within_secs AS TEXT), '-') AS b FROM sla_policies ORDER BY id",
+            "SELECT id, COALESCE(time_zone, '-') AS state, 0 AS version, '-' AS a, '-' AS b FROM tenants ORDER BY id",
         ] {
             let rows = self
                 .state
@@ -236,6 +238,15 @@ impl TestApp {
             }
         }
         out
+    }
+
+    /// Runs a statement the test sets its world up with (rows the API has no way to write).
+    pub async fn exec(&self, sql: &str) {
+        self.state
+            .db
+            .execute_raw(Statement::from_string(self.backend(), sql))
+            .await
+            .unwrap();
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

@@ -22,6 +22,7 @@ mod pool;
 mod rights;
 mod rules;
 mod schema;
+mod sla;
 mod stress;
 mod timestamps;
 mod two_stage;

@@ -66,7 +66,7 @@ pub struct EngineerInfo {
     pub active: bool,
     pub capacity: i32,
     pub open_tasks: i32,
-    /// Orders assigned to the engineer today (UTC).
+    /// Orders assigned to the engineer today (its tenant's day, in its time zone).
     pub today: i32,
     pub skills: Vec<String>,
     pub regions: Vec<String>,

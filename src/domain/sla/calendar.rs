@@ -78,7 +78,7 @@ impl Calendar {
 
     /// Checks the shape: at least one working day; opens < closes <= DAY; opens < DAY;
     /// at most 1000 holidays; holidays between years 2000 and 2100.
-    /// Field names for errors: "workingDays", "workingHours", "holidays".
+    /// Field names for errors (the API's): "workingDays", "closes", "holidays".
     pub fn check(&self) -> Result<(), CalendarError> {
         if !self.working_days.contains(&true) {
             return Err(CalendarError::new(
@@ -88,8 +88,8 @@ impl Calendar {
         }
         if !self.has_hours() {
             return Err(CalendarError::new(
-                "workingHours",
-                "the opening time must come before the closing time, within 00:00-24:00",
+                "closes",
+                "the closing time must come after the opening time (`24:00` at the latest)",
             ));
         }
         if self.holidays.len() > MAX_HOLIDAYS {
@@ -474,21 +474,21 @@ mod tests {
                 opens: 17 * 3600,
                 ..office()
             }),
-            "workingHours"
+            "closes"
         );
         assert_eq!(
             field(Calendar {
                 opens: 18 * 3600,
                 ..office()
             }),
-            "workingHours"
+            "closes"
         );
         assert_eq!(
             field(Calendar {
                 closes: DAY + 60,
                 ..office()
             }),
-            "workingHours"
+            "closes"
         );
         assert_eq!(
             field(Calendar {
@@ -496,7 +496,7 @@ mod tests {
                 closes: DAY,
                 ..office()
             }),
-            "workingHours"
+            "closes"
         );
         assert_eq!(
             Calendar {

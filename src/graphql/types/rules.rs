@@ -70,7 +70,8 @@ mirror!(
         /// Fewest open tasks (a provider: fewest orders waiting at it for its engineer), then
         /// fewest today, then ID.
         LeastLoaded,
-        /// Fewest orders assigned today, UTC (then fewest open, then ID).
+        /// Fewest orders assigned today (then fewest open, then ID): the engineer's day, in its
+        /// service provider's time zone (`setBusinessCalendar`); a provider's, in the upstream's.
         FewestToday,
         /// Not a pick: the order is offered to every eligible engineer at once (each told
         /// `TASK_OFFERED`), the first to `claimWorkOrder` gets it; unclaimed within the rule's

@@ -208,6 +208,7 @@ fn issue_task<C: ConnectionTrait>(
 /// engineer's task revoked (when `previous`, the engineer replaced, is known), today's count,
 /// the new task, and the history of each step.
 pub(crate) async fn write_assignment<C: ConnectionTrait>(
+    calendars: &crate::service::sla::CalendarCache,
     tx: &C,
     order: &work_order::Model,
     chosen: &Chosen,
@@ -225,7 +226,7 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
         );
         history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
     }
-    crate::service::rules::count_today(&mut history.batch, tx, &chosen.engineer_id);
+    crate::service::rules::count_today(calendars, &mut history.batch, tx, &chosen.engineer_id, &chosen.engineer_tenant).await?;
     let record = super::history_fields(order);
     for step in &planned.plan.steps {
         match step.command {
@@ -459,7 +460,7 @@ async fn assign_in_tx(
     if order.state == State::Offered.as_str() {
         super::claim::withdraw_offer(&tx, &order.id, None, &mut history).await?;
     }
-    write_assignment(&tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
+    write_assignment(&state.calendars, &tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
     commit(state, tx, history).await?;
     Ok(updated)
 }

@@ -437,7 +437,7 @@ async fn dispatch_stored(
         return Ok(None);
     }
     if let Some((ch, planned)) = &assignment {
-        write_assignment(tx, &updated, ch, planned, None, history).await?;
+        write_assignment(&state.calendars, tx, &updated, ch, planned, None, history).await?;
     }
     Ok(Some(updated))
 }

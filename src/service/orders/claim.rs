@@ -197,7 +197,7 @@ async fn claim_once(state: &Services, actor: &Actor, order_id: &str) -> Result<w
     }
     store::tasks::set_task_status(&tx, &offered.id, &[task_status::OFFERED], task_status::CLAIMED, now).await?;
     withdraw_offer(&tx, &order.id, Some(&offered.id), &mut history).await?;
-    write_assignment(&tx, &updated, &chosen, &planned, None, &mut history).await?;
+    write_assignment(&state.calendars, &tx, &updated, &chosen, &planned, None, &mut history).await?;
     commit(state, tx, history).await?;
     Ok(updated)
 }

@@ -177,7 +177,7 @@ async fn create_in_tx(
     }
     store::orders::insert(&mut history.batch, &tx, &order);
     if let Some((ch, planned)) = &assignment {
-        write_assignment(&tx, &order, ch, planned, None, &mut history).await?;
+        write_assignment(&state.calendars, &tx, &order, ch, planned, None, &mut history).await?;
     }
     // Every other row of the batch has a new random key: a unique violation is the reference.
     commit(state, tx, history).await.map_err(|e| match e {

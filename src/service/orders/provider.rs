@@ -208,14 +208,14 @@ async fn assign_provider_once(
     };
     history.step(step, message, Some(super::history_fields(&updated)));
     history.stop_telling(replaced.as_deref());
-    rules::count_today(&mut history.batch, &tx, &p.id);
+    rules::count_today(&state.calendars, &mut history.batch, &tx, &p.id, history.tenant_id).await?;
     history.actor = None;
     let assignment = at_provider(state, &tx, &mut updated, node, &partner_info(p), &mut history, lock).await?;
     if !super::save(&tx, &mut history.batch, &order, &mut updated).await? {
         return Err(stale(&order, input.expected_version));
     }
     if let Some((ch, planned)) = &assignment {
-        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+        write_assignment(&state.calendars, &tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
     Ok(updated)
@@ -332,7 +332,7 @@ async fn reject_once(
         return Err(stale(&order, input.expected_version));
     }
     if let Some((ch, planned)) = &assignment {
-        write_assignment(&tx, &updated, ch, planned, None, &mut history).await?;
+        write_assignment(&state.calendars, &tx, &updated, ch, planned, None, &mut history).await?;
     }
     commit(state, tx, history).await?;
     Ok(updated)

@@ -38,7 +38,7 @@ pub(crate) async fn run_provider_rules<C: ConnectionTrait>(
     lock: rules::Lock,
 ) -> Result<ProviderOutcome> {
     let set = state.rules.current(tx, upstream).await?;
-    let cands = rules::provider_candidates(tx, upstream, &set, facts, order_id, lock).await?;
+    let cands = rules::provider_candidates(tx, &state.calendars, upstream, &set, facts, order_id, lock).await?;
     let decision = evaluate_providers(&set, facts, &cands);
     let trace = rules::store_provider_trace(&set, facts, &cands, &decision);
     let chosen = decision.winner.map(|(ri, pi)| {
@@ -119,7 +119,7 @@ pub(crate) async fn settle_first_stage<C: ConnectionTrait>(
         ),
         Some(super::history_fields(order)),
     );
-    rules::count_today(&mut history.batch, tx, &p.id);
+    rules::count_today(&state.calendars, &mut history.batch, tx, &p.id, history.tenant_id).await?;
     at_provider(state, tx, order, node, &p, history, lock).await
 }
 

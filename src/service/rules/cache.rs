@@ -13,6 +13,8 @@ use crate::store::rules as store;
 #[derive(Clone, Default)]
 pub struct RuleCache {
     inner: Arc<RwLock<HashMap<String, Arc<RuleSet>>>>,
+    /// Tenants' calendars (shared with `Services::calendars`): whose day FEWEST_TODAY counts.
+    pub calendars: crate::service::sla::CalendarCache,
 }
 
 impl RuleCache {

@@ -7,16 +7,17 @@ use sea_orm::ConnectionTrait;
 use crate::domain::dispatch::providers::is_live;
 use crate::domain::dispatch::{Assigns, OrderFacts, ProviderCandidates, ProviderInfo, RuleSet, RuleSpec};
 use crate::error::Result;
+use crate::service::sla::CalendarCache;
 use crate::store::providers as provider_store;
 use crate::store::rules::{self as store, Lock};
 
-use super::snapshot::today;
 
 /// The providers the live rules assigning providers name, with what orders them (the rules'
 /// cursors, the orders pending at each, those assigned to each today) and what excludes them
 /// (the regions their active engineers cover, the rejections of this order).
 pub async fn provider_candidates<C: ConnectionTrait>(
     conn: &C,
+    calendars: &CalendarCache,
     tenant: &str,
     rules: &RuleSet,
     facts: &OrderFacts,
@@ -45,7 +46,9 @@ pub async fn provider_candidates<C: ConnectionTrait>(
     let tenants = partners.iter().map(|p| p.downstream_tenant_id.clone());
     let regions = provider_store::active_regions(conn, tenants).await?;
     let pending = provider_store::pending_at(conn, tenant, ids.clone()).await?;
-    let today = store::daily_counts(conn, &today(), ids).await?;
+    // A partner record is its upstream's: counted by the upstream's day.
+    let day = calendars.day_of(conn, tenant, crate::domain::now()).await?;
+    let today = store::daily_counts(conn, ids.into_iter().map(|id| (id, day.clone()))).await?;
     let rejected = match order_id {
         Some(id) => provider_store::rejected_by(conn, id).await?,
         None => HashSet::new(),

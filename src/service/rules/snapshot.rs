@@ -11,6 +11,7 @@ use crate::domain::dispatch::{
     Assigns, Candidates, Decision, EngineerInfo, OrderFacts, PartnerInfo, RuleSet, RuleSpec, Target,
 };
 use crate::error::{Error, Result};
+use crate::service::sla::CalendarCache;
 use crate::service::stored;
 use crate::store::Batch;
 use crate::store::rules::{self as store, EngineersOf, Reread};
@@ -30,9 +31,6 @@ pub fn facts_of(o: &work_order::Model) -> Result<OrderFacts> {
     })
 }
 
-pub fn today() -> String {
-    crate::domain::now().format("%Y-%m-%d").to_string()
-}
 
 /// The positions of the rules assigning engineers whose conditions hold for the order (they
 /// need candidates).
@@ -120,6 +118,7 @@ pub enum Phase {
 #[allow(clippy::too_many_arguments)]
 pub async fn candidates<C: ConnectionTrait>(
     conn: &C,
+    calendars: &CalendarCache,
     tenant: &str,
     scope: &Scope,
     rules: &RuleSet,
@@ -188,7 +187,11 @@ pub async fn candidates<C: ConnectionTrait>(
     let counts: HashMap<String, i32> = if rows.is_empty() || how.loads == Loads::LeftToRefresh {
         HashMap::new()
     } else {
-        store::daily_counts(conn, &today(), rows.iter().map(|e| e.id.clone())).await?
+        let days = calendars
+            .days_of(conn, rows.iter().map(|e| e.tenant_id.as_str()), crate::domain::now())
+            .await?;
+        let of = rows.iter().map(|e| (e.id.clone(), days[&e.tenant_id].clone()));
+        store::daily_counts(conn, of).await?
     };
     let declined: HashSet<String> = match order_id {
         Some(id) => store::declined_by(conn, id).await?,
@@ -227,6 +230,8 @@ pub struct Prepared {
     /// Candidates are loaded for the first `loaded` of `live`.
     pub loaded: usize,
     pub cands: Candidates,
+    /// Whose day each engineer's count for today is of (its tenant's).
+    pub calendars: CalendarCache,
 }
 
 impl Prepared {
@@ -248,7 +253,7 @@ impl Prepared {
     ) -> Result<()> {
         self.loaded = (self.loaded * 4).min(self.live.len());
         let how = Reading::at(phase, Reach::FirstLive(self.loaded));
-        self.cands = candidates(conn, tenant, &self.scope, &self.set, facts, order_id, how).await?;
+        self.cands = candidates(conn, &self.calendars, tenant, &self.scope, &self.set, facts, order_id, how).await?;
         for e in self.cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
             e.open_tasks = e.capacity;
         }
@@ -272,13 +277,14 @@ pub async fn prepare<C: ConnectionTrait>(
     let live = live_rules(&set, facts);
     let loaded = live.len().min(1);
     let how = Reading::at(phase, Reach::FirstLive(loaded));
-    let cands = candidates(conn, tenant, &scope, &set, facts, order_id, how).await?;
+    let cands = candidates(conn, &cache.calendars, tenant, &scope, &set, facts, order_id, how).await?;
     let mut p = Prepared {
         scope,
         set,
         live,
         loaded,
         cands,
+        calendars: cache.calendars.clone(),
     };
     while !p.decides(&crate::domain::dispatch::evaluate(&p.set, facts, &p.cands)) {
         p.grow(conn, tenant, facts, order_id, phase, &[]).await?;
@@ -295,13 +301,20 @@ pub async fn prepare<C: ConnectionTrait>(
 pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepared, lock: Lock) -> Result<bool> {
     let rule_ids: Vec<&str> = p.live.iter().map(|&i| p.set.rules[i].spec.id.as_str()).collect();
     let engineer_ids: Vec<&str> = p.cands.engineers.iter().map(|e| e.id.as_str()).collect();
-    let day = today();
+    let tenants = p.cands.engineers.iter().map(|e| e.tenant_id.as_str());
+    let by_tenant = p.calendars.days_of(conn, tenants, crate::domain::now()).await?;
+    let days: HashMap<&str, String> = p
+        .cands
+        .engineers
+        .iter()
+        .map(|e| (e.id.as_str(), by_tenant[&e.tenant_id].clone()))
+        .collect();
     let reread = Reread {
         tenant,
         revision: p.set.revision,
         rule_ids: &rule_ids,
         engineer_ids: &engineer_ids,
-        day: &day,
+        days: &days,
         lock,
     };
     let Some(fresh) = store::reread(conn, &reread).await? else {
@@ -315,7 +328,17 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
 pub use crate::store::rules::{CursorMove, move_cursor_if_unmoved, queue_cursor_move};
 
 /// Counts one more order assigned today (automatic or manual) to an engineer, or to a service
-/// provider (two-stage dispatch; keyed by its partner record's ID).
-pub fn count_today<C: ConnectionTrait>(batch: &mut Batch, conn: &C, assignee_id: &str) {
-    store::count_assigned(batch, conn, assignee_id, &today());
+/// provider (two-stage dispatch; keyed by its partner record's ID). Today is the day of
+/// `day_tenant`: the engineer's own tenant (the engineer's working day, whichever upstream
+/// assigns it), or the upstream whose partner record it is.
+pub async fn count_today<C: ConnectionTrait>(
+    calendars: &CalendarCache,
+    batch: &mut Batch,
+    conn: &C,
+    assignee_id: &str,
+    day_tenant: &str,
+) -> Result<()> {
+    let day = calendars.day_of(conn, day_tenant, crate::domain::now()).await?;
+    store::count_assigned(batch, conn, assignee_id, &day);
+    Ok(())
 }

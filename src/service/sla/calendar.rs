@@ -170,4 +170,20 @@ impl CalendarCache {
     pub async fn day_of<C: ConnectionTrait>(&self, conn: &C, tenant: &str, at: chrono::DateTime<chrono::Utc>) -> Result<String> {
         Ok(self.get(conn, tenant).await?.calendar.day_of(at).format("%Y-%m-%d").to_string())
     }
+
+    /// [`Self::day_of`] for each of `tenants`, by tenant.
+    pub async fn days_of<'a, C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenants: impl IntoIterator<Item = &'a str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<HashMap<String, String>> {
+        let tenants: std::collections::BTreeSet<String> = tenants.into_iter().map(str::to_owned).collect();
+        let mut out = HashMap::new();
+        for t in tenants {
+            let day = self.day_of(conn, &t, at).await?;
+            out.insert(t, day);
+        }
+        Ok(out)
+    }
 }
