@@ -33,6 +33,10 @@ pub struct DemoWorld {
     /// A two-stage workflow (empty in a demo seeded before).
     #[serde(default)]
     pub two_stage_workflow: String,
+    /// The upstream's partner record of the first provider, whose engineers the tokens are
+    /// (empty in a demo seeded before).
+    #[serde(default)]
+    pub partner: String,
     #[serde(skip)]
     tokens: Vec<(&'static str, String)>,
 }
@@ -87,6 +91,9 @@ impl DemoWorld {
         s.push_str(&format!("export OTHER_ENGINEER_ID={}\n", self.other_engineer));
         if !self.two_stage_workflow.is_empty() {
             s.push_str(&format!("export TWO_STAGE_WORKFLOW_ID={}\n", self.two_stage_workflow));
+        }
+        if !self.partner.is_empty() {
+            s.push_str(&format!("export PARTNER_ID={}\n", self.partner));
         }
         s
     }
@@ -330,7 +337,7 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         &as_dispatcher,
         orders::ProviderInput {
             work_order_id: at_provider.id.clone(),
-            partner_id: partner.id,
+            partner_id: partner.id.clone(),
             expected_version: at_provider.version,
         },
     )
@@ -346,6 +353,7 @@ pub async fn seed(state: &Services) -> Result<DemoWorld> {
         workflow: wf.id,
         provider_dispatcher: provider_dispatcher.id,
         two_stage_workflow: two_stage.id,
+        partner: partner.id,
         tokens: Vec::new(),
     };
     let row = setting::ActiveModel {
@@ -374,6 +382,7 @@ mod tests {
             workflow: "wfl_1".into(),
             provider_dispatcher: String::new(),
             two_stage_workflow: String::new(),
+            partner: String::new(),
             tokens: Vec::new(),
         };
         let mine = world.env_file("127.0.0.1:8080", "sqlite:///srv/a.db");

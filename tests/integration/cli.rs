@@ -193,6 +193,7 @@ fn serve_demo_seeds_and_prints_tokens() {
         "ENGINEER_ID=eng_",
         "PROVIDER_DISPATCHER_TOKEN=",
         "TWO_STAGE_WORKFLOW_ID=wfl_",
+        "PARTNER_ID=",
     ] {
         assert!(env.contains(k), "{k} in demo.env");
         assert!(stdout.contains(k), "{k} printed");

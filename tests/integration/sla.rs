@@ -442,11 +442,11 @@ async fn orders_are_listed_by_sla_status_and_due_time() {
         v.sort();
         v.into_iter().cloned().collect::<Vec<String>>()
     };
-    assert_eq!(list(json!({"slaStatus": ["ON_TRACK"]})).await, [on_track.clone()]);
-    assert_eq!(list(json!({"slaStatus": ["WARNING"]})).await, [warning.clone()]);
+    assert_eq!(list(json!({"slaStatus": ["ON_TRACK"]})).await, vec![on_track.clone()]);
+    assert_eq!(list(json!({"slaStatus": ["WARNING"]})).await, vec![warning.clone()]);
     assert_eq!(list(json!({"slaStatus": ["BREACHED"]})).await, sorted(vec![&breached, &late]));
-    assert_eq!(list(json!({"slaStatus": ["MET"]})).await, [met.clone()]);
-    assert_eq!(list(json!({"slaStatus": ["CANCELLED"]})).await, [cancelled.clone()]);
+    assert_eq!(list(json!({"slaStatus": ["MET"]})).await, vec![met.clone()]);
+    assert_eq!(list(json!({"slaStatus": ["CANCELLED"]})).await, vec![cancelled.clone()]);
     assert_eq!(
         list(json!({"slaStatus": ["WARNING", "BREACHED"]})).await,
         sorted(vec![&warning, &breached, &late])
@@ -463,7 +463,7 @@ async fn orders_are_listed_by_sla_status_and_due_time() {
     assert_eq!(list(json!({"dueBefore": in_three})).await, sorted(vec![&on_track, &warning, &breached]));
     assert_eq!(
         list(json!({"dueBefore": in_three, "slaStatus": ["ON_TRACK"]})).await,
-        [on_track.clone()]
+        vec![on_track.clone()]
     );
     // Filtering by an upstream's SLA is the upstream's alone.
     for token in [&w.provider.admin_token, &w.engineer_tokens[0]] {

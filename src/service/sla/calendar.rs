@@ -142,10 +142,13 @@ pub async fn set_business_calendar(
 /// How long a cached calendar is trusted (a change on another instance shows within it).
 const FRESH_FOR: Duration = Duration::from_secs(30);
 
+/// A tenant's calendar and when it was read.
+type Cached = (Instant, Arc<TenantCalendar>);
+
 /// Tenants' calendars, cached for [`FRESH_FOR`].
 #[derive(Clone, Default)]
 pub struct CalendarCache {
-    inner: Arc<RwLock<HashMap<String, (Instant, Arc<TenantCalendar>)>>>,
+    inner: Arc<RwLock<HashMap<String, Cached>>>,
 }
 
 impl CalendarCache {

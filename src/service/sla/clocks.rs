@@ -45,12 +45,17 @@ pub struct Plan {
 }
 
 /// The plan of an order of `tenant` with these facts, if one of its policies applies.
-pub async fn plan<C: ConnectionTrait>(conn: &C, tenant: &str, facts: &OrderFacts) -> Result<Option<Plan>> {
+pub async fn plan<C: ConnectionTrait>(
+    calendars: &calendar::CalendarCache,
+    conn: &C,
+    tenant: &str,
+    facts: &OrderFacts,
+) -> Result<Option<Plan>> {
     let Some(policy) = policy_for(conn, tenant, facts).await? else {
         return Ok(None);
     };
     let calendar = match policy.spec.clock {
-        ClockKind::Business => calendar::read(conn, tenant).await?.calendar,
+        ClockKind::Business => calendars.get(conn, tenant).await?.calendar.clone(),
         ClockKind::Calendar => Calendar::around_the_clock(),
     };
     Ok(Some(Plan { policy, calendar }))
@@ -259,7 +264,7 @@ pub async fn view(state: &Services, order: &work_order::Model) -> Result<Option<
 
 /// The SLA an order with these facts would get if created now (`explainDispatch` on a draft).
 pub async fn draft_view(state: &Services, tenant: &str, facts: &OrderFacts) -> Result<Option<SlaView>> {
-    let Some(plan) = plan(&state.db, tenant, facts).await? else {
+    let Some(plan) = plan(&state.calendars, &state.db, tenant, facts).await? else {
         return Ok(None);
     };
     let now = crate::domain::now();
