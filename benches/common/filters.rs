@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use dispatchd::config::DbConfig;
 use dispatchd::domain::work_order::State;
-use dispatchd::store::lists::{OrderQuery, OrderScope, order_page};
+use chrono::{DateTime, TimeDelta, Utc};
+use dispatchd::domain::sla::Status as SlaStatus;
+use dispatchd::store::lists::{OrderQuery, OrderScope, SlaFilter, order_page};
 use sea_orm::{ConnectionTrait, Statement};
 
 /// One filter's page times, in milliseconds.
@@ -60,6 +62,11 @@ pub async fn run(url: &str, rounds: usize) -> Vec<FilterTime> {
         sla: Default::default(),
     };
     let assigned = || Some(vec![State::EngineerAssigned, State::DownstreamTask]);
+    let sla = |statuses: Option<Vec<SlaStatus>>, due_before: Option<DateTime<Utc>>| SlaFilter {
+        statuses,
+        due_before,
+        now: Utc::now(),
+    };
     let with = |q: OrderQuery, f: &dyn Fn(&mut OrderQuery)| {
         let mut q = q;
         f(&mut q);
@@ -108,6 +115,24 @@ pub async fn run(url: &str, rounds: usize) -> Vec<FilterTime> {
                 q.region_prefix = Some(region.clone());
                 q.partner_id = Some(partner.clone());
             }),
+        ),
+        (
+            "slaStatus: BREACHED (the oldest waiting, 1 in 10 of the met)",
+            with(upstream(None), &|q| q.sla = sla(Some(vec![SlaStatus::Breached]), None)),
+        ),
+        (
+            "slaStatus: WARNING (a band of the waiting)",
+            with(upstream(None), &|q| q.sla = sla(Some(vec![SlaStatus::Warning]), None)),
+        ),
+        (
+            "slaStatus: WARNING or BREACHED, waiting",
+            with(upstream(Some(vec![State::AwaitingManual])), &|q| {
+                q.sla = sla(Some(vec![SlaStatus::Warning, SlaStatus::Breached]), None)
+            }),
+        ),
+        (
+            "dueBefore: an hour from now",
+            with(upstream(None), &|q| q.sla = sla(None, Some(Utc::now() + TimeDelta::hours(1)))),
         ),
         (
             "a provider's own list",

@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use dispatchd::auth::{Actor, Keys};
 use dispatchd::config::DbConfig;
 use dispatchd::domain::dispatch::{Condition, Field, Operator, Strategy};
+use dispatchd::domain::sla;
 use dispatchd::domain::workflow::{NodeKind, Performer, WorkflowKind};
 use dispatchd::domain::{Role, TenantKind};
 use dispatchd::service::Services;
@@ -311,6 +312,31 @@ pub async fn seed(url: &str, scale: Scale) -> World {
         rules::import(&state, &as_admin, rule_inputs).await.expect("rules");
     }
 
+    // The upstream's SLA: urgent orders on a business clock, the others around the clock (so a
+    // creation chooses among policies, reads the calendar, and arms its timers).
+    // `DISPATCHD_BENCH_SLA=off`: none (the baseline of what SLA clocks cost a creation).
+    let policies = if std::env::var("DISPATCHD_BENCH_SLA").is_ok_and(|v| v == "off") {
+        vec![]
+    } else {
+        vec![
+            ("Urgent, business hours", vec![dispatchd::domain::Priority::Urgent], sla::ClockKind::Business),
+            ("Four hours", vec![], sla::ClockKind::Calendar),
+        ]
+    };
+    for (name, priorities, clock) in policies {
+        let input = dispatchd::service::sla::policies::PolicyInput {
+            name: Some(name.into()),
+            priorities: Some(priorities),
+            clock: Some(clock),
+            assigned_within: Some(Some("PT4H".into())),
+            accepted_within: Some(Some("PT8H".into())),
+            ..Default::default()
+        };
+        dispatchd::service::sla::policies::create(&state, &as_admin, input, None)
+            .await
+            .expect("SLA policy");
+    }
+
     // Orders: the waiting ones, then history (dispatched, with an open task; some cancelled).
     let mut open_tasks = vec![0i32; engineers.len()];
     let mut waiting = Vec::with_capacity(scale.waiting);
@@ -325,6 +351,12 @@ pub async fn seed(url: &str, scale: Scale) -> World {
                 .collect()
         })
         .collect();
+    let sla_targets = sla::Targets {
+        assigned_within: Some(4 * 3600),
+        accepted_within: None,
+        warn_at_percent: 80,
+    };
+    let around = sla::Calendar::around_the_clock();
     for i in 0..scale.orders {
         let id = dispatchd::ids::new(dispatchd::ids::WORK_ORDER);
         let province = rng.below(PROVINCES);
@@ -370,12 +402,20 @@ pub async fn seed(url: &str, scale: Scale) -> World {
         };
         let history = i < scale.orders - scale.waiting;
         let candidates = &by_province[province];
+        // Every order runs the upstream's SLA (assigned within four hours, around the clock):
+        // the waiting ones still run (the oldest of them breached, a band in warning), the
+        // cancelled ones stopped, the assigned ones met (one in ten late: breached).
+        let mut clock = sla::OrderSla::start("sla_bench", "Four hours", sla::ClockKind::Calendar, &sla_targets, &around, created)
+            .expect("a calendar clock always has time");
         if !history {
             waiting.push(id);
         } else if i % 20 == 0 || candidates.is_empty() {
             row.state = Set("CANCELLED".into());
             row.version = Set(2);
+            clock.stop(created + Duration::seconds(60));
         } else {
+            let met = created + if i % 10 == 1 { Duration::hours(5) } else { Duration::seconds(30) };
+            clock.meet(sla::Target::Assigned, met);
             let ei = candidates[rng.below(candidates.len())];
             let p = &partners[of_partner[ei]];
             let at = created + Duration::seconds(30);
@@ -408,6 +448,11 @@ pub async fn seed(url: &str, scale: Scale) -> World {
                 accept_by: Set(None),
             });
         }
+        let summary = clock.summary();
+        row.sla = Set(Some(serde_json::to_value(&clock).expect("an SLA serializes")));
+        row.sla_next_due = Set(summary.next_due);
+        row.sla_next_warn = Set(summary.next_warn);
+        row.sla_settled = Set(summary.settled.map(|x| x.as_str().to_owned()));
         order_rows.push(row);
     }
     for (row, n) in rows.iter_mut().zip(&open_tasks) {

@@ -36,6 +36,9 @@ pub struct Services {
     /// Tenants' business calendars, for what may lag a change on another instance (the day of
     /// FEWEST_TODAY, the time left on an SLA).
     pub calendars: crate::service::sla::CalendarCache,
+    /// Tenants' SLA policies, compiled (a change through another instance applies here
+    /// within 30 s; through this one, at once).
+    pub sla_policies: crate::service::sla::policies::PolicyCache,
 }
 
 impl Services {
@@ -74,6 +77,7 @@ impl Services {
             numbering: Default::default(),
             housekeeping: Default::default(),
             calendars: rules.calendars.clone(),
+            sla_policies: Default::default(),
             listen_pool: pools.listen,
         })
     }

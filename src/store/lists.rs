@@ -59,13 +59,24 @@ impl SlaFilter {
         };
         let now = self.now;
         let open = || Condition::all().add(C::SlaSettled.is_null());
+        // Running and due in the future: bounded on both sides, though no due time is ever
+        // past the bound (a clock finds its due time within ten years or the order is refused),
+        // so that SQLite's planner, which rates a range bounded on both sides far more
+        // selective than one bounded on one, reads these few orders by `ix_work_orders_sla_due`
+        // and sorts them, rather than walk every order of the tenant newest first (191 ms for a
+        // page after the last match of 100,000 orders; `cargo bench --bench load -- --only=filters`).
+        let ahead = || {
+            open()
+                .add(C::SlaNextDue.gt(now))
+                .add(C::SlaNextDue.lte(now + chrono::TimeDelta::days(366 * 11)))
+        };
         let any = statuses.iter().fold(Condition::any(), |any, s| {
             any.add(match s {
                 SlaStatus::Breached => Condition::any()
                     .add(C::SlaSettled.eq(SlaStatus::Breached.as_str()))
                     .add(open().add(C::SlaNextDue.lte(now))),
-                SlaStatus::Warning => open().add(C::SlaNextDue.gt(now)).add(C::SlaNextWarn.lte(now)),
-                SlaStatus::OnTrack => open().add(C::SlaNextDue.gt(now)).add(C::SlaNextWarn.gt(now)),
+                SlaStatus::Warning => ahead().add(C::SlaNextWarn.lte(now)),
+                SlaStatus::OnTrack => ahead().add(C::SlaNextWarn.gt(now)),
                 SlaStatus::Met | SlaStatus::Cancelled => Condition::all().add(C::SlaSettled.eq(s.as_str())),
             })
         });

@@ -359,8 +359,8 @@ pub struct Reread<'a> {
     pub revision: i64,
     pub rule_ids: &'a [&'a str],
     pub engineer_ids: &'a [&'a str],
-    /// Each engineer's day (its tenant's), by engineer ID.
-    pub days: &'a HashMap<&'a str, String>,
+    /// Today, by tenant: each engineer's count is of its own tenant's day.
+    pub days: &'a HashMap<String, String>,
     /// Whether the cursors are locked as they are read (PostgreSQL).
     pub lock: Lock,
 }
@@ -400,7 +400,7 @@ const REREAD_SQLITE: &str = "SELECT \
         WHERE rule_id IN (SELECT value FROM json_each(?2)) AND last_engineer_id IS NOT NULL), \
     (SELECT json_group_array(json_array(e.id, e.active, e.capacity, e.open_tasks, COALESCE(c.assigned, 0))) \
         FROM engineers e LEFT JOIN engineer_daily_counts c \
-            ON c.engineer_id = e.id AND c.day = json_extract(?3, '$.\"' || e.id || '\"') \
+            ON c.engineer_id = e.id AND c.day = json_extract(?3, '$.\"' || e.tenant_id || '\"') \
         WHERE e.id IN (SELECT value FROM json_each(?4)))";
 
 const REREAD_POSTGRES: &str = "SELECT \
@@ -411,7 +411,7 @@ const REREAD_POSTGRES: &str = "SELECT \
         AND last_engineer_id IS NOT NULL), \
     (SELECT COALESCE(json_agg(json_build_array(e.id, e.active::int, e.capacity, e.open_tasks, \
             COALESCE((SELECT c.assigned FROM engineer_daily_counts c \
-                WHERE c.engineer_id = e.id AND c.day = ($3::json ->> e.id)), 0))), '[]')::text \
+                WHERE c.engineer_id = e.id AND c.day = ($3::json ->> e.tenant_id)), 0))), '[]')::text \
         FROM engineers e WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text($4::json))))";
 
 async fn reread_in_one<C: ConnectionTrait>(

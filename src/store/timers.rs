@@ -33,7 +33,15 @@ pub fn cancel_order<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order_id: &
 
 /// Queues a timer with the change's other writes.
 pub fn schedule<C: ConnectionTrait>(batch: &mut Batch, conn: &C, t: &timer::Model) {
-    batch.add_query(conn, &timer::Entity::insert(timer::ActiveModel::from(t.clone())));
+    schedule_all(batch, conn, std::slice::from_ref(t));
+}
+
+/// Queues timers with the change's other writes, in one statement.
+pub fn schedule_all<C: ConnectionTrait>(batch: &mut Batch, conn: &C, ts: &[timer::Model]) {
+    if !ts.is_empty() {
+        let rows = ts.iter().map(|t| timer::ActiveModel::from(t.clone()));
+        batch.add_query(conn, &timer::Entity::insert_many(rows));
+    }
 }
 
 /// Cancels the timers of a task (its deadline is moot: accepted, declined, revoked).

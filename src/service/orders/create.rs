@@ -44,7 +44,7 @@ pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder)
             .await?,
         ),
     };
-    let sla = crate::service::sla::clocks::plan(&state.calendars, &state.db, caller.tenant_id(), &facts).await?;
+    let sla = crate::service::sla::clocks::plan(state, caller.tenant_id(), &facts).await?;
     let creation = Arc::new(Creation {
         caller,
         input,

@@ -302,13 +302,7 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, tenant: &str, p: &mut Prepare
     let rule_ids: Vec<&str> = p.live.iter().map(|&i| p.set.rules[i].spec.id.as_str()).collect();
     let engineer_ids: Vec<&str> = p.cands.engineers.iter().map(|e| e.id.as_str()).collect();
     let tenants = p.cands.engineers.iter().map(|e| e.tenant_id.as_str());
-    let by_tenant = p.calendars.days_of(conn, tenants, crate::domain::now()).await?;
-    let days: HashMap<&str, String> = p
-        .cands
-        .engineers
-        .iter()
-        .map(|e| (e.id.as_str(), by_tenant[&e.tenant_id].clone()))
-        .collect();
+    let days = p.calendars.days_of(conn, tenants, crate::domain::now()).await?;
     let reread = Reread {
         tenant,
         revision: p.set.revision,

@@ -15,8 +15,6 @@ use crate::service::Services;
 use crate::service::orders::{History, commit};
 use crate::store::{self, Batch};
 
-use super::calendar;
-use super::policies::policy_for;
 
 /// The order's SLA as stored (`None`: no policy applied to it).
 pub fn of(order: &work_order::Model) -> Result<Option<OrderSla>> {
@@ -45,17 +43,12 @@ pub struct Plan {
 }
 
 /// The plan of an order of `tenant` with these facts, if one of its policies applies.
-pub async fn plan<C: ConnectionTrait>(
-    calendars: &calendar::CalendarCache,
-    conn: &C,
-    tenant: &str,
-    facts: &OrderFacts,
-) -> Result<Option<Plan>> {
-    let Some(policy) = policy_for(conn, tenant, facts).await? else {
+pub async fn plan(state: &Services, tenant: &str, facts: &OrderFacts) -> Result<Option<Plan>> {
+    let Some(policy) = state.sla_policies.policy_for(&state.db, tenant, facts).await? else {
         return Ok(None);
     };
     let calendar = match policy.spec.clock {
-        ClockKind::Business => calendars.get(conn, tenant).await?.calendar.clone(),
+        ClockKind::Business => state.calendars.get(&state.db, tenant).await?.calendar.clone(),
         ClockKind::Calendar => Calendar::around_the_clock(),
     };
     Ok(Some(Plan { policy, calendar }))
@@ -133,10 +126,11 @@ pub fn begin<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order: &mut work_o
     let Some(sla) = of(order)? else {
         return Ok(());
     };
+    let mut timers = Vec::new();
     for c in sla.targets.iter().filter(|c| sla.runs(c.target)) {
         let [warning, breach] = store::sla::timer_kinds(c.target.as_str());
         for (kind, due_at) in [(warning, c.warn_at), (breach, c.due_at)] {
-            let t = timer::Model {
+            timers.push(timer::Model {
                 id: ids::new(ids::TIMER),
                 kind,
                 tenant_id: order.tenant_id.clone(),
@@ -145,10 +139,11 @@ pub fn begin<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order: &mut work_o
                 due_at,
                 attempt: 0,
                 created_at: order.created_at,
-            };
-            store::timers::schedule(batch, conn, &t);
+            });
         }
     }
+    // One statement for all of them: a creation's transaction is the write lane's time.
+    store::timers::schedule_all(batch, conn, &timers);
     Ok(())
 }
 
@@ -264,7 +259,7 @@ pub async fn view(state: &Services, order: &work_order::Model) -> Result<Option<
 
 /// The SLA an order with these facts would get if created now (`explainDispatch` on a draft).
 pub async fn draft_view(state: &Services, tenant: &str, facts: &OrderFacts) -> Result<Option<SlaView>> {
-    let Some(plan) = plan(&state.calendars, &state.db, tenant, facts).await? else {
+    let Some(plan) = plan(state, tenant, facts).await? else {
         return Ok(None);
     };
     let now = crate::domain::now();

@@ -1,6 +1,11 @@
 //! Managing an upstream's SLA policies (list, create, update, delete, reorder), and choosing
 //! the policy of an order.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use entity::sla_policy;
+use parking_lot::RwLock;
 use sea_orm::ConnectionTrait;
 
 use crate::auth::Actor;
@@ -101,16 +106,50 @@ pub fn compile(p: &sla_policy::Model) -> Result<CompiledPolicy> {
     CompiledPolicy::compile(spec).map_err(|e| Error::internal(format!("{}: {}", what(), e.message)))
 }
 
-/// The policy of an order of `tenant` with these facts, if one applies.
-pub async fn policy_for<C: ConnectionTrait>(conn: &C, tenant: &str, facts: &OrderFacts) -> Result<Option<CompiledPolicy>> {
-    let policies = store::sla::policies(conn, tenant).await?;
-    for p in &policies {
-        let c = compile(p)?;
-        if c.applies(facts) {
-            return Ok(Some(c));
+/// How long a tenant's compiled policies are trusted (a change made through another instance
+/// applies on this one within it; through this one, at once).
+const FRESH_FOR: Duration = Duration::from_secs(30);
+
+/// A tenant's compiled policies and when they were read.
+type Cached = (Instant, Arc<Vec<CompiledPolicy>>);
+
+/// Tenants' SLA policies, compiled, cached for [`FRESH_FOR`]: an order's creation chooses
+/// among them without reading them.
+#[derive(Clone, Default)]
+pub struct PolicyCache {
+    inner: Arc<RwLock<HashMap<String, Cached>>>,
+}
+
+impl PolicyCache {
+    async fn get<C: ConnectionTrait>(&self, conn: &C, tenant: &str) -> Result<Arc<Vec<CompiledPolicy>>> {
+        if let Some((at, ps)) = self.inner.read().get(tenant)
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(ps.clone());
         }
+        let compiled = store::sla::policies(conn, tenant)
+            .await?
+            .iter()
+            .map(compile)
+            .collect::<Result<Vec<_>>>()?;
+        let ps = Arc::new(compiled);
+        self.inner.write().insert(tenant.to_owned(), (Instant::now(), ps.clone()));
+        Ok(ps)
     }
-    Ok(None)
+
+    fn forget(&self, tenant: &str) {
+        self.inner.write().remove(tenant);
+    }
+
+    /// The policy of an order of `tenant` with these facts, if one applies.
+    pub async fn policy_for<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        facts: &OrderFacts,
+    ) -> Result<Option<CompiledPolicy>> {
+        Ok(self.get(conn, tenant).await?.iter().find(|p| p.applies(facts)).cloned())
+    }
 }
 
 async fn load<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result<sla_policy::Model> {
@@ -175,6 +214,7 @@ pub async fn create(state: &Services, actor: &Actor, input: PolicyInput, positio
     ids.insert(at, p.id.clone());
     store::sla::set_positions(&tx, &ids).await?;
     tx.commit().await?;
+    state.sla_policies.forget(caller.tenant_id());
     Ok(p)
 }
 
@@ -188,6 +228,7 @@ pub async fn update(state: &Services, actor: &Actor, id: &str, input: PolicyInpu
     p.updated_at = crate::domain::now();
     store::sla::update_policy(&tx, &p).await?;
     tx.commit().await?;
+    state.sla_policies.forget(caller.tenant_id());
     Ok(p)
 }
 
@@ -204,7 +245,9 @@ pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
         .map(|p| p.id)
         .collect();
     store::sla::set_positions(&tx, &rest).await?;
-    Ok(tx.commit().await?)
+    tx.commit().await?;
+    state.sla_policies.forget(caller.tenant_id());
+    Ok(())
 }
 
 /// Upstream ADMIN, INTEGRATION: the order policies are tried in (every policy, once).
@@ -226,5 +269,6 @@ pub async fn reorder(state: &Services, actor: &Actor, order: Vec<String>) -> Res
     store::sla::set_positions(&tx, &order).await?;
     let list = store::sla::policies(&tx, caller.tenant_id()).await?;
     tx.commit().await?;
+    state.sla_policies.forget(caller.tenant_id());
     Ok(list)
 }
