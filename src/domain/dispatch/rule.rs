@@ -335,6 +335,13 @@ fn text_test(c: &Condition) -> TextTest {
 }
 
 impl Test {
+    /// Compiles conditions that must all hold (a rule's, an SLA policy's), checked as a whole
+    /// ([`check_conditions`]) and one by one.
+    pub fn compile_all(conditions: &[Condition]) -> Result<Vec<Test>, RuleError> {
+        check_conditions(conditions)?;
+        conditions.iter().enumerate().map(|(i, c)| Test::compile(i, c)).collect()
+    }
+
     /// Compiles a condition, checking its shape first ([`check_condition`]): a stored rule that
     /// is not well formed is refused here, never tested with values it does not have.
     pub fn compile(i: usize, c: &Condition) -> Result<Test, RuleError> {
@@ -379,13 +386,7 @@ pub struct CompiledRule {
 
 impl CompiledRule {
     pub fn compile(spec: RuleSpec) -> Result<CompiledRule, RuleError> {
-        check_conditions(&spec.conditions)?;
-        let tests = spec
-            .conditions
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Test::compile(i, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tests = Test::compile_all(&spec.conditions)?;
         Ok(CompiledRule { spec, tests })
     }
 }

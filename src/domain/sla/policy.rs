@@ -2,7 +2,7 @@
 //! have), the targets it sets, their validation, and the choice of an order's policy.
 use crate::domain::Priority;
 use crate::domain::dispatch::engine::holds;
-use crate::domain::dispatch::rule::{Test, check_conditions};
+use crate::domain::dispatch::rule::Test;
 use crate::domain::dispatch::{Condition, OrderFacts, RuleError};
 
 use super::clock::{ClockKind, Targets};
@@ -71,14 +71,8 @@ pub struct CompiledPolicy {
 
 impl CompiledPolicy {
     pub fn compile(spec: PolicySpec) -> Result<CompiledPolicy, RuleError> {
-        check_conditions(&spec.conditions)?;
         check_targets(&spec.targets)?;
-        let tests = spec
-            .conditions
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Test::compile(i, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tests = Test::compile_all(&spec.conditions)?;
         Ok(CompiledPolicy { spec, tests })
     }
 

@@ -93,6 +93,14 @@ pub struct RuleCondition {
 }
 
 impl RuleCondition {
+    /// The conditions stored on a rule or an SLA policy, shown to `audience`.
+    pub(super) fn stored(conditions: &serde_json::Value, audience: Audience) -> Result<Vec<RuleCondition>> {
+        let c: Vec<d::Condition> = serde_json::from_value(conditions.clone())
+            .map_err(Error::internal)
+            .gql()?;
+        Ok(c.into_iter().map(|c| RuleCondition::new(c, audience)).collect())
+    }
+
     pub(super) fn new(c: d::Condition, audience: Audience) -> Self {
         RuleCondition {
             field: c.field.into(),
@@ -227,10 +235,7 @@ impl DispatchRule {
     }
     /// All must hold for the rule to apply.
     async fn conditions(&self) -> Result<Vec<RuleCondition>> {
-        let c: Vec<d::Condition> = serde_json::from_value(self.0.conditions.clone())
-            .map_err(Error::internal)
-            .gql()?;
-        Ok(c.into_iter().map(|c| RuleCondition::new(c, self.1)).collect())
+        RuleCondition::stored(&self.0.conditions, self.1)
     }
     async fn target(&self) -> Result<RuleTarget> {
         Ok(RuleTarget(

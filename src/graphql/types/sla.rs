@@ -5,7 +5,6 @@ use entity::sla_policy;
 
 use super::rules::{RuleCondition, RuleConditionInput};
 use super::Priority;
-use crate::domain::dispatch as d;
 use crate::domain::sla as s;
 use crate::domain::validate::iso_duration;
 use crate::domain::visibility::Audience;
@@ -183,10 +182,7 @@ impl SlaPolicy {
     }
     /// All must hold for the policy to apply (as a dispatch rule's).
     async fn conditions(&self) -> Result<Vec<RuleCondition>> {
-        let c: Vec<d::Condition> = serde_json::from_value(self.0.conditions.clone())
-            .map_err(Error::internal)
-            .gql()?;
-        Ok(c.into_iter().map(|c| RuleCondition::new(c, self.1)).collect())
+        RuleCondition::stored(&self.0.conditions, self.1)
     }
     async fn clock(&self) -> Result<SlaClock> {
         s::ClockKind::parse(&self.0.clock)
