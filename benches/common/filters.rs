@@ -5,10 +5,10 @@
 //! the page scenarios.
 use std::time::Instant;
 
-use dispatchd::config::DbConfig;
-use dispatchd::domain::work_order::State;
 use chrono::{DateTime, TimeDelta, Utc};
+use dispatchd::config::DbConfig;
 use dispatchd::domain::sla::Status as SlaStatus;
+use dispatchd::domain::work_order::State;
 use dispatchd::store::lists::{OrderQuery, OrderScope, SlaFilter, order_page};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -132,7 +132,9 @@ pub async fn run(url: &str, rounds: usize) -> Vec<FilterTime> {
         ),
         (
             "dueBefore: an hour from now",
-            with(upstream(None), &|q| q.sla = sla(None, Some(Utc::now() + TimeDelta::hours(1)))),
+            with(upstream(None), &|q| {
+                q.sla = sla(None, Some(Utc::now() + TimeDelta::hours(1)))
+            }),
         ),
         (
             "a provider's own list",

@@ -319,7 +319,11 @@ pub async fn seed(url: &str, scale: Scale) -> World {
         vec![]
     } else {
         vec![
-            ("Urgent, business hours", vec![dispatchd::domain::Priority::Urgent], sla::ClockKind::Business),
+            (
+                "Urgent, business hours",
+                vec![dispatchd::domain::Priority::Urgent],
+                sla::ClockKind::Business,
+            ),
             ("Four hours", vec![], sla::ClockKind::Calendar),
         ]
     };
@@ -405,8 +409,15 @@ pub async fn seed(url: &str, scale: Scale) -> World {
         // Every order runs the upstream's SLA (assigned within four hours, around the clock):
         // the waiting ones still run (the oldest of them breached, a band in warning), the
         // cancelled ones stopped, the assigned ones met (one in ten late: breached).
-        let mut clock = sla::OrderSla::start("sla_bench", "Four hours", sla::ClockKind::Calendar, &sla_targets, &around, created)
-            .expect("a calendar clock always has time");
+        let mut clock = sla::OrderSla::start(
+            "sla_bench",
+            "Four hours",
+            sla::ClockKind::Calendar,
+            &sla_targets,
+            &around,
+            created,
+        )
+        .expect("a calendar clock always has time");
         if !history {
             waiting.push(id);
         } else if i % 20 == 0 || candidates.is_empty() {
@@ -414,7 +425,12 @@ pub async fn seed(url: &str, scale: Scale) -> World {
             row.version = Set(2);
             clock.stop(created + Duration::seconds(60));
         } else {
-            let met = created + if i % 10 == 1 { Duration::hours(5) } else { Duration::seconds(30) };
+            let met = created
+                + if i % 10 == 1 {
+                    Duration::hours(5)
+                } else {
+                    Duration::seconds(30)
+                };
             clock.meet(sla::Target::Assigned, met);
             let ei = candidates[rng.below(candidates.len())];
             let p = &partners[of_partner[ei]];

@@ -74,8 +74,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(Index::drop().name("ix_work_orders_sla_due").table(Alias::new("work_orders")).to_owned())
-            .await?;
+        m.drop_index(
+            Index::drop()
+                .name("ix_work_orders_sla_due")
+                .table(Alias::new("work_orders"))
+                .to_owned(),
+        )
+        .await?;
         for column in ["sla", "sla_next_due", "sla_next_warn", "sla_settled"] {
             m.alter_table(
                 Table::alter()

@@ -381,7 +381,11 @@ impl Mutation {
     }
 
     /// ADMIN or INTEGRATION of an upstream tenant: deletes a policy (orders keep their SLA).
-    async fn delete_sla_policy(&self, ctx: &Context<'_>, input: DeleteSlaPolicyInput) -> Result<DeleteSlaPolicyPayload> {
+    async fn delete_sla_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteSlaPolicyInput,
+    ) -> Result<DeleteSlaPolicyPayload> {
         sla::policies::delete(ctx.state(), ctx.actor()?, &input.policy_id)
             .await
             .gql()?;

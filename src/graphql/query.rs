@@ -108,7 +108,9 @@ impl Query {
         complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
     )]
     async fn sla_policies(&self, ctx: &Context<'_>) -> Result<Vec<SlaPolicy>> {
-        let list = crate::service::sla::policies::list(ctx.state(), ctx.actor()?).await.gql()?;
+        let list = crate::service::sla::policies::list(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?;
         SlaPolicy::seen_all(ctx, list).await
     }
 
@@ -116,7 +118,9 @@ impl Query {
     /// UTC until its ADMIN sets one).
     #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + child_complexity")]
     async fn business_calendar(&self, ctx: &Context<'_>) -> Result<BusinessCalendar> {
-        let c = crate::service::sla::business_calendar(ctx.state(), ctx.actor()?).await.gql()?;
+        let c = crate::service::sla::business_calendar(ctx.state(), ctx.actor()?)
+            .await
+            .gql()?;
         Ok(BusinessCalendar(c, audience::own(ctx.caller().await?)))
     }
 
@@ -149,7 +153,11 @@ impl Query {
         };
         let trace = orders::explain_dispatch(ctx.state(), ctx.actor()?, what).await.gql()?;
         // A dry run is the caller's own (only upstream staff may ask for one).
-        Ok(DispatchTrace(trace.trace, audience::own(ctx.caller().await?), trace.sla))
+        Ok(DispatchTrace(
+            trace.trace,
+            audience::own(ctx.caller().await?),
+            trace.sla,
+        ))
     }
 
     /// ENGINEER: its task notifications, unacknowledged first (Relay connection).

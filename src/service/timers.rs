@@ -69,7 +69,9 @@ async fn fire(state: Services, id: String, at: DateTime<Utc>, lock: crate::servi
         kind::ACCEPT_DEADLINE => crate::service::tasks::acceptance_due(state, tx, &timer, lock).await?,
         kind::RETRY_DISPATCH => crate::service::orders::retry_due(state, tx, &timer, lock).await?,
         kind::OFFER_EXPIRY => crate::service::orders::offer_due(state, tx, &timer, lock).await?,
-        k if crate::service::sla::clocks::is_sla_timer(k) => crate::service::sla::clocks::due(state, tx, &timer).await?,
+        k if crate::service::sla::clocks::is_sla_timer(k) => {
+            crate::service::sla::clocks::due(state, tx, &timer).await?
+        }
         other => {
             tracing::error!(timer = %id, kind = other, "a timer of an unknown kind is dropped");
             tx.commit().await?;

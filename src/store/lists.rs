@@ -8,8 +8,8 @@ use sea_orm::{
 
 use crate::domain::sla::Status as SlaStatus;
 use crate::domain::work_order::State;
-use chrono::{DateTime, Utc};
 use crate::error::Result;
+use chrono::{DateTime, Utc};
 
 /// Whose orders a list is drawn from (the service decides it from the caller).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -101,7 +101,8 @@ async fn seed() -> Seeded {
     app.ok(&a.admin_token, RULE, json!({ "i": rule })).await;
     // SLA policies: A's orders run clocks (its upstream's business alone); B has its own.
     let sla = "mutation($i:CreateSlaPolicyInput!){ createSlaPolicy(input:$i){ policy { id } } }";
-    let sla_a = json!({"name": "SlaA-secret-s1", "clock": "CALENDAR", "assignedWithin": "PT4H", "acceptedWithin": "PT8H"});
+    let sla_a =
+        json!({"name": "SlaA-secret-s1", "clock": "CALENDAR", "assignedWithin": "PT4H", "acceptedWithin": "PT8H"});
     app.ok(&a.admin_token, sla, json!({ "i": sla_a })).await;
     let sla_b = json!({"name": "SlaB-secret-s2", "assignedWithin": "PT2H"});
     app.ok(&b.admin_token, sla, json!({ "i": sla_b })).await;

@@ -339,7 +339,11 @@ impl Test {
     /// ([`check_conditions`]) and one by one.
     pub fn compile_all(conditions: &[Condition]) -> Result<Vec<Test>, RuleError> {
         check_conditions(conditions)?;
-        conditions.iter().enumerate().map(|(i, c)| Test::compile(i, c)).collect()
+        conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Test::compile(i, c))
+            .collect()
     }
 
     /// Compiles a condition, checking its shape first ([`check_condition`]): a stored rule that

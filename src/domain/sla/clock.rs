@@ -324,7 +324,15 @@ mod tests {
             accepted_within: accept,
             warn_at_percent: 75,
         };
-        OrderSla::start("p", "Gold", ClockKind::Calendar, &targets, &Calendar::around_the_clock(), t(8, 0)).unwrap()
+        OrderSla::start(
+            "p",
+            "Gold",
+            ClockKind::Calendar,
+            &targets,
+            &Calendar::around_the_clock(),
+            t(8, 0),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -336,7 +344,10 @@ mod tests {
         assert_eq!(s.status(t(8, 45)), Status::Warning);
         assert_eq!(s.status(t(9, 0)), Status::Breached);
         let sum = s.summary();
-        assert_eq!((sum.next_due, sum.next_warn, sum.settled), (Some(t(9, 0)), Some(t(8, 45)), None));
+        assert_eq!(
+            (sum.next_due, sum.next_warn, sum.settled),
+            (Some(t(9, 0)), Some(t(8, 45)), None)
+        );
         for now in [t(8, 0), t(8, 45), t(9, 30), t(11, 0)] {
             assert_eq!(sum.status_at(now), Some(s.status(now)), "at {now}");
         }
@@ -347,7 +358,11 @@ mod tests {
         let mut s = sla(Some(3600), Some(7200));
         assert!(s.meet(Target::Assigned, t(8, 50)));
         assert!(!s.meet(Target::Assigned, t(8, 55)), "met once");
-        assert_eq!(s.status(t(8, 50)), Status::OnTrack, "the accepted target warns at 09:30");
+        assert_eq!(
+            s.status(t(8, 50)),
+            Status::OnTrack,
+            "the accepted target warns at 09:30"
+        );
         assert_eq!(s.status(t(9, 40)), Status::Warning);
         let sum = s.summary();
         assert_eq!((sum.next_due, sum.settled), (Some(t(10, 0)), None));

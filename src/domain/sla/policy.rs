@@ -41,7 +41,10 @@ pub fn check_targets(t: &Targets) -> Result<(), RuleError> {
             "a policy sets at least one target: assignedWithin, acceptedWithin or both".into(),
         );
     }
-    for (field, within) in [("assignedWithin", t.assigned_within), ("acceptedWithin", t.accepted_within)] {
+    for (field, within) in [
+        ("assignedWithin", t.assigned_within),
+        ("acceptedWithin", t.accepted_within),
+    ] {
         if let Some(w) = within
             && !(MIN_WITHIN_SECS..=MAX_WITHIN_SECS).contains(&w)
         {
@@ -144,7 +147,10 @@ mod tests {
         assert_eq!(pick(Priority::Low, "CN-11"), Some("any"));
         let mut off = ps[2].clone();
         off.spec.enabled = false;
-        assert_eq!(choose(&[off], &facts(Priority::Low, "CN")).map(|c| c.spec.id.clone()), None);
+        assert_eq!(
+            choose(&[off], &facts(Priority::Low, "CN")).map(|c| c.spec.id.clone()),
+            None
+        );
     }
 
     #[test]
@@ -155,10 +161,22 @@ mod tests {
             warn_at_percent: w,
         };
         assert_eq!(check_targets(&t(None, None, 80)).unwrap_err().field, "assignedWithin");
-        assert_eq!(check_targets(&t(Some(30), None, 80)).unwrap_err().field, "assignedWithin");
-        assert_eq!(check_targets(&t(Some(7200), Some(3600), 80)).unwrap_err().field, "acceptedWithin");
-        assert_eq!(check_targets(&t(Some(3600), None, 0)).unwrap_err().field, "warnAtPercent");
-        assert_eq!(check_targets(&t(Some(3600), None, 100)).unwrap_err().field, "warnAtPercent");
+        assert_eq!(
+            check_targets(&t(Some(30), None, 80)).unwrap_err().field,
+            "assignedWithin"
+        );
+        assert_eq!(
+            check_targets(&t(Some(7200), Some(3600), 80)).unwrap_err().field,
+            "acceptedWithin"
+        );
+        assert_eq!(
+            check_targets(&t(Some(3600), None, 0)).unwrap_err().field,
+            "warnAtPercent"
+        );
+        assert_eq!(
+            check_targets(&t(Some(3600), None, 100)).unwrap_err().field,
+            "warnAtPercent"
+        );
         assert!(check_targets(&t(None, Some(3600), 50)).is_ok());
         assert!(check_targets(&t(Some(3600), Some(3600), 99)).is_ok());
     }

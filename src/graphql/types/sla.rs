@@ -3,8 +3,8 @@ use async_graphql::{Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::sla_policy;
 
-use super::rules::{RuleCondition, RuleConditionInput};
 use super::Priority;
+use super::rules::{RuleCondition, RuleConditionInput};
 use crate::domain::sla as s;
 use crate::domain::validate::iso_duration;
 use crate::domain::visibility::Audience;

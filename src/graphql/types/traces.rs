@@ -228,7 +228,11 @@ impl RuleEvaluation {
 }
 
 /// Why automatic dispatch sent an order where it went (or to manual assignment).
-pub struct DispatchTrace(pub TraceView, pub Audience, pub Option<crate::service::sla::clocks::SlaView>);
+pub struct DispatchTrace(
+    pub TraceView,
+    pub Audience,
+    pub Option<crate::service::sla::clocks::SlaView>,
+);
 
 #[Object(guard = "Sees::object::<Self>(self.1)")]
 impl DispatchTrace {

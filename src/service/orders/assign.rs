@@ -226,7 +226,14 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
         );
         history.notify(tx, &t.engineer_id, notify_kind::TASK_REVOKED, &t.id)?;
     }
-    crate::service::rules::count_today(calendars, &mut history.batch, tx, &chosen.engineer_id, &chosen.engineer_tenant).await?;
+    crate::service::rules::count_today(
+        calendars,
+        &mut history.batch,
+        tx,
+        &chosen.engineer_id,
+        &chosen.engineer_tenant,
+    )
+    .await?;
     let record = super::history_fields(order);
     for step in &planned.plan.steps {
         match step.command {
@@ -460,7 +467,16 @@ async fn assign_in_tx(
     if order.state == State::Offered.as_str() {
         super::claim::withdraw_offer(&tx, &order.id, None, &mut history).await?;
     }
-    write_assignment(&state.calendars, &tx, &updated, &chosen, &planned, previous.as_deref(), &mut history).await?;
+    write_assignment(
+        &state.calendars,
+        &tx,
+        &updated,
+        &chosen,
+        &planned,
+        previous.as_deref(),
+        &mut history,
+    )
+    .await?;
     commit(state, tx, history).await?;
     Ok(updated)
 }

@@ -67,7 +67,16 @@ pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) ->
     let set = state.rules.current(&state.db, tenant).await?;
     let order_id = order_id.as_deref();
     if two_stage {
-        let cands = rules::provider_candidates(&state.db, &state.calendars, tenant, &set, &facts, order_id, rules::Lock::None).await?;
+        let cands = rules::provider_candidates(
+            &state.db,
+            &state.calendars,
+            tenant,
+            &set,
+            &facts,
+            order_id,
+            rules::Lock::None,
+        )
+        .await?;
         let decision = evaluate_providers(&set, &facts, &cands);
         let trace = rules::store_provider_trace(&set, &facts, &cands, &decision);
         let trace = rules::render(&trace, &set, true);

@@ -11,7 +11,6 @@ use crate::service::sla::CalendarCache;
 use crate::store::providers as provider_store;
 use crate::store::rules::{self as store, Lock};
 
-
 /// The providers the live rules assigning providers name, with what orders them (the rules'
 /// cursors, the orders pending at each, those assigned to each today) and what excludes them
 /// (the regions their active engineers cover, the rejections of this order).

@@ -31,7 +31,6 @@ pub fn facts_of(o: &work_order::Model) -> Result<OrderFacts> {
     })
 }
 
-
 /// The positions of the rules assigning engineers whose conditions hold for the order (they
 /// need candidates).
 pub fn live_rules(rules: &RuleSet, facts: &OrderFacts) -> Vec<usize> {
@@ -253,7 +252,17 @@ impl Prepared {
     ) -> Result<()> {
         self.loaded = (self.loaded * 4).min(self.live.len());
         let how = Reading::at(phase, Reach::FirstLive(self.loaded));
-        self.cands = candidates(conn, &self.calendars, tenant, &self.scope, &self.set, facts, order_id, how).await?;
+        self.cands = candidates(
+            conn,
+            &self.calendars,
+            tenant,
+            &self.scope,
+            &self.set,
+            facts,
+            order_id,
+            how,
+        )
+        .await?;
         for e in self.cands.engineers.iter_mut().filter(|e| full.contains(&e.id)) {
             e.open_tasks = e.capacity;
         }

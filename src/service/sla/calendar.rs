@@ -170,8 +170,19 @@ impl CalendarCache {
     }
 
     /// The tenant's day (`YYYY-MM-DD`) at `at`: what FEWEST_TODAY counts by.
-    pub async fn day_of<C: ConnectionTrait>(&self, conn: &C, tenant: &str, at: chrono::DateTime<chrono::Utc>) -> Result<String> {
-        Ok(self.get(conn, tenant).await?.calendar.day_of(at).format("%Y-%m-%d").to_string())
+    pub async fn day_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String> {
+        Ok(self
+            .get(conn, tenant)
+            .await?
+            .calendar
+            .day_of(at)
+            .format("%Y-%m-%d")
+            .to_string())
     }
 
     /// [`Self::day_of`] for each of `tenants`, by tenant.

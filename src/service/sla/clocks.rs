@@ -15,7 +15,6 @@ use crate::service::Services;
 use crate::service::orders::{History, commit};
 use crate::store::{self, Batch};
 
-
 /// The order's SLA as stored (`None`: no policy applied to it).
 pub fn of(order: &work_order::Model) -> Result<Option<OrderSla>> {
     order
@@ -116,7 +115,12 @@ pub fn accepted(order: &mut work_order::Model, at: DateTime<Utc>) -> Result<()> 
 /// A new order's SLA: put on it, followed through what its creation did (an engineer
 /// assigned at once meets ASSIGNED), and the warnings and breaches of what still runs
 /// scheduled with the creation's writes.
-pub fn begin<C: ConnectionTrait>(batch: &mut Batch, conn: &C, order: &mut work_order::Model, sla: OrderSla) -> Result<()> {
+pub fn begin<C: ConnectionTrait>(
+    batch: &mut Batch,
+    conn: &C,
+    order: &mut work_order::Model,
+    sla: OrderSla,
+) -> Result<()> {
     put(order, &sla)?;
     let created = work_order::Model {
         state: State::Created.as_str().to_owned(),

@@ -98,8 +98,10 @@ pub fn compile(p: &sla_policy::Model) -> Result<CompiledPolicy> {
         id: p.id.clone(),
         name: p.name.clone(),
         enabled: p.enabled,
-        priorities: serde_json::from_value(p.priorities.clone()).map_err(|e| Error::internal(format!("{}: {e}", what())))?,
-        conditions: serde_json::from_value(p.conditions.clone()).map_err(|e| Error::internal(format!("{}: {e}", what())))?,
+        priorities: serde_json::from_value(p.priorities.clone())
+            .map_err(|e| Error::internal(format!("{}: {e}", what())))?,
+        conditions: serde_json::from_value(p.conditions.clone())
+            .map_err(|e| Error::internal(format!("{}: {e}", what())))?,
         clock: ClockKind::parse(&p.clock).ok_or_else(|| Error::internal(format!("{}: clock", what())))?,
         targets: targets_of(p),
     };
@@ -133,7 +135,9 @@ impl PolicyCache {
             .map(compile)
             .collect::<Result<Vec<_>>>()?;
         let ps = Arc::new(compiled);
-        self.inner.write().insert(tenant.to_owned(), (Instant::now(), ps.clone()));
+        self.inner
+            .write()
+            .insert(tenant.to_owned(), (Instant::now(), ps.clone()));
         Ok(ps)
     }
 
@@ -167,7 +171,12 @@ pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<sla_policy::Mod
 }
 
 /// Upstream ADMIN, INTEGRATION: a new policy, tried after the others (or at `position`).
-pub async fn create(state: &Services, actor: &Actor, input: PolicyInput, position: Option<i32>) -> Result<sla_policy::Model> {
+pub async fn create(
+    state: &Services,
+    actor: &Actor,
+    input: PolicyInput,
+    position: Option<i32>,
+) -> Result<sla_policy::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createSlaPolicy")?;
     if input.name.is_none() {
@@ -197,7 +206,10 @@ pub async fn create(state: &Services, actor: &Actor, input: PolicyInput, positio
         .map(|p| p.id)
         .collect();
     if ids.len() >= MAX_POLICIES {
-        return Err(Error::bad_input("name", format!("a tenant has at most {MAX_POLICIES} SLA policies")));
+        return Err(Error::bad_input(
+            "name",
+            format!("a tenant has at most {MAX_POLICIES} SLA policies"),
+        ));
     }
     let at = match position {
         None => ids.len(),
