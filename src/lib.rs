@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod ids;
+pub mod metrics;
 pub mod notify;
 pub mod service;
 pub mod store;

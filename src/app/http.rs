@@ -71,6 +71,7 @@ pub(super) fn router_draining(state: Services, cfg: &ServeConfig, draining: Arc<
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         // After every route: axum adds `Allow` to these 405s.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -165,6 +166,25 @@ async fn graphql_ws(
     let draining = http.draining.subscribe();
     ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), draining, ws)
         .await
+        .into_response()
+}
+
+/// Prometheus' scrape: the OpenMetrics text of what this instance counted, the database
+/// pools read as they are now.
+async fn metrics(State(http): State<Http>) -> Response {
+    let m = &http.state.metrics;
+    for (pool, db) in [("read", &http.state.db), ("write", &http.state.writer)] {
+        let (size, idle) = store::db::pool_stats(db);
+        m.pool(pool, size, idle);
+    }
+    m.write_lane_queue.set(http.state.lane.queued() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
         .into_response()
 }
 
@@ -294,6 +314,12 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         return respond(resp, media);
     }
 
+    let kind = match selected {
+        Selected::One(k) => k.as_str(),
+        Selected::Unresolved { .. } => "unknown",
+    };
+    let name = operation::selected_name(&params.query, params.operation_name.as_deref());
+    let started = std::time::Instant::now();
     let auth = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -309,6 +335,10 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
     let mut resp =
         store::sql_statements_scope(counter.clone(), http.gate.execute(&http.schema, req, authenticated)).await;
     graphql::ensure_codes(&mut resp);
+    let outcome = graphql::outcome(&resp);
+    http.state
+        .metrics
+        .request(kind, name.as_deref(), &outcome, Some(started.elapsed()));
     let mut out = respond(resp, media);
     if http.sql_stats {
         let n = counter.load(Ordering::Relaxed);

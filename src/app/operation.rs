@@ -14,6 +14,17 @@ pub enum Kind {
     Subscription,
 }
 
+impl Kind {
+    /// As the metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Mutation => "mutation",
+            Kind::Subscription => "subscription",
+        }
+    }
+}
+
 /// What the request selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selected {
@@ -38,6 +49,18 @@ pub fn selected(query: &str, operation_name: Option<&str>) -> Selected {
     match (picked.next(), picked.next()) {
         (Some((_, kind)), None) => Selected::One(*kind),
         _ => Selected::Unresolved { writes },
+    }
+}
+
+/// The name of the operation that runs, as the metrics label it: the one asked for, or the
+/// document's only operation's own.
+pub fn selected_name(query: &str, operation_name: Option<&str>) -> Option<String> {
+    if let Some(name) = operation_name {
+        return Some(name.to_owned());
+    }
+    match operations(query).as_slice() {
+        [(Some(name), _)] => Some((*name).to_owned()),
+        _ => None,
     }
 }
 

@@ -24,6 +24,23 @@ pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription
 /// one without is a bug, shown as `INTERNAL` (its message withheld) and logged.
 /// Not a schema extension: any extension makes every field's resolution go through the
 /// extension chain, a boxed future per field of every row of a page.
+/// What an answer's outcome is counted as: `OK`, or its first error's code.
+pub fn outcome(resp: &Response) -> String {
+    resp.errors
+        .first()
+        .map(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .and_then(|v| match v {
+                    async_graphql::Value::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "INTERNAL".into())
+        })
+        .unwrap_or_else(|| "OK".into())
+}
+
 pub fn ensure_codes(resp: &mut Response) {
     for e in &mut resp.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);

@@ -141,6 +141,7 @@ impl Connection {
     }
 
     async fn run(mut self) {
+        let _open = crate::metrics::Held::new(&self.state.metrics.ws_connections);
         let Some(protocol) = self.protocol else {
             self.close(
                 close::SUBPROTOCOL_NOT_ACCEPTABLE,
@@ -327,15 +328,24 @@ impl Connection {
             req = req.operation_name(op);
         }
         // Refused before anything runs, as over HTTP (the connection's caller is authenticated).
+        let name = payload.get("operationName").and_then(Value::as_str).map(str::to_owned);
+        let metrics = self.state.metrics.clone();
         if let Err(resp) = self.cfg.gate.admit(&mut req, true) {
+            metrics.request("unknown", name.as_deref(), &super::outcome(&resp), None);
             let err = serde_json::to_value(&resp.errors).unwrap_or_else(|_| json!([]));
             return self.send(error_message(protocol, id, err)).await;
         }
-        let is_subscription = req.parsed_query().is_ok_and(|doc| {
+        use async_graphql::parser::types::OperationType;
+        // The operation that runs: the one named, or the document's only one.
+        let picked = req.parsed_query().ok().and_then(|doc| {
             doc.operations
                 .iter()
-                .any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Subscription)
+                .find(|(n, _)| name.is_none() || n.map(|n| n.as_str()) == name.as_deref())
+                .map(|(n, op)| (n.map(|n| n.to_string()), op.node.ty))
         });
+        let ty = picked.as_ref().map(|(_, ty)| *ty);
+        let name = name.or_else(|| picked.and_then(|(n, _)| n));
+        let is_subscription = ty == Some(OperationType::Subscription);
         // A stream lives as long as its subscription: its loaders batch but do not cache, so
         // each event is resolved against the rows as they are then.
         let req = req
@@ -343,11 +353,40 @@ impl Connection {
             .data(CallerCell::default())
             .data(Loaders::uncached(&self.state.db));
         let responses = if is_subscription {
-            self.schema.execute_stream(req).boxed()
+            // Counted as set up (or refused) by its first answer; live while its stream is.
+            let live = crate::metrics::Held::new(&metrics.subscriptions);
+            let mut first = true;
+            self.schema
+                .execute_stream(req)
+                .map(move |r| {
+                    let _ = &live;
+                    if std::mem::take(&mut first) {
+                        let outcome = if r.errors.is_empty() {
+                            "OK".into()
+                        } else {
+                            super::outcome(&r)
+                        };
+                        metrics.request("subscription", name.as_deref(), &outcome, None);
+                    }
+                    r
+                })
+                .boxed()
         } else {
             // A query or mutation: one answer, under the operation deadline.
             let (schema, gate) = (self.schema.clone(), self.cfg.gate.clone());
-            futures::stream::once(async move { gate.within_deadline(schema.execute(req)).await }).boxed()
+            let kind = if ty == Some(OperationType::Mutation) {
+                "mutation"
+            } else {
+                "query"
+            };
+            futures::stream::once(async move {
+                let started = std::time::Instant::now();
+                let mut r = gate.within_deadline(schema.execute(req)).await;
+                super::ensure_codes(&mut r);
+                metrics.request(kind, name.as_deref(), &super::outcome(&r), Some(started.elapsed()));
+                r
+            })
+            .boxed()
         };
         let suggest = self.cfg.gate.may_introspect(true);
         let responses = responses

@@ -62,6 +62,7 @@ impl Housekeeping {
 
 /// Deletes what is past its retention, in batches; returns (notifications, events) deleted.
 pub async fn prune(state: &Services, now: DateTime<Utc>) -> Result<(u64, u64)> {
+    state.metrics.swept("prune");
     let s = state.housekeeping.get();
     let before = |d: Duration| TimeDelta::from_std(d).ok().map(|d| now - d);
     let notifications = match s.notification_retention.and_then(before) {

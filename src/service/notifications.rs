@@ -126,18 +126,28 @@ where
     F: Fn(Services, i64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Vec<T>>> + Send,
 {
+    // `live`: the replay is over (a read found nothing new): what comes now was just
+    // committed, and its delay from the change is `dispatchd_notification_lag_seconds`.
     let batches = stream::unfold(
-        (state, read, cursor, wake),
-        |(state, read, mut cursor, mut wake)| async move {
+        (state, read, cursor, wake, false),
+        |(state, read, mut cursor, mut wake, mut live)| async move {
             let mut failures = Backoff::new(Duration::from_millis(100), Duration::from_millis(6_400));
             loop {
                 match read(state.clone(), cursor).await {
                     Ok(batch) if !batch.is_empty() => {
                         cursor = batch.last().map(Numbered::number).unwrap_or(cursor);
+                        if live {
+                            let now = crate::domain::now();
+                            for item in &batch {
+                                let lag = (now - item.at()).to_std().unwrap_or_default();
+                                state.metrics.notification_lag_seconds.observe(lag.as_secs_f64());
+                            }
+                        }
                         let items: Vec<Result<T>> = batch.into_iter().map(Ok).collect();
-                        return Some((items, (state, read, cursor, wake)));
+                        return Some((items, (state, read, cursor, wake, live)));
                     }
                     Ok(_) => {
+                        live = true;
                         failures.reset();
                         let _ = tokio::time::timeout(catch_up(), wake.changed()).await;
                     }
@@ -152,11 +162,16 @@ where
 /// An item of a gapless sequence.
 pub trait Numbered {
     fn number(&self) -> i64;
+    /// When the change that wrote it was made.
+    fn at(&self) -> chrono::DateTime<chrono::Utc>;
 }
 
 impl Numbered for Delivered {
     fn number(&self) -> i64 {
         self.notification.seq
+    }
+    fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.notification.created_at
     }
 }
 
@@ -164,6 +179,9 @@ impl Numbered for work_order_event::Model {
     // The stream reads numbered events only (`seq > cursor`).
     fn number(&self) -> i64 {
         self.seq.unwrap_or(0)
+    }
+    fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at
     }
 }
 

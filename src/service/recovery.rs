@@ -19,6 +19,7 @@ const SWEEP_BATCH: u64 = 200;
 /// One sweep: the interrupted orders last changed before `now - grace`, each rolled forward
 /// unless another instance took it. Returns how many this call recovered.
 pub async fn sweep(state: &Services, grace: Duration) -> Result<usize> {
+    state.metrics.swept("recovery");
     let before: DateTime<Utc> =
         crate::domain::now() - chrono::TimeDelta::from_std(grace).unwrap_or(chrono::TimeDelta::seconds(30));
     let ids = store::orders::interrupted_ids(&state.db, orders::interrupted_before(before), SWEEP_BATCH).await?;

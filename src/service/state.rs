@@ -39,6 +39,8 @@ pub struct Services {
     /// Tenants' SLA policies, compiled (a change through another instance applies here
     /// within 30 s; through this one, at once).
     pub sla_policies: crate::service::sla::policies::PolicyCache,
+    /// What the server counts (`GET /metrics`).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Services {
@@ -59,10 +61,11 @@ impl Services {
             move |which| principals.forget(which)
         });
         let rules = RuleCache::default();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
         Ok(Services {
             db,
             lane: if pools.write.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
-                store::WriteLane::spawn(pools.write.clone(), db_cfg.write_queue)?
+                store::WriteLane::spawn(pools.write.clone(), db_cfg.write_queue, metrics.clone())?
             } else {
                 store::WriteLane::default()
             },
@@ -78,6 +81,7 @@ impl Services {
             housekeeping: Default::default(),
             calendars: rules.calendars.clone(),
             sla_policies: Default::default(),
+            metrics,
             listen_pool: pools.listen,
         })
     }

@@ -77,6 +77,7 @@ async fn fire(state: Services, id: String, at: DateTime<Utc>, lock: crate::servi
             tx.commit().await?;
         }
     }
+    state.metrics.timer_fired(&timer.kind);
     Ok(true)
 }
 
@@ -88,6 +89,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub async fn run(state: Services, tick: Duration, mut stop: watch::Receiver<bool>) {
     let mut pruned: Option<std::time::Instant> = None;
     loop {
+        state.metrics.swept("timers");
         let looked_at = crate::domain::now();
         let fired = match fire_due(&state, looked_at).await {
             Ok(n) => n,

@@ -439,6 +439,20 @@ pub fn is_postgres<C: ConnectionTrait>(conn: &C) -> bool {
     conn.get_database_backend() == DatabaseBackend::Postgres
 }
 
+/// A pool's connections now: (open, idle).
+pub fn pool_stats(db: &Db) -> (u32, usize) {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle())
+        }
+        _ => {
+            let p = db.get_sqlite_connection_pool();
+            (p.size(), p.num_idle())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

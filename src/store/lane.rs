@@ -87,7 +87,7 @@ struct Lane {
 impl WriteLane {
     /// A lane for the write pool `writer`, with its own thread and single-threaded runtime;
     /// at most `queue` changes wait for their turn (more are refused with `OVERLOADED`).
-    pub fn spawn(writer: Db, queue: usize) -> Result<WriteLane> {
+    pub fn spawn(writer: Db, queue: usize, metrics: Arc<crate::metrics::Metrics>) -> Result<WriteLane> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -100,7 +100,7 @@ impl WriteLane {
                 rt.block_on(async move {
                     tokio::select! {
                         _ = stopped => {}
-                        _ = serve(writer, queue) => {}
+                        _ = serve(writer, queue, metrics) => {}
                     }
                 })
             })
@@ -108,6 +108,13 @@ impl WriteLane {
         Ok(WriteLane {
             inner: Some(Arc::new(Lane { jobs, _stop: stop })),
         })
+    }
+
+    /// The changes waiting for their turn (none without a lane).
+    pub fn queued(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |l| l.jobs.max_capacity() - l.jobs.capacity())
     }
 
     /// Runs the change `work` on the lane (in place when there is none) and returns its result
@@ -156,7 +163,7 @@ impl WriteLane {
 }
 
 /// The lane's loop: takes the queued changes in groups, each group in one transaction.
-async fn serve(writer: Db, mut queue: mpsc::Receiver<Job>) {
+async fn serve(writer: Db, mut queue: mpsc::Receiver<Job>, metrics: Arc<crate::metrics::Metrics>) {
     while let Some(first) = queue.recv().await {
         let tx = match begin_top(&writer).await {
             Ok(tx) => Arc::new(tx),
@@ -187,6 +194,7 @@ async fn serve(writer: Db, mut queue: mpsc::Receiver<Job>) {
                 next = queue.try_recv().ok();
             }
         }
+        metrics.write_lane_group.observe(answers.len() as f64);
         let Group { tx, after } = group;
         let committed = match Arc::try_unwrap(tx) {
             Ok(tx) => tx.commit().await.map_err(Error::from),

@@ -16,6 +16,7 @@ mod invariants;
 mod layers;
 mod loaders;
 mod matrix;
+mod metrics;
 mod permissions;
 mod plans;
 mod pool;

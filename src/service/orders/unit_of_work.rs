@@ -204,6 +204,28 @@ fn schedule_retry(state: &Services, tx: &DatabaseTransaction, history: &mut Hist
 ///
 /// `Error::Raced` when a rule's cursor moved since the dispatch read it (PostgreSQL): nothing
 /// is written, and the change is to be run again on fresh reads.
+/// What a history row counts as among dispatch decisions (`dispatchd_dispatch_total`): an
+/// assignment of an engineer or a provider, automatic (no actor) or manual; an offer to the
+/// pool; an order left to a dispatcher.
+fn dispatch_outcome(row: &work_order_event::Model) -> Option<&'static str> {
+    let assigned = [
+        EventKind::EngineerAssigned,
+        EventKind::EngineerReassigned,
+        EventKind::ProviderAssigned,
+        EventKind::ProviderReassigned,
+    ];
+    match EventKind::parse(&row.kind)? {
+        k if assigned.contains(&k) => Some(if row.actor_role.is_none() {
+            "automatic"
+        } else {
+            "manual"
+        }),
+        EventKind::Offered => Some("offered"),
+        EventKind::RoutedToManual => Some("fell_through"),
+        _ => None,
+    }
+}
+
 pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut history: History<'_>) -> Result<()> {
     let pg = store::db::is_postgres(&state.writer);
     let cursors = std::mem::take(&mut history.cursors);
@@ -245,7 +267,12 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
     for p in providers.iter().filter(|_| pg) {
         state.numbering.poke(p, &[]);
     }
+    let outcomes: Vec<&'static str> = history.rows.iter().filter_map(dispatch_outcome).collect();
+    let metrics = state.metrics.clone();
     store::lane::after_commit(move || {
+        for o in outcomes {
+            metrics.dispatched(o);
+        }
         hub.publish(&tenant, &wake);
         for p in &providers {
             hub.publish(p, &[]);
