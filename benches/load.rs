@@ -23,8 +23,7 @@ use dispatchd::config::DbConfig;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::{Value, json};
 
-const CREATE: &str =
-    "mutation($input: CreateWorkOrderInput!) { createWorkOrder(input: $input) { workOrder { id state version } } }";
+const CREATE: &str = "mutation BenchCreate($input: CreateWorkOrderInput!) { createWorkOrder(input: $input) { workOrder { id state version } } }";
 const ASSIGN: &str = "mutation($o: ID!, $e: ID!) { assignEngineer(input: {workOrderId: $o, engineerId: $e, expectedVersion: 1}) { workOrder { id state version } } }";
 const PAGE: &str = "query($n: Int, $after: String, $f: WorkOrderFilter) { workOrders(first: $n, after: $after, filter: $f) { edges { cursor node { id externalRef title state version region priority serviceType createdAt dispatch { method assignedAt dispatcher { id name } partner { id name } legacyAccount { id name } engineer { id name openTasks } connectedEnterpriseName connectedEnterpriseId } } } pageInfo { hasNextPage endCursor } } }";
 const TYPENAME: &str = r#"{"query":"{ __typename }"}"#;
@@ -86,6 +85,44 @@ impl Client for Ceiling {
             .map_err(|e| std::io::Error::other(e.to_string())),
         )
     }
+}
+
+/// The creations the servers counted as answered OK (`dispatchd_graphql_requests_total` of
+/// `BenchCreate`, summed over the instances' `/metrics`), and the orders the creations wrote.
+async fn metrics_check(servers: &[Server], url: &str) -> (u64, u64) {
+    let key = r#"dispatchd_graphql_requests_total{type="mutation",operation="BenchCreate",outcome="OK"} "#;
+    let http = reqwest::Client::new();
+    let mut scraped = 0.0;
+    for s in servers {
+        let text = http
+            .get(format!("http://{}/metrics", s.addr))
+            .send()
+            .await
+            .expect("/metrics")
+            .text()
+            .await
+            .expect("/metrics body");
+        scraped += text
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map_or(0.0, |v| v.trim().parse::<f64>().expect("a value"));
+    }
+    let pools = dispatchd::store::db::connect(&DbConfig::new(url))
+        .await
+        .expect("connect");
+    let row = pools
+        .read
+        .query_one_raw(Statement::from_string(
+            pools.read.get_database_backend(),
+            "SELECT COUNT(*) FROM work_orders WHERE external_ref LIKE 'LOAD-%'",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    let written: i64 = row.try_get_by_index(0).expect("a count");
+    pools.read.close().await.ok();
+    pools.write.close().await.ok();
+    (scraped as u64, written as u64)
 }
 
 async fn storage_ceiling(servers: &[Server], url: &str, clients: usize, plan: &Plan) -> Outcome {
@@ -417,6 +454,14 @@ async fn run(plan: Plan, args: Args) -> bool {
         .into()
     };
 
+    // What the servers counted (`/metrics`) against what was written: every creation answered
+    // OK wrote one order with a `LOAD-` reference, on whichever instance took it.
+    let counted = if created.is_some() {
+        Some(metrics_check(servers, &url).await)
+    } else {
+        None
+    };
+
     // 2. Manual assignment of waiting orders (the fan-out keeps its own share).
     let fanout_orders = (plan.fanout_rate * plan.fanout_seconds) as usize;
     let (for_assign, for_fanout) = world.waiting.split_at(world.waiting.len() - fanout_orders);
@@ -634,6 +679,12 @@ async fn run(plan: Plan, args: Args) -> bool {
             fan.marginal_kib() <= 32.0,
         ));
     }
+    if let Some((scraped, written)) = counted {
+        targets.push((
+            format!("/metrics: creations counted OK = orders written: {scraped} = {written}"),
+            scraped == written,
+        ));
+    }
     targets.push((
         format!("idle RSS < 50 MiB: {:.1} MiB", mib(idle_kib)),
         idle_kib < 50 * 1024,
@@ -682,6 +733,12 @@ async fn run(plan: Plan, args: Args) -> bool {
             fan.offered,
             fan.missing()
         );
+        failed = true;
+    }
+    if let Some((scraped, written)) = counted
+        && scraped != written
+    {
+        eprintln!("FAILED: /metrics counted {scraped} creations answered OK, but {written} orders were written");
         failed = true;
     }
     if ran_out {
