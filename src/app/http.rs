@@ -1,6 +1,5 @@
 //! The HTTP edge: routes, the GraphQL endpoint over HTTP (GraphQL over HTTP: media types,
 //! status codes, CSRF), CORS, readiness.
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use async_graphql::Value;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
@@ -18,6 +17,7 @@ use tokio::sync::watch;
 
 use super::negotiate::{self, MediaType};
 use super::operation::{self, Kind, Selected};
+use super::refusal::Refusal;
 use super::{Services, schema};
 use crate::config::ServeConfig;
 use crate::graphql::context::{CallerCell, RequestAuth};
@@ -210,49 +210,6 @@ async fn readyz(State(http): State<Http>) -> Response {
     }
 }
 
-/// An answer given before anything ran: an HTTP status and one GraphQL error, no `data`.
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: Cow<'static, str>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Refusal {
-        Refusal {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// Not a well-formed GraphQL-over-HTTP request: 400 whatever the media type.
-    fn malformed(message: impl Into<Cow<'static, str>>) -> Refusal {
-        Refusal::new(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
-    }
-
-    fn header(mut self, name: HeaderName, value: &'static str) -> Refusal {
-        self.headers.push((name, HeaderValue::from_static(value)));
-        self
-    }
-
-    fn into_response(self, media: MediaType) -> Response {
-        // `message` before `extensions`, as async-graphql writes an error.
-        let body = format!(
-            r#"{{"errors":[{{"message":{},"extensions":{{"code":{}}}}}]}}"#,
-            Json::String(self.message.into_owned()),
-            Json::String(self.code.to_owned())
-        );
-        let mut resp = (self.status, body).into_response();
-        let headers = resp.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()));
-        headers.extend(self.headers);
-        resp
-    }
-}
-
 /// The GraphQL endpoint (GraphQL over HTTP). GET runs queries from the URL's parameters; POST
 /// runs any operation but a subscription from a JSON body, and only from a JSON body: a form
 /// or `text/plain` post, which a browser sends cross-site without asking, is refused with 415
@@ -325,6 +282,19 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
     let actor = http.state.keys.verify_header(auth);
+    if let Ok(a) = &actor
+        && let Err(wait) = http.gate.limiter.take(a)
+    {
+        let secs = graphql::limits::retry_after_secs(wait);
+        http.state.metrics.request(kind, name.as_deref(), "RATE_LIMITED", None);
+        return Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("too many operations: retry after {secs} s (Retry-After)"),
+        )
+        .header_value(header::RETRY_AFTER, HeaderValue::from(secs))
+        .into_response(media);
+    }
     let authenticated = actor.is_ok();
     let req = params
         .into_request()

@@ -4,6 +4,7 @@ mod graphiql;
 mod http;
 mod negotiate;
 mod operation;
+mod refusal;
 mod serve;
 
 pub use http::router;

@@ -65,6 +65,21 @@ pub struct EdgeConfig {
     #[arg(long, env = "DISPATCHD_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
+    /// Operations a token subject (a user, an engineer) may run per second, on average, in
+    /// this instance (`RATE_LIMITED`, HTTP 429 with `Retry-After`); 0: no limit.
+    #[arg(long, env = "DISPATCHD_RATE_LIMIT_SUBJECT_PER_SEC", default_value_t = 0.0)]
+    pub rate_limit_subject_per_sec: f64,
+    /// Operations a token subject may run at once after a pause; 0: twice the rate.
+    #[arg(long, env = "DISPATCHD_RATE_LIMIT_SUBJECT_BURST", default_value_t = 0)]
+    pub rate_limit_subject_burst: u32,
+    /// Operations all the token subjects of one tenant may run per second, in this instance;
+    /// 0: no limit.
+    #[arg(long, env = "DISPATCHD_RATE_LIMIT_TENANT_PER_SEC", default_value_t = 0.0)]
+    pub rate_limit_tenant_per_sec: f64,
+    /// Operations a tenant's subjects may run at once after a pause; 0: twice the rate.
+    #[arg(long, env = "DISPATCHD_RATE_LIMIT_TENANT_BURST", default_value_t = 0)]
+    pub rate_limit_tenant_burst: u32,
+
     /// Origins allowed to call from a browser (CORS), comma-separated; empty: CORS off.
     #[arg(long, env = "DISPATCHD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -87,6 +102,10 @@ impl Default for EdgeConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             max_connections: 20_000,
+            rate_limit_subject_per_sec: 0.0,
+            rate_limit_subject_burst: 0,
+            rate_limit_tenant_per_sec: 0.0,
+            rate_limit_tenant_burst: 0,
             cors_origins: Vec::new(),
         }
     }

@@ -215,6 +215,8 @@ pub struct LogConfig {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of `serve`'s settings does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Apply migrations, then serve GraphQL.
     Serve(ServeArgs),

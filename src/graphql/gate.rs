@@ -34,6 +34,8 @@ pub struct Gate {
     pub max_depth: usize,
     pub introspection: Introspection,
     pub timeout: Duration,
+    /// Operations per token subject and per tenant.
+    pub limiter: std::sync::Arc<super::limits::RateLimiter>,
 }
 
 /// Why a request was refused before it ran.
@@ -86,6 +88,7 @@ impl Gate {
             max_depth: cfg.max_query_depth,
             introspection: cfg.introspection,
             timeout: cfg.operation_timeout(),
+            limiter: std::sync::Arc::new(super::limits::RateLimiter::new(cfg)),
         }
     }
 

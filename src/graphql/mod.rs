@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots, limits, and error codes on every error.
 pub mod context;
 pub mod gate;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod policy;

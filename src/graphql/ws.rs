@@ -320,6 +320,14 @@ impl Connection {
             let err = json!([{"message": format!("at most {} operations per connection", self.cfg.max_subscriptions), "extensions": {"code": "BAD_USER_INPUT"}}]);
             return self.send(error_message(protocol, id, err)).await;
         }
+        if let Err(wait) = self.cfg.gate.limiter.take(&actor) {
+            let secs = super::limits::retry_after_secs(wait);
+            let name = payload.get("operationName").and_then(Value::as_str);
+            self.state.metrics.request("unknown", name, "RATE_LIMITED", None);
+            let err = json!([{"message": format!("too many operations: retry after {secs} s"),
+                "extensions": {"code": "RATE_LIMITED", "retryAfter": secs}}]);
+            return self.send(error_message(protocol, id, err)).await;
+        }
         let mut req = Request::new(query);
         if let Some(vars) = payload.get("variables").filter(|v| !v.is_null()) {
             req = req.variables(Variables::from_json(vars.clone()));

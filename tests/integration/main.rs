@@ -20,6 +20,7 @@ mod metrics;
 mod permissions;
 mod plans;
 mod pool;
+mod rate_limits;
 mod rights;
 mod rules;
 mod schema;
