@@ -151,7 +151,7 @@ impl World {
             ("UPSTREAM_TENANT_ID".into(), demo.upstream_tenant.clone()),
             ("DOWNSTREAM_TENANT_ID".into(), demo.downstream_tenant.clone()),
         ]);
-        let router = dispatchd::app::router(state.clone(), &ServeConfig::default());
+        let router = dispatchd::app::router(state.clone(), &ServeConfig::default()).expect("router");
         let mut world = World {
             rt,
             state,

@@ -42,12 +42,18 @@ struct Http {
     body_timeout: Duration,
 }
 
-pub fn router(state: Services, cfg: &ServeConfig) -> Router {
+/// The routes; an error when the settings' trusted documents cannot be loaded.
+pub fn router(state: Services, cfg: &ServeConfig) -> crate::error::Result<Router> {
     router_draining(state, cfg, Arc::new(watch::channel(false).0))
 }
 
-pub(super) fn router_draining(state: Services, cfg: &ServeConfig, draining: Arc<watch::Sender<bool>>) -> Router {
-    let gate = Arc::new(graphql::gate::Gate::new(&cfg.edge));
+pub(super) fn router_draining(
+    state: Services,
+    cfg: &ServeConfig,
+    draining: Arc<watch::Sender<bool>>,
+) -> crate::error::Result<Router> {
+    let documents = graphql::documents::Documents::load(&cfg.edge)?;
+    let gate = Arc::new(graphql::gate::Gate::new(&cfg.edge, documents));
     let ws = ws::WsConfig {
         init_timeout: std::time::Duration::from_millis(cfg.ws_init_timeout_ms),
         max_subscriptions: cfg.ws_max_subscriptions,
@@ -77,11 +83,11 @@ pub(super) fn router_draining(state: Services, cfg: &ServeConfig, draining: Arc<
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
     // Outermost, so that every answer (errors and panics too) carries the CORS headers.
-    match cors(&cfg.edge.cors_origins) {
+    Ok(match cors(&cfg.edge.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     }
-    .with_state(http)
+    .with_state(http))
 }
 
 /// CORS for the configured origins (`DISPATCHD_CORS_ORIGINS`); none configured: no CORS at all
@@ -242,11 +248,29 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
     } else {
         Params::from_url(parts.uri.query().unwrap_or(""))
     };
-    let params = match params {
+    let mut params = match params {
         Ok(p) => p,
         Err(refusal) => return refusal.into_response(media),
     };
-    let selected = operation::selected(&params.query, params.operation_name.as_deref());
+    // The document: sent, or named by its hash (persisted queries, trusted documents).
+    params.query = match http
+        .gate
+        .documents
+        .resolve(params.query.take(), params.extensions.as_ref())
+    {
+        Ok(q) => Some(q),
+        Err(refused) => {
+            let mut e = async_graphql::ServerError::new(refused.message, None);
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", refused.code);
+            let resp = async_graphql::Response::from_errors(vec![e]);
+            http.state.metrics.request("unknown", None, refused.code, None);
+            return respond(resp, media);
+        }
+    };
+    let query = params.query.as_deref().unwrap_or_default();
+    let selected = operation::selected(query, params.operation_name.as_deref());
     if parts.method != Method::POST {
         let writes = match selected {
             Selected::One(kind) => kind != Kind::Query,
@@ -275,7 +299,7 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         Selected::One(k) => k.as_str(),
         Selected::Unresolved { .. } => "unknown",
     };
-    let name = operation::selected_name(&params.query, params.operation_name.as_deref());
+    let name = operation::selected_name(query, params.operation_name.as_deref());
     let started = std::time::Instant::now();
     let auth = parts
         .headers
@@ -362,7 +386,8 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize, timeout: Durat
 /// A GraphQL-over-HTTP request's parameters, checked for their types.
 #[derive(Debug)]
 struct Params {
-    query: String,
+    /// Absent when a persisted query's hash names it.
+    query: Option<String>,
     operation_name: Option<String>,
     variables: Option<Map<String, Json>>,
     extensions: Option<Map<String, Json>>,
@@ -431,8 +456,8 @@ impl Params {
 
     fn from_map(mut map: Map<String, Json>) -> Result<Params, Refusal> {
         let query = match map.remove("query") {
-            Some(Json::String(q)) => q,
-            None | Some(Json::Null) => return Err(Refusal::malformed("the request has no `query`")),
+            Some(Json::String(q)) => Some(q),
+            None | Some(Json::Null) => None,
             Some(_) => return Err(Refusal::malformed("`query` must be a string")),
         };
         let operation_name = match map.remove("operationName") {
@@ -449,6 +474,9 @@ impl Params {
         };
         let variables = object(&mut map, "variables")?;
         let extensions = object(&mut map, "extensions")?;
+        if query.is_none() && extensions.as_ref().is_none_or(|e| !e.contains_key("persistedQuery")) {
+            return Err(Refusal::malformed("the request has no `query`"));
+        }
         Ok(Params {
             query,
             operation_name,
@@ -458,7 +486,7 @@ impl Params {
     }
 
     fn into_request(self) -> async_graphql::Request {
-        let mut req = async_graphql::Request::new(self.query);
+        let mut req = async_graphql::Request::new(self.query.unwrap_or_default());
         if let Some(name) = self.operation_name {
             req = req.operation_name(name);
         }

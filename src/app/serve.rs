@@ -66,7 +66,7 @@ pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
     state.principals.set_ttl(Duration::from_millis(cfg.auth_cache_ms));
     let stop = Arc::new(watch::channel(false).0);
     let draining = Arc::new(watch::channel(false).0);
-    let app = router_draining(state.clone(), cfg, draining.clone());
+    let app = router_draining(state.clone(), cfg, draining.clone())?;
     if let Some(pool) = state.listen_pool.clone() {
         tokio::spawn(crate::notify::pg::listen(pool, state.hub.clone(), stop.subscribe()));
     }

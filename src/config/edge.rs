@@ -16,6 +16,16 @@ pub enum Introspection {
     Off,
 }
 
+/// Which documents may run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DocumentsMode {
+    /// Any document; clients may send a registered hash instead (automatic persisted queries).
+    #[default]
+    Any,
+    /// Only those of the manifest `DISPATCHD_TRUSTED_DOCUMENTS`.
+    Trusted,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct EdgeConfig {
     /// Largest accepted request body, in bytes (HTTP; a larger one is answered 413).
@@ -80,6 +90,14 @@ pub struct EdgeConfig {
     #[arg(long, env = "DISPATCHD_RATE_LIMIT_TENANT_BURST", default_value_t = 0)]
     pub rate_limit_tenant_burst: u32,
 
+    /// Which documents may run: `any`, or `trusted` (only the manifest's).
+    #[arg(long, env = "DISPATCHD_DOCUMENTS", value_enum, default_value_t = DocumentsMode::Any)]
+    pub documents: DocumentsMode,
+    /// A manifest of trusted documents (Apollo's persisted query manifest, or a JSON object of
+    /// SHA-256 to document): runnable by hash in any mode, the only ones in `trusted`.
+    #[arg(long, env = "DISPATCHD_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<std::path::PathBuf>,
+
     /// Origins allowed to call from a browser (CORS), comma-separated; empty: CORS off.
     #[arg(long, env = "DISPATCHD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -106,6 +124,8 @@ impl Default for EdgeConfig {
             rate_limit_subject_burst: 0,
             rate_limit_tenant_per_sec: 0.0,
             rate_limit_tenant_burst: 0,
+            documents: DocumentsMode::Any,
+            trusted_documents: None,
             cors_origins: Vec::new(),
         }
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod edge;
-pub use edge::{EdgeConfig, Introspection};
+pub use edge::{DocumentsMode, EdgeConfig, Introspection};
 
 #[derive(Debug, Parser)]
 #[command(

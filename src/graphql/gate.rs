@@ -36,6 +36,8 @@ pub struct Gate {
     pub timeout: Duration,
     /// Operations per token subject and per tenant.
     pub limiter: std::sync::Arc<super::limits::RateLimiter>,
+    /// Which documents may run (trusted documents, persisted queries).
+    pub documents: std::sync::Arc<super::documents::Documents>,
 }
 
 /// Why a request was refused before it ran.
@@ -77,7 +79,8 @@ impl Refusal {
 }
 
 impl Gate {
-    pub fn new(cfg: &EdgeConfig) -> Gate {
+    /// The gate of `cfg`, its documents loaded ([`super::documents::Documents::load`]).
+    pub fn new(cfg: &EdgeConfig, documents: super::documents::Documents) -> Gate {
         Gate {
             max_query_bytes: cfg.max_query_bytes,
             max_tokens: cfg.max_query_tokens,
@@ -89,6 +92,7 @@ impl Gate {
             introspection: cfg.introspection,
             timeout: cfg.operation_timeout(),
             limiter: std::sync::Arc::new(super::limits::RateLimiter::new(cfg)),
+            documents: std::sync::Arc::new(documents),
         }
     }
 
@@ -435,7 +439,7 @@ mod tests {
     use super::*;
 
     fn gate() -> Gate {
-        Gate::new(&EdgeConfig::default())
+        Gate::new(&EdgeConfig::default(), Default::default())
     }
 
     fn refused(q: &str) -> Option<Refusal> {

@@ -1,5 +1,6 @@
 //! The GraphQL schema: roots, limits, and error codes on every error.
 pub mod context;
+pub mod documents;
 pub mod gate;
 pub mod limits;
 pub mod loaders;

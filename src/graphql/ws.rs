@@ -43,7 +43,10 @@ impl Default for WsConfig {
             keepalive: Duration::from_secs(30),
             max_subscriptions: 100,
             max_message_bytes: 64 * 1024,
-            gate: std::sync::Arc::new(super::gate::Gate::new(&crate::config::EdgeConfig::default())),
+            gate: std::sync::Arc::new(super::gate::Gate::new(
+                &crate::config::EdgeConfig::default(),
+                Default::default(),
+            )),
         }
     }
 }
@@ -310,11 +313,22 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             );
         }
-        let Some(query) = payload.get("query").and_then(Value::as_str) else {
+        let sent = payload.get("query").and_then(Value::as_str).map(str::to_owned);
+        let extensions = payload.get("extensions").and_then(Value::as_object);
+        if sent.is_none() && extensions.is_none_or(|e| !e.contains_key("persistedQuery")) {
             return Flow::Close(
                 close::INVALID_MESSAGE,
                 "Invalid message: subscribe payload needs a query".into(),
             );
+        }
+        // The document: sent, or named by its hash (persisted queries, trusted documents).
+        let query = match self.cfg.gate.documents.resolve(sent, extensions) {
+            Ok(q) => q,
+            Err(refused) => {
+                self.state.metrics.request("unknown", None, refused.code, None);
+                let err = json!([{"message": refused.message, "extensions": {"code": refused.code}}]);
+                return self.send(error_message(protocol, id, err)).await;
+            }
         };
         if self.active.len() >= self.cfg.max_subscriptions {
             let err = json!([{"message": format!("at most {} operations per connection", self.cfg.max_subscriptions), "extensions": {"code": "BAD_USER_INPUT"}}]);

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod deadlines;
 mod dispatch;
+mod documents;
 mod edge_http;
 mod edge_limits;
 mod events;
