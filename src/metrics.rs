@@ -93,6 +93,7 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     pub subscriptions: Gauge,
     pub db_connections: Family<PoolLabels, Gauge>,
+    pub db_waiting: Gauge,
     pub write_lane_queue: Gauge,
     pub write_lane_group: Histogram,
     pub notification_lag_seconds: Histogram,
@@ -137,6 +138,12 @@ impl Metrics {
             "Database connections of each pool, in use or idle (read when scraped)",
             db_connections.clone(),
         );
+        let db_waiting = Gauge::default();
+        registry.register(
+            "db_transactions_waiting",
+            "Write transactions of this process waiting to begin: for a pooled connection, or on SQLite for the write lock (read when scraped)",
+            db_waiting.clone(),
+        );
         let write_lane_queue = Gauge::default();
         registry.register(
             "write_lane_queue",
@@ -175,6 +182,7 @@ impl Metrics {
             ws_connections,
             subscriptions,
             db_connections,
+            db_waiting,
             write_lane_queue,
             write_lane_group,
             notification_lag_seconds,

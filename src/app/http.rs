@@ -184,6 +184,7 @@ async fn metrics(State(http): State<Http>) -> Response {
         m.pool(pool, size, idle);
     }
     m.write_lane_queue.set(http.state.lane.queued() as i64);
+    m.db_waiting.set(store::db::transactions_waiting());
     (
         [(
             header::CONTENT_TYPE,

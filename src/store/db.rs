@@ -2,7 +2,7 @@
 //! and per-request SQL statement counting.
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -372,8 +372,33 @@ pub async fn begin_write(db: &Db) -> Result<DatabaseTransaction> {
     begin_top(db).await
 }
 
+/// Write transactions of this process being opened: waiting for a pooled connection, or on
+/// SQLite for the write lock (`BEGIN IMMEDIATE`).
+static OPENING: AtomicI64 = AtomicI64::new(0);
+
+/// How many write transactions of this process are waiting to begin (`/metrics`).
+pub fn transactions_waiting() -> i64 {
+    OPENING.load(Ordering::Relaxed)
+}
+
+struct Opening;
+
+impl Opening {
+    fn new() -> Opening {
+        OPENING.fetch_add(1, Ordering::Relaxed);
+        Opening
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        OPENING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A transaction of its own (never a savepoint of a lane's group).
 pub(crate) async fn begin_top(db: &Db) -> Result<DatabaseTransaction> {
+    let _waiting = Opening::new();
     let tx = match db.get_database_backend() {
         DatabaseBackend::Sqlite => {
             db.begin_with_options(TransactionOptions {

@@ -115,6 +115,26 @@ async fn what_the_server_answers_decides_and_holds_is_counted() {
         assert!(get(&m, "dispatchd_write_lane_group_size_count") >= 3.0, "{m:#?}");
         assert_eq!(get(&m, "dispatchd_write_lane_queue"), 0.0);
     }
+    // SQLite: a write transaction held elsewhere makes the lane's next one wait to begin.
+    if app.backend() == sea_orm::DatabaseBackend::Sqlite {
+        let held = dispatchd::store::begin_write(&app.state.writer).await.unwrap();
+        let (http, url, token) = (app.http.clone(), app.url("/graphql"), w.dispatcher_token.clone());
+        let i = json!({"workflowId": w.workflow, "title": "Waits", "region": "CN-31-04"});
+        let waiting = tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({"query": CREATE_ORDER, "variables": {"i": i}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let during = scrape(&app).await;
+        assert!(get(&during, "dispatchd_db_transactions_waiting") >= 1.0, "{during:#?}");
+        drop(held);
+        assert_eq!(waiting.await.unwrap(), 200);
+    }
     // No ID anywhere in the labels.
     let text = m.keys().cloned().collect::<Vec<_>>().join("\n");
     for id in [&far, &waiting, &w.up.id, &w.engineers[0]] {
