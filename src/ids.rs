@@ -13,6 +13,8 @@ pub const RULE: &str = "rul";
 pub const NOTIFICATION: &str = "ntf";
 pub const TIMER: &str = "tmr";
 pub const SLA_POLICY: &str = "sla";
+pub const WEBHOOK: &str = "whk";
+pub const WEBHOOK_DELIVERY: &str = "whd";
 
 /// A new ID; IDs made later sort after IDs made earlier in the same process.
 pub fn new(prefix: &str) -> String {

@@ -99,6 +99,7 @@ pub struct Metrics {
     pub notification_lag_seconds: Histogram,
     pub timers_fired: Family<KindLabel, Counter>,
     pub sweeps: Family<KindLabel, Counter>,
+    pub webhook_attempts: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -166,6 +167,12 @@ impl Metrics {
         registry.register("timers_fired", "Durable timers fired, by kind", timers_fired.clone());
         let sweeps = Family::<KindLabel, Counter>::default();
         registry.register("sweeps", "Background sweeps run, by kind", sweeps.clone());
+        let webhook_attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts: delivered, failed (to be tried again), dead (dead-lettered after the last attempt)",
+            webhook_attempts.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register("build_info", "The running build (always 1)", build.clone());
         build
@@ -188,6 +195,7 @@ impl Metrics {
             notification_lag_seconds,
             timers_fired,
             sweeps,
+            webhook_attempts,
         }
     }
 
@@ -234,6 +242,14 @@ impl Metrics {
 
     pub fn dispatched(&self, outcome: &str) {
         self.dispatch
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn webhook_attempt(&self, outcome: &str) {
+        self.webhook_attempts
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
             })

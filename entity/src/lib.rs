@@ -15,6 +15,8 @@ pub mod task;
 pub mod tenant;
 pub mod timer;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
 pub mod work_order;
 pub mod work_order_event;
 pub mod workflow;

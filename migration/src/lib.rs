@@ -11,6 +11,7 @@ mod m20261207_000007_two_stage;
 mod m20261207_000008_provider_rules;
 mod m20261208_000009_timers;
 mod m20261209_000010_sla;
+mod m20261210_000011_webhooks;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_provider_rules::Migration),
             Box::new(m20261208_000009_timers::Migration),
             Box::new(m20261209_000010_sla::Migration),
+            Box::new(m20261210_000011_webhooks::Migration),
         ]
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod edge;
+mod webhooks;
 pub use edge::{DocumentsMode, EdgeConfig, Introspection};
+pub use webhooks::WebhookConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +77,9 @@ pub struct ServeConfig {
     /// The public edge: request limits, timeouts, introspection, CORS.
     #[command(flatten)]
     pub edge: EdgeConfig,
+    /// Webhook deliveries.
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
     /// Add an `x-sql-statements` header (SQL statements the request ran) to each GraphQL response.
     #[arg(long, env = "DISPATCHD_SQL_STATS")]
     pub sql_stats: bool,
@@ -148,6 +153,7 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:0".into(),
             demo: false,
             edge: EdgeConfig::default(),
+            webhooks: WebhookConfig::default(),
             sql_stats: false,
             ws_init_timeout_ms: 10_000,
             ws_max_subscriptions: 100,

@@ -5,6 +5,7 @@ pub mod operations;
 pub mod sla;
 pub mod validate;
 pub mod visibility;
+pub mod webhook;
 pub mod work_order;
 pub mod workflow;
 

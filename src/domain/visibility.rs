@@ -121,6 +121,7 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
     ),
     ("DeleteDispatchRulePayload", &[("deletedRuleId", C)]),
     ("DeleteSlaPolicyPayload", &[("deletedPolicyId", C)]),
+    ("DeleteWebhookPayload", &[("deletedWebhookId", C)]),
     (
         "DispatchRecord",
         &[
@@ -345,6 +346,44 @@ pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
         "Viewer",
         &[("id", C), ("role", C), ("tenant", C), ("user", C), ("engineer", C)],
     ),
+    // A tenant's webhooks: its own staff's (the operations are its admins').
+    (
+        "Webhook",
+        &[
+            ("id", UP),
+            ("url", UP),
+            ("events", UP),
+            ("enabled", UP),
+            ("createdAt", UP),
+            ("updatedAt", UP),
+        ],
+    ),
+    (
+        "WebhookAttempt",
+        &[("at", UP), ("responseCode", UP), ("error", UP), ("durationMs", UP)],
+    ),
+    (
+        "WebhookDelivery",
+        &[
+            ("id", UP),
+            ("webhookId", UP),
+            ("eventId", UP),
+            ("eventKind", UP),
+            ("eventSequence", UP),
+            ("workOrderId", UP),
+            ("status", UP),
+            ("attempts", UP),
+            ("nextAttemptAt", UP),
+            ("lastResponseCode", UP),
+            ("lastError", UP),
+            ("payload", UP),
+            ("attemptLog", UP),
+            ("createdAt", UP),
+            ("deliveredAt", UP),
+        ],
+    ),
+    ("WebhookDeliveryPayload", &[("delivery", C)]),
+    ("WebhookPayload", &[("webhook", C)]),
     (
         "WorkOrder",
         &[

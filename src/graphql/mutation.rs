@@ -5,7 +5,7 @@ use super::context::ContextExt;
 use super::types::*;
 use crate::domain::assignment::AssignKind;
 use crate::error::ResultExt;
-use crate::service::{admin, orders, rules, sla, tasks};
+use crate::service::{admin, orders, rules, sla, tasks, webhooks};
 
 pub struct Mutation;
 
@@ -434,6 +434,53 @@ impl Mutation {
             .gql()?;
         Ok(WorkOrderPayload {
             work_order: WorkOrder::seen(ctx, o).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: registers an endpoint for kinds of events of the tenant's own
+    /// feed (`workOrderEvents`): each is POSTed to it, signed (`Dispatchd-Signature`), at least
+    /// once, in order per work order, from now on.
+    async fn create_webhook(&self, ctx: &Context<'_>, input: CreateWebhookInput) -> Result<WebhookPayload> {
+        let w = webhooks::create(ctx.state(), ctx.actor()?, input.into()).await.gql()?;
+        Ok(WebhookPayload {
+            webhook: Webhook::seen(ctx, w).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: changes a webhook (given fields only; a new secret signs what is
+    /// sent from now on).
+    async fn update_webhook(&self, ctx: &Context<'_>, input: UpdateWebhookInput) -> Result<WebhookPayload> {
+        let id = input.webhook_id.0.clone();
+        let w = webhooks::update(ctx.state(), ctx.actor()?, &id, input.into())
+            .await
+            .gql()?;
+        Ok(WebhookPayload {
+            webhook: Webhook::seen(ctx, w).await?,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: deletes a webhook, with its deliveries.
+    async fn delete_webhook(&self, ctx: &Context<'_>, input: DeleteWebhookInput) -> Result<DeleteWebhookPayload> {
+        webhooks::delete(ctx.state(), ctx.actor()?, &input.webhook_id)
+            .await
+            .gql()?;
+        Ok(DeleteWebhookPayload {
+            deleted_webhook_id: input.webhook_id,
+        })
+    }
+
+    /// ADMIN or INTEGRATION: sends a delivered or dead-lettered delivery again (same ID and
+    /// body, a new signature), after any earlier pending delivery of its work order.
+    async fn redeliver_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: RedeliverWebhookInput,
+    ) -> Result<WebhookDeliveryPayload> {
+        let d = webhooks::redeliver(ctx.state(), ctx.actor()?, &input.delivery_id)
+            .await
+            .gql()?;
+        Ok(WebhookDeliveryPayload {
+            delivery: WebhookDelivery::seen(ctx, d).await?,
         })
     }
 

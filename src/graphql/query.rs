@@ -103,6 +103,48 @@ impl Query {
         DispatchRule::seen_all(ctx, rules::list(ctx.state(), ctx.actor()?).await.gql()?).await
     }
 
+    /// ADMIN or INTEGRATION: the tenant's webhooks.
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"
+    )]
+    async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<Webhook>> {
+        let list = crate::service::webhooks::list(ctx.state(), ctx.actor()?).await.gql()?;
+        let mut out = Vec::with_capacity(list.len());
+        for w in list {
+            out.push(Webhook::seen(ctx, w).await?);
+        }
+        Ok(out)
+    }
+
+    /// ADMIN or INTEGRATION: a webhook's deliveries with their attempts, newest first: `first`
+    /// (1 to 200, default 50) of those before event sequence `before` (the last one's
+    /// `eventSequence`, for the next page), of one status or work order when given.
+    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        status: Option<WebhookDeliveryStatus>,
+        work_order_id: Option<ID>,
+        before: Option<i64>,
+        first: Option<i32>,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let f = crate::service::webhooks::DeliveryFilter {
+            status: status.map(WebhookDeliveryStatus::as_str),
+            work_order_id: work_order_id.map(|i| i.0),
+            before,
+            first,
+        };
+        let list = crate::service::webhooks::deliveries(ctx.state(), ctx.actor()?, &webhook_id, f)
+            .await
+            .gql()?;
+        let mut out = Vec::with_capacity(list.len());
+        for d in list {
+            out.push(WebhookDelivery::seen(ctx, d).await?);
+        }
+        Ok(out)
+    }
+
     /// Upstream staff: the tenant's SLA policies, in the order they are tried.
     #[graphql(
         complexity = "crate::graphql::gate::STATEMENT_COST + crate::graphql::gate::UNPAGED_LIST * child_complexity"

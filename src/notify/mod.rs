@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 pub mod backoff;
 pub mod pg;
+pub mod webhook;
 
 pub use backoff::Backoff;
 

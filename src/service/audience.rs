@@ -124,6 +124,22 @@ pub fn workflow(c: &Caller, w: &workflow::Model) -> Audience {
     owned_upstream(c, &w.tenant_id)
 }
 
+/// A webhook, or a delivery of one: its tenant's staff (the operations are its admins').
+pub fn webhook_of(c: &Caller, tenant_id: &str) -> Audience {
+    match class(c) {
+        a @ (Audience::Upstream | Audience::Provider) if tenant_id == c.tenant_id() => a,
+        _ => Audience::Stranger,
+    }
+}
+
+pub fn webhook(c: &Caller, w: &entity::webhook::Model) -> Audience {
+    webhook_of(c, &w.tenant_id)
+}
+
+pub fn webhook_delivery(c: &Caller, d: &entity::webhook_delivery::Model) -> Audience {
+    webhook_of(c, &d.tenant_id)
+}
+
 /// A dispatch rule: its tenant's staff (an upstream's, or a service provider's own rules).
 pub fn rule(c: &Caller, r: &dispatch_rule::Model) -> Audience {
     match class(c) {

@@ -18,6 +18,7 @@ pub mod stored;
 pub mod tasks;
 pub mod tenants;
 pub mod timers;
+pub mod webhooks;
 pub mod workflows;
 
 pub use access::Caller;

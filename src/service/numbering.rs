@@ -102,6 +102,7 @@ async fn number_and_wake(state: &Services, tenant: &str, engineers: &[String]) -
     let n = events::number(&state.writer, tenant, wake_others).await?;
     if n > 0 {
         state.hub.publish(tenant, &[]);
+        state.webhooks.poke();
     } else if !engineers.is_empty() {
         crate::notify::pg::notify_in(&state.writer, &state.hub, tenant, engineers).await?;
     }

@@ -41,6 +41,8 @@ pub struct Services {
     pub sla_policies: crate::service::sla::policies::PolicyCache,
     /// What the server counts (`GET /metrics`).
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Webhook deliveries' settings and the deliverer's wake-up.
+    pub webhooks: crate::service::webhooks::Webhooks,
 }
 
 impl Services {
@@ -82,6 +84,7 @@ impl Services {
             calendars: rules.calendars.clone(),
             sla_policies: Default::default(),
             metrics,
+            webhooks: Default::default(),
             listen_pool: pools.listen,
         })
     }

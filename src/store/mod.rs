@@ -14,6 +14,7 @@ pub mod rules;
 pub mod sla;
 pub mod tasks;
 pub mod timers;
+pub mod webhooks;
 pub mod workflows;
 
 pub use batch::Batch;

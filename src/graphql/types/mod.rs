@@ -37,6 +37,7 @@ mod parties;
 mod rules;
 mod sla;
 mod traces;
+mod webhooks;
 
 pub use containers::*;
 pub use enums::*;
@@ -47,6 +48,7 @@ pub use parties::*;
 pub use rules::*;
 pub use sla::*;
 pub use traces::*;
+pub use webhooks::*;
 
 crate::graphql::policy::guarded!(
     Account,
@@ -90,6 +92,12 @@ crate::graphql::policy::guarded!(
     WorkOrderEdge,
     WorkOrderEvent,
     WorkOrderPayload,
+    WebhookPayload,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryPayload,
+    DeleteWebhookPayload,
     WorkOrderSla,
     Workflow,
     WorkflowNode,

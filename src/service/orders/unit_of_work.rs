@@ -269,7 +269,12 @@ pub(crate) async fn commit(state: &Services, tx: DatabaseTransaction, mut histor
     }
     let outcomes: Vec<&'static str> = history.rows.iter().filter_map(dispatch_outcome).collect();
     let metrics = state.metrics.clone();
+    // SQLite: the events are numbered, for the webhooks to take (PostgreSQL: once numbered).
+    let webhooks = (!pg && !history.rows.is_empty()).then(|| state.webhooks.clone());
     store::lane::after_commit(move || {
+        if let Some(w) = webhooks {
+            w.poke();
+        }
         for o in outcomes {
             metrics.dispatched(o);
         }

@@ -1,0 +1,164 @@
+//! The deliverer of an instance: brings webhooks up to their tenants' histories ([`fanout`]),
+//! claims due deliveries (each by one instance: `SKIP LOCKED`, under a lease), sends them, and
+//! records each attempt; a failed one is tried again with exponential backoff and jitter, and
+//! dead-lettered after the configured number of attempts.
+//!
+//! At least once: an attempt is recorded after the receiver answered, so an instance killed in
+//! between sends that delivery again once its lease runs out (receivers deduplicate on the
+//! `Dispatchd-Delivery` header). In order per work order: a delivery is not claimed while an
+//! earlier one of the same webhook and work order is pending.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use entity::webhook_delivery;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+
+use super::fanout;
+use crate::config::WebhookConfig;
+use crate::domain::webhook::retry_delay;
+use crate::error::{Error, Result};
+use crate::notify::webhook::{Outcome, Request, Sender};
+use crate::service::Services;
+use crate::store::{self, begin_write, webhooks::status};
+
+/// Attempts kept in a delivery's log (the latest).
+const LOG_KEPT: usize = 50;
+
+/// Runs until `stop` turns true.
+pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
+    let cfg = state.webhooks.settings();
+    let sender = match Sender::new(cfg.timeout(), cfg.webhook_allow_private) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook deliveries cannot start: no HTTP client");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(cfg.webhook_concurrency.max(1)));
+    loop {
+        state.metrics.swept("webhooks");
+        if let Err(e) = fanout::run_once(&state).await {
+            tracing::warn!(error = %e, "turning events into webhook deliveries failed; trying again shortly");
+        }
+        let free = slots.available_permits();
+        let mut claimed = 0;
+        if free > 0 {
+            match claim(&state, &cfg, free).await {
+                Ok(ds) => {
+                    claimed = ds.len();
+                    for d in ds {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        let (state, cfg, sender) = (state.clone(), cfg.clone(), sender.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = attempt(&state, &cfg, &sender, d).await {
+                                tracing::warn!(error = %e, "a webhook attempt was not recorded; it is tried again when its lease runs out");
+                            }
+                            drop(slot);
+                            state.webhooks.poke();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+            }
+        }
+        // All slots taken: wait for one to free (its attempt pokes). Otherwise until the next
+        // delivery is due, at most a poll.
+        let wait = if claimed > 0 && claimed == free {
+            cfg.poll()
+        } else {
+            match store::webhooks::next_due(&state.db).await {
+                Ok(Some(due)) => (due - crate::domain::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(10), cfg.poll()),
+                _ => cfg.poll(),
+            }
+        };
+        tokio::select! {
+            _ = state.webhooks.woken() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The lease of a claim made at `now`, to the millisecond (compared for equality when the
+/// attempt is recorded, so it must survive the database's precision).
+fn lease_until(cfg: &WebhookConfig, now: DateTime<Utc>) -> DateTime<Utc> {
+    (now + chrono::Duration::from_std(super::lease(cfg)).unwrap_or(chrono::Duration::seconds(60))).trunc_subsecs(3)
+}
+
+async fn claim(state: &Services, cfg: &WebhookConfig, n: usize) -> Result<Vec<webhook_delivery::Model>> {
+    let now = crate::domain::now();
+    let tx = begin_write(&state.writer).await?;
+    let ds = store::webhooks::claim(&tx, now, n as u64, lease_until(cfg, now)).await?;
+    tx.commit().await?;
+    Ok(ds)
+}
+
+/// Sends one claimed delivery and records the attempt.
+async fn attempt(state: &Services, cfg: &WebhookConfig, sender: &Sender, mut d: webhook_delivery::Model) -> Result<()> {
+    let lease = d.lease_until.ok_or_else(|| Error::internal("a claimed delivery has a lease"))?;
+    let Some(w) = store::webhooks::find(&state.db, &d.webhook_id).await? else {
+        // Deleted meanwhile, with its deliveries.
+        return Ok(());
+    };
+    let body = serde_json::to_vec(&d.payload).map_err(Error::internal)?;
+    let started = crate::domain::now();
+    let outcome = sender
+        .send(
+            Request {
+                url: &w.url,
+                secret: &w.secret,
+                delivery_id: &d.id,
+                webhook_id: &w.id,
+                event_kind: &d.event_kind,
+                body,
+            },
+            started.timestamp(),
+        )
+        .await;
+    let label = record(&mut d, &outcome, started, cfg);
+    let tx = begin_write(&state.writer).await?;
+    let kept = store::webhooks::finish(&tx, &d, lease).await?;
+    tx.commit().await?;
+    if kept {
+        state.metrics.webhook_attempt(label);
+    }
+    Ok(())
+}
+
+/// Applies an attempt's outcome to the delivery: delivered, to be tried again after a backoff,
+/// or dead-lettered. Its label for the metrics.
+fn record(d: &mut webhook_delivery::Model, o: &Outcome, at: DateTime<Utc>, cfg: &WebhookConfig) -> &'static str {
+    d.attempts += 1;
+    d.last_status_code = o.status.map(i32::from);
+    d.last_error = o.error.clone();
+    let mut log = d.attempt_log.as_array().cloned().unwrap_or_default();
+    log.push(json!({
+        "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "statusCode": o.status,
+        "error": o.error,
+        "durationMs": o.duration.as_millis() as u64,
+    }));
+    let skip = log.len().saturating_sub(LOG_KEPT);
+    d.attempt_log = serde_json::Value::Array(log.into_iter().skip(skip).collect());
+    let now = crate::domain::now();
+    if o.delivered() {
+        d.status = status::DELIVERED.to_owned();
+        d.delivered_at = Some(now);
+        "delivered"
+    } else if d.attempts as u32 >= cfg.webhook_max_attempts.max(1) {
+        d.status = status::DEAD.to_owned();
+        "dead"
+    } else {
+        let (base, max) = cfg.backoff();
+        let wait = retry_delay(d.attempts as u32, base, max, rand::random::<f64>());
+        d.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+        "failed"
+    }
+}
