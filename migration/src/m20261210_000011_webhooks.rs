@@ -79,6 +79,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(Alias::new("webhook_deliveries")).to_owned())
             .await?;
-        m.drop_table(Table::drop().table(Alias::new("webhooks")).to_owned()).await
+        m.drop_table(Table::drop().table(Alias::new("webhooks")).to_owned())
+            .await
     }
 }

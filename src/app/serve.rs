@@ -103,7 +103,9 @@ pub async fn spawn(state: Services, cfg: &ServeConfig) -> Result<Server> {
     ));
     state.housekeeping.set(housekeeping(cfg));
     state.webhooks.configure(&cfg.webhooks);
-    tokio::spawn(crate::service::webhooks::deliver::run(state.clone(), stop.subscribe()));
+    if cfg.webhooks.webhook_concurrency > 0 {
+        tokio::spawn(crate::service::webhooks::deliver::run(state.clone(), stop.subscribe()));
+    }
     tokio::spawn(crate::service::timers::run(
         state.clone(),
         Duration::from_millis(cfg.timer_tick_ms.max(10)),

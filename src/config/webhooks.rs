@@ -20,7 +20,8 @@ pub struct WebhookConfig {
     /// How long a receiver has to answer one attempt, in milliseconds (then it failed).
     #[arg(long, env = "DISPATCHD_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
-    /// Most attempts in flight at once on this instance.
+    /// Most attempts in flight at once on this instance; 0: this instance sends none (the
+    /// others do).
     #[arg(long, env = "DISPATCHD_WEBHOOK_CONCURRENCY", default_value_t = 16)]
     pub webhook_concurrency: usize,
     /// Time between looks for new events and due deliveries, in milliseconds (changes made on

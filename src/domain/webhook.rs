@@ -104,11 +104,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The value of [`SIGNATURE_HEADER`].
@@ -186,7 +182,10 @@ mod tests {
         mac.update(b"1700000000.{}");
         let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(got, want);
-        assert_eq!(signature_header("Jefe", 7, b"x"), format!("t=7,v1={}", sign("Jefe", 7, b"x")));
+        assert_eq!(
+            signature_header("Jefe", 7, b"x"),
+            format!("t=7,v1={}", sign("Jefe", 7, b"x"))
+        );
         assert_ne!(sign("Jefe", 7, b"x"), sign("Jefe", 8, b"x"));
     }
 

@@ -119,7 +119,9 @@ impl Query {
     /// ADMIN or INTEGRATION: a webhook's deliveries with their attempts, newest first: `first`
     /// (1 to 200, default 50) of those before event sequence `before` (the last one's
     /// `eventSequence`, for the next page), of one status or work order when given.
-    #[graphql(complexity = "crate::graphql::gate::STATEMENT_COST + first.unwrap_or(50).max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "crate::graphql::gate::STATEMENT_COST + first.unwrap_or(50).max(0) as usize * child_complexity"
+    )]
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -122,13 +122,17 @@ fn due(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
     let earlier = Query::select()
         .expr(Expr::val(1))
         .from_as(delivery::Entity, e.clone())
-        .and_where(Expr::col((e.clone(), delivery::Column::WebhookId)).equals((delivery::Entity, delivery::Column::WebhookId)))
+        .and_where(
+            Expr::col((e.clone(), delivery::Column::WebhookId)).equals((delivery::Entity, delivery::Column::WebhookId)),
+        )
         .and_where(
             Expr::col((e.clone(), delivery::Column::WorkOrderId))
                 .equals((delivery::Entity, delivery::Column::WorkOrderId)),
         )
         .and_where(Expr::col((e.clone(), delivery::Column::Status)).eq(status::PENDING))
-        .and_where(Expr::col((e, delivery::Column::EventSeq)).lt(Expr::col((delivery::Entity, delivery::Column::EventSeq))))
+        .and_where(
+            Expr::col((e, delivery::Column::EventSeq)).lt(Expr::col((delivery::Entity, delivery::Column::EventSeq))),
+        )
         .to_owned();
     delivery::Entity::find()
         .filter(delivery::Column::Status.eq(status::PENDING))

@@ -30,4 +30,5 @@ mod stress;
 mod timestamps;
 mod two_stage;
 mod two_stage_rules;
+mod webhooks;
 mod ws;

@@ -102,7 +102,9 @@ async fn claim(state: &Services, cfg: &WebhookConfig, n: usize) -> Result<Vec<we
 
 /// Sends one claimed delivery and records the attempt.
 async fn attempt(state: &Services, cfg: &WebhookConfig, sender: &Sender, mut d: webhook_delivery::Model) -> Result<()> {
-    let lease = d.lease_until.ok_or_else(|| Error::internal("a claimed delivery has a lease"))?;
+    let lease = d
+        .lease_until
+        .ok_or_else(|| Error::internal("a claimed delivery has a lease"))?;
     let Some(w) = store::webhooks::find(&state.db, &d.webhook_id).await? else {
         // Deleted meanwhile, with its deliveries.
         return Ok(());
