@@ -28,6 +28,8 @@ struct Seeded {
     app: TestApp,
     callers: Vec<Party>,
     o1: String,
+    /// A's webhook (its deliveries are walked as `webhookDeliveries`).
+    hook: String,
 }
 
 async fn user(app: &TestApp, admin: &str, name: &str, role: &str) -> (String, String) {
@@ -76,6 +78,14 @@ async fn seed() -> Seeded {
     let (_, b_disp) = user(&app, &b.admin_token, "DispB-d6", "DISPATCHER").await;
     let (_, p_int) = user(&app, &p.admin_token, "IntP-i1", "INTEGRATION").await;
     let (p_disp_id, p_disp) = user(&app, &p.admin_token, "DispP-p3", "DISPATCHER").await;
+    // Webhooks of A and of P, told of what follows (each on its own feed).
+    let hook_q = "mutation($i:CreateWebhookInput!){ createWebhook(input:$i){ webhook { id } } }";
+    let hook_a = json!({"url": "https://hooks.example.com/HookA-secret-h1", "secret": "0123456789abcdef",
+        "events": ["CREATED", "ENGINEER_ASSIGNED", "PROVIDER_ASSIGNED"]});
+    let hook = s(&app.ok(&a.admin_token, hook_q, json!({ "i": hook_a })).await["createWebhook"]["webhook"]["id"]);
+    let hook_p = json!({"url": "https://hooks.example.com/HookP-secret-h2", "secret": "0123456789abcdef",
+        "events": ["PROVIDER_ASSIGNED", "ENGINEER_ASSIGNED"]});
+    app.ok(&p_int, hook_q, json!({ "i": hook_p })).await;
     // P's e1 and e2 cannot take o1 (no capacity yet); of Q's, q0 covers another region and q1
     // is inactive: the rule's trace lists all of them, competitors included.
     let (e0, e0_token) = engineer(&app, &p.admin_token, "EngE0-a1", "CN-31", 5).await;
@@ -250,7 +260,24 @@ async fn seed() -> Seeded {
         },
     ];
     let _ = e0;
-    Seeded { app, callers, o1 }
+    // Their deliveries made (sent or not: nothing answers there).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let behind = "SELECT COUNT(*) FROM webhooks w JOIN event_counters c ON c.tenant_id = w.tenant_id \
+                  WHERE c.last_seq > w.cursor";
+    while app
+        .scalar("SELECT COUNT(DISTINCT tenant_id) FROM webhook_deliveries")
+        .await
+        < 2
+        || app.scalar(behind).await > 0
+        || app
+            .scalar("SELECT COUNT(*) FROM work_order_events WHERE seq IS NULL")
+            .await
+            > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no webhook deliveries made");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Seeded { app, callers, o1, hook }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -292,7 +319,9 @@ async fn rows(app: &TestApp, sql: &str) -> Vec<BTreeMap<String, String>> {
 impl Facts {
     async fn load(app: &TestApp) -> Facts {
         let mut f = Facts::default();
-        let tables: [(&str, &str, &[&str]); 12] = [
+        let tables: [(&str, &str, &[&str]); 14] = [
+            ("Webhook", "SELECT id, tenant_id, url FROM webhooks", &["url"]),
+            ("WebhookDelivery", "SELECT id, tenant_id FROM webhook_deliveries", &[]),
             (
                 "Tenant",
                 "SELECT id, kind, name, outer_tenant_id FROM tenants",
@@ -409,6 +438,8 @@ fn oracle(f: &Facts, w: &Who, id: &str) -> Audience {
         // A tenant's own rules and its own feed of events: an upstream's, or a service
         // provider's (its rules over its engineers, its view of the orders at its stage).
         "DispatchRule" | "WorkOrderEvent" if cls != Engineer && mine(g("tenant_id")) => cls,
+        // A tenant's webhooks and their deliveries: its own staff's.
+        "Webhook" | "WebhookDelivery" if cls != Engineer && mine(g("tenant_id")) => cls,
         "Account" | "Workflow" | "DispatchRule" | "WorkOrderEvent" | "SlaPolicy"
             if cls == Upstream
                 && mine(g(if ty == "Account" {
@@ -808,6 +839,12 @@ async fn every_field_for_every_caller_is_shown_or_refused_as_the_policy_says() {
         ("dispatchRules", "dispatchRules".into(), "DispatchRule"),
         ("slaPolicies", "slaPolicies".into(), "SlaPolicy"),
         ("businessCalendar", "businessCalendar".into(), "BusinessCalendar"),
+        ("webhooks", "webhooks".into(), "Webhook"),
+        (
+            "webhookDeliveries",
+            format!("webhookDeliveries(webhookId: \"{}\")", w.hook),
+            "WebhookDelivery",
+        ),
         (
             "notifications",
             "notifications(first: 50)".into(),
@@ -895,7 +932,16 @@ async fn every_field_for_every_caller_is_shown_or_refused_as_the_policy_says() {
         let mut ids: Vec<(&String, &String)> = facts.objects.iter().map(|(id, (ty, _))| (id, ty)).collect();
         ids.sort();
         for (id, ty) in ids {
-            if ["WorkOrderEvent", "DispatchRule", "TaskNotification", "SlaPolicy"].contains(&ty.as_str()) {
+            if [
+                "WorkOrderEvent",
+                "DispatchRule",
+                "TaskNotification",
+                "SlaPolicy",
+                "Webhook",
+                "WebhookDelivery",
+            ]
+            .contains(&ty.as_str())
+            {
                 continue; // not nodes
             }
             let a = oracle(&facts, &who, id);

@@ -1,0 +1,393 @@
+//! The table of the policy: every object type's fields and the audiences each is shown to
+//! (U: upstream staff, P: provider staff, E: the engineer, F: a former assignee; C: a
+//! container's field, shown to whoever the operation answered).
+use super::Grant;
+
+const U: u8 = 1;
+const P: u8 = 2;
+const E: u8 = 4;
+const F: u8 = 8;
+const UPE: Grant = Grant::To(U | P | E);
+const UPEF: Grant = Grant::To(U | P | E | F);
+const UP: Grant = Grant::To(U | P);
+const UO: Grant = Grant::To(U);
+const EO: Grant = Grant::To(E);
+const PO: Grant = Grant::To(P);
+const C: Grant = Grant::Caller;
+
+/// Every object type's fields and who sees them.
+pub const FIELDS: &[(&str, &[(&str, Grant)])] = &[
+    (
+        "Account",
+        &[("id", UO), ("name", UO), ("downstreamTenant", UO), ("createdAt", UO)],
+    ),
+    ("AcknowledgePayload", &[("acknowledged", C)]),
+    (
+        "BusinessCalendar",
+        &[
+            ("timeZone", UP),
+            ("workingDays", UP),
+            ("opens", UP),
+            ("closes", UP),
+            ("holidays", UP),
+        ],
+    ),
+    ("BusinessCalendarPayload", &[("calendar", C)]),
+    (
+        "ConditionCheck",
+        &[("index", UP), ("condition", UP), ("orderValue", UP)],
+    ),
+    ("DeleteDispatchRulePayload", &[("deletedRuleId", C)]),
+    ("DeleteSlaPolicyPayload", &[("deletedPolicyId", C)]),
+    ("DeleteWebhookPayload", &[("deletedWebhookId", C)]),
+    (
+        "DispatchRecord",
+        &[
+            ("dispatcher", UO),
+            ("dispatcherName", UPE),
+            ("method", UPE),
+            ("assignedAt", UPE),
+            ("partner", UPE),
+            ("legacyAccount", UO),
+            ("engineer", UPE),
+            ("rule", UO),
+            ("connectedEnterpriseName", UPE),
+            ("connectedEnterpriseId", UPE),
+            ("providerDispatcher", PO),
+            ("providerDispatcherName", UPE),
+            ("providerMethod", UPE),
+            ("providerAssignedAt", UPE),
+            ("providerRule", PO),
+        ],
+    ),
+    (
+        "DispatchRule",
+        &[
+            ("id", UP),
+            ("name", UP),
+            ("position", UP),
+            ("enabled", UP),
+            ("conditions", UP),
+            ("target", UP),
+            ("createdAt", UP),
+            ("updatedAt", UP),
+        ],
+    ),
+    ("DispatchRulePayload", &[("rule", C)]),
+    ("DispatchRulesPayload", &[("rules", C)]),
+    (
+        "DispatchTrace",
+        &[
+            ("outcome", UP),
+            ("summary", UP),
+            ("dryRun", UP),
+            ("rulesRevision", UP),
+            ("evaluatedAt", UP),
+            ("rules", UP),
+            ("ruleId", UP),
+            ("engineer", UP),
+            ("strategy", UP),
+            ("assigns", UP),
+            ("provider", UP),
+            // An order's SLA is its upstream's business (a provider's own trace never has one).
+            ("sla", UO),
+        ],
+    ),
+    (
+        "Engineer",
+        &[
+            ("id", UPE),
+            ("name", UPE),
+            ("active", UPE),
+            ("skills", UPE),
+            ("regions", UPE),
+            ("capacity", UPE),
+            ("openTasks", UPE),
+            ("tenant", UPE),
+            ("createdAt", UPE),
+        ],
+    ),
+    (
+        "EngineerExclusion",
+        &[("engineerId", UP), ("engineer", UP), ("reasons", UP)],
+    ),
+    ("EngineerPayload", &[("engineer", C), ("token", C)]),
+    (
+        "PageInfo",
+        &[
+            ("hasNextPage", C),
+            ("hasPreviousPage", C),
+            ("startCursor", C),
+            ("endCursor", C),
+        ],
+    ),
+    (
+        "Partner",
+        &[
+            ("id", UPE),
+            ("name", UPE),
+            ("active", UP),
+            ("allocated", UP),
+            ("upstreamTenant", UP),
+            ("downstreamTenant", UP),
+            ("legacyAccount", UO),
+            ("createdAt", UP),
+        ],
+    ),
+    (
+        "PartnerExclusion",
+        &[("partnerId", UP), ("partner", UP), ("reasons", UP)],
+    ),
+    ("PartnerPayload", &[("partner", C)]),
+    (
+        "RuleCondition",
+        &[("field", UP), ("key", UP), ("operator", UP), ("values", UP)],
+    ),
+    (
+        "RuleEvaluation",
+        &[
+            ("ruleId", UP),
+            ("ruleName", UP),
+            ("position", UP),
+            ("outcome", UP),
+            ("reason", UP),
+            ("failedCondition", UP),
+            ("excludedPartners", UP),
+            ("excludedEngineers", UP),
+            ("excludedEngineerCount", UP),
+            ("eligibleEngineerCount", UP),
+            ("eligibleProviderCount", UP),
+            ("pickedEngineer", UP),
+            ("pickedProvider", UP),
+            ("strategy", UP),
+        ],
+    ),
+    (
+        "RuleTarget",
+        &[
+            ("assignTo", UP),
+            ("engineer", UP),
+            ("partners", UP),
+            ("strategy", UP),
+            ("offerWithin", UP),
+        ],
+    ),
+    ("SlaPoliciesPayload", &[("policies", C)]),
+    (
+        "SlaPolicy",
+        &[
+            ("id", UO),
+            ("name", UO),
+            ("position", UO),
+            ("enabled", UO),
+            ("priorities", UO),
+            ("conditions", UO),
+            ("clock", UO),
+            ("assignedWithin", UO),
+            ("acceptedWithin", UO),
+            ("warnAtPercent", UO),
+            ("createdAt", UO),
+            ("updatedAt", UO),
+        ],
+    ),
+    ("SlaPolicyPayload", &[("policy", C)]),
+    (
+        "SlaTarget",
+        &[
+            ("target", UO),
+            ("within", UO),
+            ("dueAt", UO),
+            ("warnAt", UO),
+            ("metAt", UO),
+            ("remainingSeconds", UO),
+            ("status", UO),
+        ],
+    ),
+    (
+        "Task",
+        &[
+            ("id", UPE),
+            ("status", UPE),
+            ("nodeName", UPE),
+            ("workOrder", UPE),
+            ("engineer", UPE),
+            ("acceptBy", UPE),
+            ("createdAt", UPE),
+            ("updatedAt", UPE),
+        ],
+    ),
+    (
+        "TaskNotification",
+        &[
+            ("id", EO),
+            ("acceptBy", EO),
+            ("cursor", EO),
+            ("sequence", EO),
+            ("kind", EO),
+            ("task", EO),
+            ("workOrder", EO),
+            ("acknowledged", EO),
+            ("createdAt", EO),
+        ],
+    ),
+    (
+        "TaskNotificationConnection",
+        &[("edges", C), ("nodes", C), ("pageInfo", C)],
+    ),
+    ("TaskNotificationEdge", &[("cursor", C), ("node", C)]),
+    ("TaskPayload", &[("task", C)]),
+    (
+        "Tenant",
+        &[
+            ("id", UPE),
+            ("kind", UPE),
+            ("name", UPE),
+            ("outerTenantId", UPE),
+            ("activationVersion", UO),
+            ("createdAt", UPE),
+        ],
+    ),
+    ("UpdateUserPayload", &[("user", C)]),
+    (
+        "User",
+        &[
+            ("id", UP),
+            ("name", UP),
+            ("role", UP),
+            ("active", UP),
+            ("tenant", UP),
+            ("createdAt", UP),
+        ],
+    ),
+    ("UserPayload", &[("user", C), ("token", C)]),
+    (
+        "Viewer",
+        &[("id", C), ("role", C), ("tenant", C), ("user", C), ("engineer", C)],
+    ),
+    // A tenant's webhooks: its own staff's (the operations are its admins').
+    (
+        "Webhook",
+        &[
+            ("id", UP),
+            ("url", UP),
+            ("events", UP),
+            ("enabled", UP),
+            ("createdAt", UP),
+            ("updatedAt", UP),
+        ],
+    ),
+    (
+        "WebhookAttempt",
+        &[("at", UP), ("responseCode", UP), ("error", UP), ("durationMs", UP)],
+    ),
+    (
+        "WebhookDelivery",
+        &[
+            ("id", UP),
+            ("webhookId", UP),
+            ("eventId", UP),
+            ("eventKind", UP),
+            ("eventSequence", UP),
+            ("workOrderId", UP),
+            ("status", UP),
+            ("attempts", UP),
+            ("nextAttemptAt", UP),
+            ("lastResponseCode", UP),
+            ("lastError", UP),
+            ("payload", UP),
+            ("attemptLog", UP),
+            ("createdAt", UP),
+            ("deliveredAt", UP),
+        ],
+    ),
+    ("WebhookDeliveryPayload", &[("delivery", C)]),
+    ("WebhookPayload", &[("webhook", C)]),
+    (
+        "WorkOrder",
+        &[
+            ("id", UPEF),
+            ("externalRef", UO),
+            ("title", UPEF),
+            ("description", UPEF),
+            ("customer", UPEF),
+            ("state", UPEF),
+            ("version", UPEF),
+            ("region", UPEF),
+            ("product", UPEF),
+            ("serviceType", UPEF),
+            ("priority", UPEF),
+            ("requiredSkills", UPEF),
+            ("customFields", UPEF),
+            ("workflow", UO),
+            ("currentNode", UO),
+            ("serviceProvider", UPE),
+            ("dispatch", UPE),
+            // Its keys are those of `DispatchRecord` the audience sees (none for a former assignee).
+            ("apiFields", UPEF),
+            ("dispatchTrace", UO),
+            ("providerDispatchTrace", PO),
+            ("task", UPE),
+            ("history", UO),
+            // The upstream's SLA clocks: its own commitments, not its providers' business.
+            ("sla", UO),
+            ("createdAt", UPEF),
+            ("updatedAt", UPEF),
+        ],
+    ),
+    (
+        "WorkOrderSla",
+        &[
+            ("policyId", UO),
+            ("policyName", UO),
+            ("clock", UO),
+            ("status", UO),
+            ("targets", UO),
+        ],
+    ),
+    (
+        "WorkOrderConnection",
+        &[("edges", C), ("nodes", C), ("pageInfo", C), ("totalCount", C)],
+    ),
+    ("WorkOrderEdge", &[("cursor", C), ("node", C)]),
+    (
+        "WorkOrderEvent",
+        &[
+            ("id", UP),
+            ("kind", UP),
+            ("fromState", UP),
+            ("toState", UP),
+            ("actorRole", UP),
+            ("actorId", UP),
+            ("workOrder", UP),
+            ("message", UP),
+            ("data", UP),
+            ("at", UP),
+            ("sequence", UP),
+            ("cursor", UP),
+        ],
+    ),
+    ("WorkOrderPayload", &[("workOrder", C)]),
+    (
+        "Workflow",
+        &[
+            ("id", UO),
+            ("name", UO),
+            ("kind", UO),
+            ("nodes", UO),
+            ("hasDispatchNode", UO),
+            ("createdAt", UO),
+        ],
+    ),
+    (
+        "WorkflowNode",
+        &[
+            ("index", UO),
+            ("name", UO),
+            ("kind", UO),
+            ("performer", UO),
+            ("acceptWithin", UO),
+            ("onAcceptTimeout", UO),
+        ],
+    ),
+    ("WorkflowPayload", &[("workflow", C)]),
+];
