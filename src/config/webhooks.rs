@@ -28,6 +28,10 @@ pub struct WebhookConfig {
     /// this instance are looked at at once).
     #[arg(long, env = "DISPATCHD_WEBHOOK_POLL_MS", default_value_t = 1_000)]
     pub webhook_poll_ms: u64,
+    /// Days a delivered or dead-lettered delivery is kept (listed by `webhookDeliveries`,
+    /// redeliverable); 0: kept for ever.
+    #[arg(long, env = "DISPATCHD_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    pub webhook_retention_days: u64,
     /// Let webhooks aim at loopback, link-local and private addresses (refused by default, so
     /// that a tenant cannot make the server call internal services). For tests and private
     /// deployments only.
@@ -44,6 +48,7 @@ impl Default for WebhookConfig {
             webhook_timeout_ms: 10_000,
             webhook_concurrency: 16,
             webhook_poll_ms: 1_000,
+            webhook_retention_days: 30,
             webhook_allow_private: false,
         }
     }

@@ -23,6 +23,9 @@ use crate::notify::webhook::{Outcome, Request, Sender};
 use crate::service::Services;
 use crate::store::{self, begin_write, webhooks::status};
 
+/// How often deliveries past their retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Attempts kept in a delivery's log (the latest).
 const LOG_KEPT: usize = 50;
 
@@ -37,8 +40,18 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
         }
     };
     let slots = Arc::new(Semaphore::new(cfg.webhook_concurrency.max(1)));
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
         state.metrics.swept("webhooks");
+        if cfg.webhook_retention_days > 0 && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(std::time::Instant::now());
+            let before = crate::domain::now() - chrono::Duration::days(cfg.webhook_retention_days.min(36_500) as i64);
+            match store::webhooks::prune(&state.writer, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "webhook deliveries past their retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed; trying again in an hour"),
+            }
+        }
         if let Err(e) = fanout::run_once(&state).await {
             tracing::warn!(error = %e, "turning events into webhook deliveries failed; trying again shortly");
         }
