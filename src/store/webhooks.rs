@@ -118,6 +118,12 @@ pub async fn insert_deliveries<C: ConnectionTrait>(conn: &C, ds: &[delivery::Mod
 /// webhook's deliveries of the same work order still pending before them (one order's
 /// deliveries go in the order of its events).
 fn due(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
+    waiting(now).filter(delivery::Column::NextAttemptAt.lte(now))
+}
+
+/// Pending deliveries that are not leased at `now`, nor held back by an earlier one of their
+/// work order, of webhooks that are on: each may be attempted from its `next_attempt_at`.
+fn waiting(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
     let e = Alias::new("e");
     let earlier = Query::select()
         .expr(Expr::val(1))
@@ -136,7 +142,6 @@ fn due(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
         .to_owned();
     delivery::Entity::find()
         .filter(delivery::Column::Status.eq(status::PENDING))
-        .filter(delivery::Column::NextAttemptAt.lte(now))
         .filter(
             Condition::any()
                 .add(delivery::Column::LeaseUntil.is_null())
@@ -185,12 +190,12 @@ pub async fn claim<C: ConnectionTrait>(
     Ok(claimed)
 }
 
-/// When the next pending delivery falls due (leases aside), if any.
-pub async fn next_due<C: ConnectionTrait>(conn: &C) -> Result<Option<DateTime<Utc>>> {
-    Ok(delivery::Entity::find()
+/// When the next delivery that may be claimed falls due (one held back by an earlier one of
+/// its order, or leased, is not), if any.
+pub async fn next_due<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    Ok(waiting(now)
         .select_only()
         .column(delivery::Column::NextAttemptAt)
-        .filter(delivery::Column::Status.eq(status::PENDING))
         .order_by_asc(delivery::Column::NextAttemptAt)
         .into_tuple()
         .one(conn)

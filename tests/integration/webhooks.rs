@@ -614,3 +614,51 @@ async fn a_deliverer_killed_mid_delivery_loses_nothing_and_keeps_order() {
     let events: HashSet<String> = got.iter().map(|g| s(&g.json()["event"]["id"])).collect();
     assert_eq!(events.len(), expected, "every event delivered");
 }
+
+/// A delivery held back behind a failing one of its order (waiting out its backoff) does not
+/// make the deliverer look again and again: it looks once a poll.
+#[tokio::test]
+async fn a_delivery_held_back_by_its_order_waits_quietly() {
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        c.webhooks.webhook_backoff_ms = 60_000;
+        c.webhooks.webhook_backoff_max_ms = 60_000;
+        c.webhooks.webhook_poll_ms = 100;
+    })
+    .await;
+    let w = World::new(&app, 900).await;
+    let rx = Receiver::start(0, Duration::ZERO).await;
+    *rx.failing.lock() = true;
+    let hook = create_webhook(
+        &app,
+        &w.up.admin_token,
+        &rx.url,
+        json!(["CREATED", "AUTO_DISPATCH_ATTEMPTED"]),
+    )
+    .await;
+    w.order(&app).await;
+    rx.until("the first attempt", |r| !r.got().is_empty(), Duration::from_secs(20))
+        .await;
+    let sweeps = || async {
+        let m = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix("dispatchd_sweeps_total{kind=\"webhooks\"} "))
+            .map(|v| v.parse::<f64>().unwrap())
+            .unwrap()
+    };
+    let before = sweeps().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let looks = sweeps().await - before;
+    assert!(looks <= 15.0, "{looks} looks in a second with a poll of 100 ms");
+    let ds = deliveries(&app, &w.up.admin_token, &hook).await;
+    assert_eq!(ds.len(), 2);
+    assert_eq!(rx.got().len(), 1, "the second waits for the first: {ds:?}");
+}

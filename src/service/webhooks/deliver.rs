@@ -26,6 +26,9 @@ use crate::store::{self, begin_write, webhooks::status};
 /// How often deliveries past their retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The shortest time between two looks.
+const SPACING: Duration = Duration::from_millis(25);
+
 /// Attempts kept in a delivery's log (the latest).
 const LOG_KEPT: usize = 50;
 
@@ -42,6 +45,7 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(cfg.webhook_concurrency.max(1)));
     let mut pruned: Option<std::time::Instant> = None;
     loop {
+        let started = tokio::time::Instant::now();
         state.metrics.swept("webhooks");
         if cfg.webhook_retention_days > 0 && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             pruned = Some(std::time::Instant::now());
@@ -57,7 +61,13 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
         }
         let free = slots.available_permits();
         let mut claimed = 0;
-        if free > 0 {
+        // Read first: the claim is a write transaction, taken only when something is due (on
+        // SQLite it waits for the one write lock, which the changes need).
+        let next = store::webhooks::next_due(&state.db, crate::domain::now())
+            .await
+            .ok()
+            .flatten();
+        if free > 0 && next.is_some_and(|due| due <= crate::domain::now()) {
             match claim(&state, &cfg, free).await {
                 Ok(ds) => {
                     claimed = ds.len();
@@ -80,22 +90,27 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
         }
         // All slots taken: wait for one to free (its attempt pokes). Otherwise until the next
         // delivery is due, at most a poll.
-        let wait = if claimed > 0 && claimed == free {
-            cfg.poll()
-        } else {
-            match store::webhooks::next_due(&state.db).await {
-                Ok(Some(due)) => (due - crate::domain::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .clamp(Duration::from_millis(10), cfg.poll()),
-                _ => cfg.poll(),
-            }
+        let wait = match next {
+            _ if claimed > 0 && claimed == free => cfg.poll(),
+            // Claimed some: those held back behind them are due once they are through.
+            _ if claimed > 0 => Duration::from_millis(10),
+            Some(due) => (due - crate::domain::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(10), cfg.poll()),
+            None => cfg.poll(),
         };
-        tokio::select! {
-            _ = state.webhooks.woken() => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        let stopped = tokio::select! {
+            _ = state.webhooks.woken() => false,
+            _ = tokio::time::sleep(wait) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopped {
+            return;
         }
+        // Woken by changes (as often as they commit, under load): at most one look per
+        // SPACING, however many.
+        tokio::time::sleep_until(started + SPACING).await;
     }
 }
 
