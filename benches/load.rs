@@ -7,7 +7,8 @@
 //! `cargo bench --bench load` (SQLite; `DATABASE_URL=postgres://...` for PostgreSQL, where it
 //! creates a fresh `dispatchd_bench` database), `-- --quick` for a smaller, shorter smoke run,
 //! `-- --instances 2` for two server processes on PostgreSQL (the clients split between them),
-//! `-- --only=create,assign,pages,assigned,filters,fanout,baselines` for some scenarios.
+//! `-- --only=create,webhooks,assign,pages,assigned,filters,fanout,baselines` for some scenarios
+//! (`webhooks` runs `create` first: its baseline).
 //! Exits non-zero when a request fails, a notification is lost or a page needs more than 5
 //! statements; performance targets are reported, not enforced (machine noise).
 mod common;
@@ -243,7 +244,7 @@ fn verdict(ok: bool) -> &'static str {
 /// What the command line asks for.
 struct Args {
     quick: bool,
-    /// `--only=create,assign,pages,assigned,filters,fanout,baselines`: a subset.
+    /// `--only=create,webhooks,assign,pages,assigned,filters,fanout,baselines`: a subset.
     only: Option<Vec<String>>,
     /// `--instances N` (PostgreSQL): N server processes, the clients split between them.
     instances: usize,
@@ -359,7 +360,9 @@ async fn run(plan: Plan, args: Args) -> bool {
         ready.push(took.as_secs_f64() * 1000.0);
         server.stop();
     }
-    let (server, took) = Server::start(&url, &[]).await;
+    // Webhooks may aim at the bench's local receiver (nothing is registered before scenario 1w).
+    let private = [("DISPATCHD_WEBHOOK_ALLOW_PRIVATE", "true")];
+    let (server, took) = Server::start(&url, &private).await;
     ready.push(took.as_secs_f64() * 1000.0);
     let ready_ms = median(ready.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -371,7 +374,7 @@ async fn run(plan: Plan, args: Args) -> bool {
     );
     let mut fleet = vec![server];
     for _ in 1..instances {
-        fleet.push(Server::start(&url, &[]).await.0);
+        fleet.push(Server::start(&url, &private).await.0);
     }
     let servers = &fleet[..];
 
@@ -431,21 +434,23 @@ async fn run(plan: Plan, args: Args) -> bool {
     };
 
     // 1. createWorkOrder with automatic dispatch over the rules.
-    let created = if !wanted("create") {
-        None
-    } else {
+    let creations = |prefix: &'static str| -> Arc<NextRequest> {
         let (token, wf) = (world.dispatcher_token.clone(), world.workflow_id.clone());
         let counter = Arc::new(AtomicUsize::new(0));
-        let next: Arc<NextRequest> = Arc::new(move |_, _| {
+        Arc::new(move |_, _| {
             let i = counter.fetch_add(1, Ordering::Relaxed);
             let mut rng = Lcg(i as u64 * 2_654_435_761 + 17);
-            let input = new_order_input(&mut rng, &wf, &format!("LOAD-{i:08}"));
+            let input = new_order_input(&mut rng, &wf, &format!("{prefix}-{i:08}"));
             Some((token.clone(), body(CREATE, json!({ "input": input }))))
-        });
+        })
+    };
+    let created = if !wanted("create") && !wanted("webhooks") {
+        None
+    } else {
         closed_loop(
             "1. createWorkOrder, automatic dispatch over the rules",
             servers,
-            Gql::many(servers, 32, next),
+            Gql::many(servers, 32, creations("LOAD")),
             plan.warmup,
             plan.measure,
             Some(b"DOWNSTREAM_TASK"),
@@ -460,6 +465,26 @@ async fn run(plan: Plan, args: Args) -> bool {
         Some(metrics_check(servers, &url).await)
     } else {
         None
+    };
+
+    // 1w. The same with a webhook told of every event a creation records, then its drain.
+    let (hooked, drained) = if wanted("webhooks") {
+        let rx = common::webhooks::receiver().await;
+        let since = common::webhooks::last_seq(&url).await;
+        common::webhooks::register(&servers[0], &world.admin_token, &rx.url).await;
+        let o = closed_loop(
+            "1w. createWorkOrder with a webhook for 4 event kinds (4 deliveries each)",
+            servers,
+            Gql::many(servers, 32, creations("HOOK")),
+            plan.warmup,
+            plan.measure,
+            Some(b"DOWNSTREAM_TASK"),
+        )
+        .await;
+        let d = common::webhooks::drain(&url, &rx, since, Duration::from_secs(300)).await;
+        (Some(o), Some(d))
+    } else {
+        (None, None)
     };
 
     // 2. Manual assignment of waiting orders (the fan-out keeps its own share).
@@ -546,6 +571,7 @@ async fn run(plan: Plan, args: Args) -> bool {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let rows = [
         (&created, &http32, &storage),
+        (&hooked, &http32, &storage),
         (&assigned, &http32, &storage),
         (&pages, &http64, &None),
         (&assigned_pages, &http64, &None),
@@ -565,6 +591,21 @@ async fn run(plan: Plan, args: Args) -> bool {
             c.tagged,
             c.ok,
             100.0 * c.tagged as f64 / c.ok.max(1) as f64
+        );
+    }
+    if let (Some(o), Some(d), Some(c)) = (&hooked, &drained, &created) {
+        let attempts_per_s = d.requests as f64 / (o.seconds + plan.warmup.as_secs_f64() + d.drain.as_secs_f64());
+        println!(
+            "Scenario 1w: creations at {:.0}/s with the webhook against {:.0}/s without (ratio {:.2}, same run); {} events of its kinds, {} deliveries made, {} delivered, {} requests received ({} distinct); drained {:.1} s after the load stopped ({attempts_per_s:.0} deliveries/s over the whole run).",
+            o.throughput(),
+            c.throughput(),
+            o.throughput() / c.throughput().max(1.0),
+            d.events,
+            d.deliveries,
+            d.delivered,
+            d.requests,
+            d.distinct,
+            d.drain.as_secs_f64()
         );
     }
     if !per_page.is_empty() {
@@ -696,9 +737,27 @@ async fn run(plan: Plan, args: Args) -> bool {
 
     // Failures of function, not of speed: these fail the run.
     let mut failed = false;
-    for o in [&created, &assigned, &pages, &assigned_pages, &http32, &http64, &storage]
-        .into_iter()
-        .flatten()
+    if let Some(d) = &drained
+        && !(d.deliveries == d.events && d.delivered == d.events && d.distinct as i64 == d.events)
+    {
+        failed = true;
+        eprintln!(
+            "FAILED: webhooks: {} events of the webhook's kinds, {} deliveries made, {} delivered, {} received",
+            d.events, d.deliveries, d.delivered, d.distinct
+        );
+    }
+    for o in [
+        &created,
+        &hooked,
+        &assigned,
+        &pages,
+        &assigned_pages,
+        &http32,
+        &http64,
+        &storage,
+    ]
+    .into_iter()
+    .flatten()
     {
         if o.errors > 0 {
             eprintln!(

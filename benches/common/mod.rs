@@ -6,4 +6,5 @@ pub mod fanout;
 pub mod filters;
 pub mod http;
 pub mod server;
+pub mod webhooks;
 pub mod world;

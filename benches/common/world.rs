@@ -84,6 +84,7 @@ pub struct World {
     pub url: String,
     pub scale: Scale,
     pub dispatcher_token: String,
+    pub admin_token: String,
     pub workflow_id: String,
     pub engineers: Vec<Engineer>,
     /// Orders waiting for manual assignment, at version 1.
@@ -504,11 +505,13 @@ pub async fn seed(url: &str, scale: Scale) -> World {
         db.execute_unprepared("ANALYZE").await.unwrap();
     }
     let dispatcher_token = keys.mint(&actor(&dispatcher.id, &up.id, Role::Dispatcher), ttl);
+    let admin_token = keys.mint(&actor(&admin_user.id, &up.id, Role::Admin), ttl);
     db.clone().close().await.ok();
     World {
         url: url.to_owned(),
         scale,
         dispatcher_token,
+        admin_token,
         workflow_id: wf.id,
         engineers,
         waiting,

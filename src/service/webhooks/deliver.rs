@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::webhook_delivery;
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
@@ -32,6 +33,13 @@ const SPACING: Duration = Duration::from_millis(25);
 /// Attempts kept in a delivery's log (the latest).
 const LOG_KEPT: usize = 50;
 
+/// An attempt made, to be recorded with the next claim.
+struct Done {
+    delivery: webhook_delivery::Model,
+    lease: DateTime<Utc>,
+    label: &'static str,
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
     let cfg = state.webhooks.settings();
@@ -43,57 +51,62 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
         }
     };
     let slots = Arc::new(Semaphore::new(cfg.webhook_concurrency.max(1)));
+    let done: Arc<Mutex<Vec<Done>>> = Arc::default();
     let mut pruned: Option<std::time::Instant> = None;
     loop {
         let started = tokio::time::Instant::now();
         state.metrics.swept("webhooks");
         if cfg.webhook_retention_days > 0 && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             pruned = Some(std::time::Instant::now());
-            let before = crate::domain::now() - chrono::Duration::days(cfg.webhook_retention_days.min(36_500) as i64);
-            match store::webhooks::prune(&state.writer, before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "webhook deliveries past their retention pruned"),
-                Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed; trying again in an hour"),
-            }
+            prune(&state, &cfg).await;
         }
         if let Err(e) = fanout::run_once(&state).await {
             tracing::warn!(error = %e, "turning events into webhook deliveries failed; trying again shortly");
         }
+        let finished = std::mem::take(&mut *done.lock());
         let free = slots.available_permits();
-        let mut claimed = 0;
-        // Read first: the claim is a write transaction, taken only when something is due (on
-        // SQLite it waits for the one write lock, which the changes need).
+        // Read first: the claim is a write transaction, taken only when something is due or
+        // attempts are to be recorded (on SQLite it waits for the one write lock, which the
+        // changes need).
         let next = store::webhooks::next_due(&state.db, crate::domain::now())
             .await
             .ok()
             .flatten();
-        if free > 0 && next.is_some_and(|due| due <= crate::domain::now()) {
-            match claim(&state, &cfg, free).await {
+        let due = free > 0 && next.is_some_and(|due| due <= crate::domain::now());
+        let mut claimed = 0;
+        if due || !finished.is_empty() {
+            match record_and_claim(&state, &cfg, &finished, free).await {
                 Ok(ds) => {
                     claimed = ds.len();
                     for d in ds {
                         let Ok(slot) = slots.clone().try_acquire_owned() else {
                             break;
                         };
-                        let (state, cfg, sender) = (state.clone(), cfg.clone(), sender.clone());
+                        let (state, cfg, sender, done) = (state.clone(), cfg.clone(), sender.clone(), done.clone());
                         tokio::spawn(async move {
-                            if let Err(e) = attempt(&state, &cfg, &sender, d).await {
-                                tracing::warn!(error = %e, "a webhook attempt was not recorded; it is tried again when its lease runs out");
+                            match attempt(&state, &cfg, &sender, d).await {
+                                Ok(Some(d)) => done.lock().push(d),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "a webhook attempt failed before it was sent; it is tried again when its lease runs out")
+                                }
                             }
                             drop(slot);
                             state.webhooks.poke();
                         });
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    attempts = finished.len(),
+                    "recording webhook attempts and claiming deliveries failed; those attempts are made again when their leases run out"
+                ),
             }
         }
         // All slots taken: wait for one to free (its attempt pokes). Otherwise until the next
         // delivery is due, at most a poll.
         let wait = match next {
             _ if claimed > 0 && claimed == free => cfg.poll(),
-            // Claimed some: those held back behind them are due once they are through.
-            _ if claimed > 0 => Duration::from_millis(10),
             Some(due) => (due - crate::domain::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -106,11 +119,25 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => true,
         };
         if stopped {
+            // What finished is recorded (what is in flight is sent again after its lease).
+            let finished = std::mem::take(&mut *done.lock());
+            if !finished.is_empty() {
+                record_and_claim(&state, &cfg, &finished, 0).await.ok();
+            }
             return;
         }
-        // Woken by changes (as often as they commit, under load): at most one look per
-        // SPACING, however many.
+        // Woken by changes and finished attempts (as often as they come, under load): at most
+        // one look per SPACING, the attempts finished meanwhile recorded together.
         tokio::time::sleep_until(started + SPACING).await;
+    }
+}
+
+async fn prune(state: &Services, cfg: &WebhookConfig) {
+    let before = crate::domain::now() - chrono::Duration::days(cfg.webhook_retention_days.min(36_500) as i64);
+    match store::webhooks::prune(&state.writer, before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "webhook deliveries past their retention pruned"),
+        Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed; trying again in an hour"),
     }
 }
 
@@ -120,22 +147,47 @@ fn lease_until(cfg: &WebhookConfig, now: DateTime<Utc>) -> DateTime<Utc> {
     (now + chrono::Duration::from_std(super::lease(cfg)).unwrap_or(chrono::Duration::seconds(60))).trunc_subsecs(3)
 }
 
-async fn claim(state: &Services, cfg: &WebhookConfig, n: usize) -> Result<Vec<webhook_delivery::Model>> {
-    let now = crate::domain::now();
+/// In one transaction: records the attempts made (each if its lease still holds), then claims
+/// up to `n` deliveries, among them those the recorded ones held back.
+async fn record_and_claim(
+    state: &Services,
+    cfg: &WebhookConfig,
+    finished: &[Done],
+    n: usize,
+) -> Result<Vec<webhook_delivery::Model>> {
     let tx = begin_write(&state.writer).await?;
-    let ds = store::webhooks::claim(&tx, now, n as u64, lease_until(cfg, now)).await?;
+    let mut kept = Vec::with_capacity(finished.len());
+    for f in finished {
+        if store::webhooks::finish(&tx, &f.delivery, f.lease).await? {
+            kept.push(f.label);
+        }
+    }
+    let now = crate::domain::now();
+    let ds = if n > 0 {
+        store::webhooks::claim(&tx, now, n as u64, lease_until(cfg, now)).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
+    for label in kept {
+        state.metrics.webhook_attempt(label);
+    }
     Ok(ds)
 }
 
-/// Sends one claimed delivery and records the attempt.
-async fn attempt(state: &Services, cfg: &WebhookConfig, sender: &Sender, mut d: webhook_delivery::Model) -> Result<()> {
+/// Sends one claimed delivery: the attempt to record (`None` when its webhook is gone).
+async fn attempt(
+    state: &Services,
+    cfg: &WebhookConfig,
+    sender: &Sender,
+    mut d: webhook_delivery::Model,
+) -> Result<Option<Done>> {
     let lease = d
         .lease_until
         .ok_or_else(|| Error::internal("a claimed delivery has a lease"))?;
     let Some(w) = store::webhooks::find(&state.db, &d.webhook_id).await? else {
         // Deleted meanwhile, with its deliveries.
-        return Ok(());
+        return Ok(None);
     };
     let body = serde_json::to_vec(&d.payload).map_err(Error::internal)?;
     let started = crate::domain::now();
@@ -153,13 +205,11 @@ async fn attempt(state: &Services, cfg: &WebhookConfig, sender: &Sender, mut d: 
         )
         .await;
     let label = record(&mut d, &outcome, started, cfg);
-    let tx = begin_write(&state.writer).await?;
-    let kept = store::webhooks::finish(&tx, &d, lease).await?;
-    tx.commit().await?;
-    if kept {
-        state.metrics.webhook_attempt(label);
-    }
-    Ok(())
+    Ok(Some(Done {
+        delivery: d,
+        lease,
+        label,
+    }))
 }
 
 /// Applies an attempt's outcome to the delivery: delivered, to be tried again after a backoff,
