@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::negotiate::{self, MediaType};
 use super::operation::{self, Kind, Selected};
@@ -24,6 +25,7 @@ use crate::graphql::context::{CallerCell, RequestAuth};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, AppSchema, ws};
 use crate::store;
+use crate::telemetry::{self, Parent};
 
 #[derive(Clone)]
 struct Http {
@@ -301,6 +303,7 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         Selected::Unresolved { .. } => "unknown",
     };
     let name = operation::selected_name(query, params.operation_name.as_deref());
+    let span = telemetry::operation_span(kind, name.as_deref(), &Parent::from_headers(&parts.headers));
     let started = std::time::Instant::now();
     let auth = parts
         .headers
@@ -312,6 +315,7 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
     {
         let secs = graphql::limits::retry_after_secs(wait);
         http.state.metrics.request(kind, name.as_deref(), "RATE_LIMITED", None);
+        telemetry::record_outcome(&span, "RATE_LIMITED");
         return Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMITED",
@@ -327,10 +331,12 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         .data(CallerCell::default())
         .data(Loaders::new(&http.state.db));
     let counter = Arc::new(AtomicU64::new(0));
-    let mut resp =
-        store::sql_statements_scope(counter.clone(), http.gate.execute(&http.schema, req, authenticated)).await;
+    let execute = http.gate.execute(&http.schema, req, authenticated);
+    let mut resp = store::sql_statements_scope(counter.clone(), execute.instrument(span.clone())).await;
     graphql::ensure_codes(&mut resp);
     let outcome = graphql::outcome(&resp);
+    telemetry::record_outcome(&span, &outcome);
+    span.in_scope(|| tracing::debug!(outcome = %outcome, "operation answered"));
     http.state
         .metrics
         .request(kind, name.as_deref(), &outcome, Some(started.elapsed()));
