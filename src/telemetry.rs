@@ -171,6 +171,26 @@ pub fn record_outcome(span: &Span, outcome: &str) {
     }
 }
 
+/// `stream` polled inside `span` until its first item: a subscription's operation span covers
+/// its start (the first answer), not its whole life.
+pub fn until_first<S>(mut stream: S, span: Span) -> impl futures::Stream<Item = S::Item>
+where
+    S: futures::Stream + Unpin,
+{
+    use futures::StreamExt;
+    let mut span = Some(span);
+    futures::stream::poll_fn(move |cx| {
+        let polled = match &span {
+            Some(span) => span.in_scope(|| stream.poll_next_unpin(cx)),
+            None => stream.poll_next_unpin(cx),
+        };
+        if polled.is_ready() {
+            span = None;
+        }
+        polled
+    })
+}
+
 /// Letters, digits and `_`, at most 64: as the metrics keep a client's operation name.
 fn well_formed(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())

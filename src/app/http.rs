@@ -157,6 +157,7 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
 
 async fn graphql_ws(
     State(http): State<Http>,
+    headers: HeaderMap,
     ws: Result<axum::extract::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     // Not a WebSocket handshake: a JSON error like every other refusal (426 or 400).
@@ -172,7 +173,11 @@ async fn graphql_ws(
         }
     };
     let draining = http.draining.subscribe();
-    ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), draining, ws)
+    let cfg = ws::WsConfig {
+        parent: Parent::from_headers(&headers),
+        ..http.ws.clone()
+    };
+    ws::upgrade(http.state.clone(), http.schema.clone(), cfg, draining, ws)
         .await
         .into_response()
 }

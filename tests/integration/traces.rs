@@ -300,6 +300,49 @@ async fn operations_services_and_statements_are_traced_under_the_callers_trace()
     let op = spans.iter().find(|s| s.name == "mutation Cancel").unwrap();
     assert!(attr(op, "graphql.error.code").is_some());
     assert_eq!(op.status.as_ref().map(|s| s.code), Some(2), "status ERROR");
+
+    // Over the WebSocket, the upgrade request's traceparent is the parent of its operations.
+    let ws_trace = "0af7651916cd43dd8448eb211c80319c";
+    let ws_parent = "b7ad6b7169203331";
+    let answer = ws_query(
+        &server.env("DISPATCHD_URL"),
+        &server.env("DISPATCHER_TOKEN"),
+        &format!("00-{ws_trace}-{ws_parent}-01"),
+        "query OverWs { me { role } }",
+    )
+    .await;
+    assert_eq!(answer["payload"]["data"]["me"]["role"], "DISPATCHER", "{answer}");
+    let spans = collector
+        .until("query OverWs", |all| all.iter().any(|s| s.name == "query OverWs"))
+        .await;
+    let op = spans.iter().find(|s| s.name == "query OverWs").unwrap();
+    assert_eq!(hex(&op.trace_id), ws_trace);
+    assert_eq!(hex(&op.parent_span_id), ws_parent);
+}
+
+/// Runs `query` over a graphql-transport-ws connection opened with `traceparent`; its `next`.
+async fn ws_query(http_url: &str, token: &str, traceparent: &str, query: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/ws", http_url.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    req.headers_mut().insert("traceparent", traceparent.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let mut send = async |v: Value| ws.send(Message::text(v.to_string())).await.unwrap();
+    send(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+    send(json!({"type": "subscribe", "id": "1", "payload": {"query": query}})).await;
+    while let Some(msg) = ws.next().await {
+        if let Message::Text(text) = msg.unwrap() {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == "next" || v["type"] == "error" {
+                return v;
+            }
+        }
+    }
+    panic!("the WebSocket closed before answering");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
