@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod notify;
 pub mod service;
 pub mod store;
+pub mod telemetry;

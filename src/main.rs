@@ -2,7 +2,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use dispatchd::config::{Cli, LogFormat};
+use dispatchd::config::{Cli, Command, LogFormat};
 
 /// mimalloc: less resident memory than the system allocator for many small, long-lived
 /// allocations (idle subscriptions), measured by `cargo bench --bench notifications`.
@@ -13,19 +13,63 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let format = cli.command.log_format();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal: in a file or a collector they are noise.
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into())
+    };
+    // Only `serve` traces, and only when an endpoint is set.
+    let endpoint = match &cli.command {
+        Command::Serve(args) => dispatchd::telemetry::endpoint(args.trace.otlp_endpoint.as_deref()),
+        _ => None,
+    };
+    let telemetry = match endpoint {
+        // Off: the logs alone, set up as they always were.
+        None => {
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                .with_writer(std::io::stderr)
+                // Colours only for a person at a terminal: in a file or a collector they are noise.
+                .with_ansi(std::io::stderr().is_terminal());
+            match format {
+                LogFormat::Text => logs.init(),
+                LogFormat::Json => logs.json().init(),
+            }
+            None
+        }
+        // On: the logs keep `RUST_LOG` as their own filter; the OpenTelemetry layer has its own,
+        // so that operation, service and SQL spans reach it whatever the logs show.
+        Some(endpoint) => {
+            use tracing_subscriber::prelude::*;
+            let (telemetry, otel) = match dispatchd::telemetry::Telemetry::install(endpoint) {
+                Ok(installed) => installed,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let logs = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal());
+            let registry = tracing_subscriber::registry().with(otel);
+            match format {
+                LogFormat::Text => registry.with(logs.with_filter(filter())).init(),
+                LogFormat::Json => {
+                    let json = tracing_subscriber::fmt::format().json();
+                    let logs = logs
+                        .json()
+                        .event_format(dispatchd::telemetry::WithTraceIds(json))
+                        .with_filter(filter());
+                    registry.with(logs).init()
+                }
+            }
+            Some(telemetry)
+        }
+    };
+    let result = dispatchd::cli::run(cli).await;
+    if let Some(telemetry) = telemetry {
+        // The spans still queued are sent before the process exits.
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     }
-    match dispatchd::cli::run(cli).await {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // A fault's cause is what the reader needs (the database that does not exist, the

@@ -12,11 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
-use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::negotiate::{self, MediaType};
 use super::operation::{self, Kind, Selected};
+use super::params::Params;
 use super::refusal::Refusal;
 use super::{Services, schema};
 use crate::config::ServeConfig;
@@ -24,6 +25,7 @@ use crate::graphql::context::{CallerCell, RequestAuth};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, AppSchema, ws};
 use crate::store;
+use crate::telemetry::{self, Parent};
 
 #[derive(Clone)]
 struct Http {
@@ -155,6 +157,7 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
 
 async fn graphql_ws(
     State(http): State<Http>,
+    headers: HeaderMap,
     ws: Result<axum::extract::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     // Not a WebSocket handshake: a JSON error like every other refusal (426 or 400).
@@ -170,7 +173,11 @@ async fn graphql_ws(
         }
     };
     let draining = http.draining.subscribe();
-    ws::upgrade(http.state.clone(), http.schema.clone(), http.ws.clone(), draining, ws)
+    let cfg = ws::WsConfig {
+        parent: Parent::from_headers(&headers),
+        ..http.ws.clone()
+    };
+    ws::upgrade(http.state.clone(), http.schema.clone(), cfg, draining, ws)
         .await
         .into_response()
 }
@@ -301,6 +308,7 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         Selected::Unresolved { .. } => "unknown",
     };
     let name = operation::selected_name(query, params.operation_name.as_deref());
+    let span = telemetry::operation_span(kind, name.as_deref(), &Parent::from_headers(&parts.headers));
     let started = std::time::Instant::now();
     let auth = parts
         .headers
@@ -312,6 +320,7 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
     {
         let secs = graphql::limits::retry_after_secs(wait);
         http.state.metrics.request(kind, name.as_deref(), "RATE_LIMITED", None);
+        telemetry::record_outcome(&span, "RATE_LIMITED");
         return Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMITED",
@@ -327,10 +336,12 @@ async fn graphql_http(State(http): State<Http>, req: Request) -> Response {
         .data(CallerCell::default())
         .data(Loaders::new(&http.state.db));
     let counter = Arc::new(AtomicU64::new(0));
-    let mut resp =
-        store::sql_statements_scope(counter.clone(), http.gate.execute(&http.schema, req, authenticated)).await;
+    let execute = http.gate.execute(&http.schema, req, authenticated);
+    let mut resp = store::sql_statements_scope(counter.clone(), execute.instrument(span.clone())).await;
     graphql::ensure_codes(&mut resp);
     let outcome = graphql::outcome(&resp);
+    telemetry::record_outcome(&span, &outcome);
+    span.in_scope(|| tracing::debug!(outcome = %outcome, "operation answered"));
     http.state
         .metrics
         .request(kind, name.as_deref(), &outcome, Some(started.elapsed()));
@@ -381,127 +392,6 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize, timeout: Durat
             format!("the request body did not arrive within {} ms", timeout.as_millis()),
         )
         .header(header::CONNECTION, "close")),
-    }
-}
-
-/// A GraphQL-over-HTTP request's parameters, checked for their types.
-#[derive(Debug)]
-struct Params {
-    /// Absent when a persisted query's hash names it.
-    query: Option<String>,
-    operation_name: Option<String>,
-    variables: Option<Map<String, Json>>,
-    extensions: Option<Map<String, Json>>,
-}
-
-impl Params {
-    /// From a POST's JSON body: one object (a batch, an array, is not supported).
-    fn from_body(bytes: &[u8]) -> Result<Params, Refusal> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Refusal::malformed(
-                "the request body is empty: send a JSON object with a `query`",
-            ));
-        }
-        // Errors name a place, never the content: a message must not echo the request.
-        let json: Json = serde_json::from_slice(bytes).map_err(|e| {
-            Refusal::malformed(format!(
-                "the request body is not valid JSON in UTF-8 (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        match json {
-            Json::Object(map) => Params::from_map(map),
-            Json::Array(_) => Err(Refusal::malformed(
-                "batched requests (a JSON array) are not supported: send one JSON object",
-            )),
-            _ => Err(Refusal::malformed(
-                "the request body must be a JSON object with a `query`",
-            )),
-        }
-    }
-
-    /// From a GET's URL parameters: `query`, `operationName`, and `variables` and `extensions`
-    /// as JSON text. An empty parameter counts as absent.
-    fn from_url(query_string: &str) -> Result<Params, Refusal> {
-        let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(
-            &format!("/?{query_string}")
-                .parse()
-                .map_err(|_| Refusal::malformed("the URL's parameters cannot be read"))?,
-        )
-        .map(|axum::extract::Query(pairs)| pairs)
-        .map_err(|_| Refusal::malformed("the URL's parameters cannot be read"))?;
-        let mut map = Map::new();
-        for (key, value) in pairs {
-            let name = match key.as_str() {
-                "query" | "operationName" | "variables" | "extensions" => key,
-                _ => continue,
-            };
-            if value.is_empty() {
-                continue;
-            }
-            let value = if name == "variables" || name == "extensions" {
-                serde_json::from_str(&value)
-                    .map_err(|_| Refusal::malformed(format!("the `{name}` parameter is not valid JSON")))?
-            } else {
-                Json::String(value)
-            };
-            if map.insert(name.clone(), value).is_some() {
-                return Err(Refusal::malformed(format!(
-                    "the `{name}` parameter is given more than once"
-                )));
-            }
-        }
-        Params::from_map(map)
-    }
-
-    fn from_map(mut map: Map<String, Json>) -> Result<Params, Refusal> {
-        let query = match map.remove("query") {
-            Some(Json::String(q)) => Some(q),
-            None | Some(Json::Null) => None,
-            Some(_) => return Err(Refusal::malformed("`query` must be a string")),
-        };
-        let operation_name = match map.remove("operationName") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(name)) => Some(name),
-            Some(_) => return Err(Refusal::malformed("`operationName` must be a string or null")),
-        };
-        let object = |map: &mut Map<String, Json>, name: &str| match map.remove(name) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::Object(m)) => Ok(Some(m)),
-            Some(_) => Err(Refusal::malformed(format!(
-                "`{name}` must be a map (a JSON object) or null"
-            ))),
-        };
-        let variables = object(&mut map, "variables")?;
-        let extensions = object(&mut map, "extensions")?;
-        if query.is_none() && extensions.as_ref().is_none_or(|e| !e.contains_key("persistedQuery")) {
-            return Err(Refusal::malformed("the request has no `query`"));
-        }
-        Ok(Params {
-            query,
-            operation_name,
-            variables,
-            extensions,
-        })
-    }
-
-    fn into_request(self) -> async_graphql::Request {
-        let mut req = async_graphql::Request::new(self.query.unwrap_or_default());
-        if let Some(name) = self.operation_name {
-            req = req.operation_name(name);
-        }
-        if let Some(vars) = self.variables {
-            req = req.variables(async_graphql::Variables::from_json(Json::Object(vars)));
-        }
-        if let Some(ext) = self.extensions {
-            req.extensions = async_graphql::Extensions(
-                ext.into_iter()
-                    .map(|(k, v)| (k, Value::from_json(v).unwrap_or(Value::Null)))
-                    .collect(),
-            );
-        }
-        req
     }
 }
 
@@ -598,6 +488,8 @@ fn scrub_syntax_error(e: &mut async_graphql::ServerError) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value as Json;
+
     use super::*;
 
     #[tokio::test]

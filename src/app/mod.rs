@@ -4,6 +4,7 @@ mod graphiql;
 mod http;
 mod negotiate;
 mod operation;
+mod params;
 mod refusal;
 mod serve;
 

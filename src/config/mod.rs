@@ -201,6 +201,16 @@ pub struct SecretConfig {
     pub jwt_secret: Option<String>,
 }
 
+/// OpenTelemetry traces: for `serve`.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Tracing")]
+pub struct TraceConfig {
+    /// OTLP/HTTP collector to send traces to, its base URL (`http://collector:4318`; traces go
+    /// to `/v1/traces`). Unset (and no `OTEL_EXPORTER_OTLP_ENDPOINT`): no tracing at all.
+    #[arg(long, env = "DISPATCHD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -262,6 +272,8 @@ pub struct ServeArgs {
     pub secret: SecretConfig,
     #[command(flatten)]
     pub log: LogConfig,
+    #[command(flatten)]
+    pub trace: TraceConfig,
 }
 
 #[derive(Debug, Args)]

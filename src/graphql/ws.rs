@@ -13,6 +13,7 @@ use futures::stream::{AbortHandle, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::AppSchema;
 use super::context::{CallerCell, RequestAuth};
@@ -34,6 +35,8 @@ pub struct WsConfig {
     pub max_message_bytes: usize,
     /// The limits, introspection and deadline every operation passes (as over HTTP).
     pub gate: std::sync::Arc<super::gate::Gate>,
+    /// The upgrade request's `traceparent`: the parent of the connection's operations' spans.
+    pub parent: crate::telemetry::Parent,
 }
 
 impl Default for WsConfig {
@@ -47,6 +50,7 @@ impl Default for WsConfig {
                 &crate::config::EdgeConfig::default(),
                 Default::default(),
             )),
+            parent: Default::default(),
         }
     }
 }
@@ -368,6 +372,16 @@ impl Connection {
         let ty = picked.as_ref().map(|(_, ty)| *ty);
         let name = name.or_else(|| picked.and_then(|(n, _)| n));
         let is_subscription = ty == Some(OperationType::Subscription);
+        let span = crate::telemetry::operation_span(
+            match ty {
+                Some(OperationType::Query) => "query",
+                Some(OperationType::Mutation) => "mutation",
+                Some(OperationType::Subscription) => "subscription",
+                None => "unknown",
+            },
+            name.as_deref(),
+            &self.cfg.parent,
+        );
         // A stream lives as long as its subscription: its loaders batch but do not cache, so
         // each event is resolved against the rows as they are then.
         let req = req
@@ -378,7 +392,10 @@ impl Connection {
             // Counted as set up (or refused) by its first answer; live while its stream is.
             let live = crate::metrics::Held::new(&metrics.subscriptions);
             let mut first = true;
-            self.schema
+            // The operation's span ends with its first answer (the start of the subscription).
+            let mut op = Some(span.clone());
+            let stream = self
+                .schema
                 .execute_stream(req)
                 .map(move |r| {
                     let _ = &live;
@@ -389,10 +406,18 @@ impl Connection {
                             super::outcome(&r)
                         };
                         metrics.request("subscription", name.as_deref(), &outcome, None);
+                        if let Some(op) = op.take() {
+                            crate::telemetry::record_outcome(&op, &outcome);
+                        }
                     }
                     r
                 })
-                .boxed()
+                .boxed();
+            if span.is_disabled() {
+                stream
+            } else {
+                crate::telemetry::until_first(stream, span).boxed()
+            }
         } else {
             // A query or mutation: one answer, under the operation deadline.
             let (schema, gate) = (self.schema.clone(), self.cfg.gate.clone());
@@ -401,13 +426,19 @@ impl Connection {
             } else {
                 "query"
             };
-            futures::stream::once(async move {
-                let started = std::time::Instant::now();
-                let mut r = gate.within_deadline(schema.execute(req)).await;
-                super::ensure_codes(&mut r);
-                metrics.request(kind, name.as_deref(), &super::outcome(&r), Some(started.elapsed()));
-                r
-            })
+            let op = span.clone();
+            futures::stream::once(
+                async move {
+                    let started = std::time::Instant::now();
+                    let mut r = gate.within_deadline(schema.execute(req)).await;
+                    super::ensure_codes(&mut r);
+                    let outcome = super::outcome(&r);
+                    metrics.request(kind, name.as_deref(), &outcome, Some(started.elapsed()));
+                    crate::telemetry::record_outcome(&op, &outcome);
+                    r
+                }
+                .instrument(span),
+            )
             .boxed()
         };
         let suggest = self.cfg.gate.may_introspect(true);

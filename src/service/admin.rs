@@ -62,6 +62,7 @@ fn node_of(i: usize, n: NodeInput) -> Result<Node> {
     })
 }
 
+#[tracing::instrument(name = "service.create_workflow", level = "debug", skip_all)]
 pub async fn create_workflow(state: &Services, actor: &Actor, input: NewWorkflow) -> Result<workflow::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWorkflow")?;
@@ -94,6 +95,7 @@ pub struct ConnectProvider {
 
 /// Connects a downstream tenant as a partner; for tenants activated before v880 the service
 /// provider is also kept as a legacy Account.
+#[tracing::instrument(name = "service.connect_service_provider", level = "debug", skip_all)]
 pub async fn connect_service_provider(
     state: &Services,
     actor: &Actor,
@@ -169,6 +171,7 @@ pub struct PartnerChange {
     pub allocated: Option<bool>,
 }
 
+#[tracing::instrument(name = "service.update_partner", level = "debug", skip_all)]
 pub async fn update_partner(state: &Services, actor: &Actor, input: PartnerChange) -> Result<partner::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updatePartner")?;
@@ -242,6 +245,7 @@ fn first_token(state: &Services, caller: &Caller, subject: &str, role: Role) -> 
 }
 
 /// ADMIN or INTEGRATION of a downstream tenant: a new engineer, with a token for its app.
+#[tracing::instrument(name = "service.add_engineer", level = "debug", skip_all)]
 pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -> Result<WithToken<engineer::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addEngineer")?;
@@ -266,6 +270,7 @@ pub async fn add_engineer(state: &Services, actor: &Actor, spec: EngineerSpec) -
     Ok(WithToken { row, token })
 }
 
+#[tracing::instrument(name = "service.update_engineer", level = "debug", skip_all)]
 pub async fn update_engineer(
     state: &Services,
     actor: &Actor,
@@ -333,6 +338,7 @@ pub struct UserChange {
 
 /// ADMIN or INTEGRATION: renames, deactivates or reactivates a user of its tenant. A
 /// deactivated user's tokens stop working at once (HTTP and WebSocket alike).
+#[tracing::instrument(name = "service.update_user", level = "debug", skip_all)]
 pub async fn update_user(state: &Services, actor: &Actor, change: UserChange) -> Result<user::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateUser")?;
@@ -358,6 +364,7 @@ pub async fn update_user(state: &Services, actor: &Actor, change: UserChange) ->
 }
 
 /// ADMIN or INTEGRATION: a new user of the caller's tenant, with a token.
+#[tracing::instrument(name = "service.add_user", level = "debug", skip_all)]
 pub async fn add_user(state: &Services, actor: &Actor, name: &str, role: Role) -> Result<WithToken<user::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.addUser")?;

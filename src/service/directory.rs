@@ -41,6 +41,7 @@ pub fn order_scope(caller: &Caller) -> Result<OrderScope> {
 /// An order by ID, as the caller stands to it: its upstream's staff, the provider and engineer
 /// it is assigned to, or a former assignee (an engineer, or a provider, that holds or held a
 /// task of it). NOT_FOUND for anyone else.
+#[tracing::instrument(name = "service.work_order", level = "debug", skip_all)]
 pub async fn work_order(state: &Services, actor: &Actor, id: &str) -> Result<(work_order::Model, Audience)> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workOrder")?;
@@ -109,6 +110,7 @@ pub struct Page {
     pub query: OrderQuery,
 }
 
+#[tracing::instrument(name = "service.work_orders", level = "debug", skip_all)]
 pub async fn work_orders(
     state: &Services,
     actor: &Actor,
@@ -140,10 +142,12 @@ pub async fn work_orders(
     })
 }
 
+#[tracing::instrument(name = "service.count_orders", level = "debug", skip_all)]
 pub async fn count_orders(state: &Services, query: &OrderQuery) -> Result<u64> {
     lists::count_orders(&state.db, query).await
 }
 
+#[tracing::instrument(name = "service.directory.partners", level = "debug", skip_all)]
 pub async fn partners(state: &Services, actor: &Actor) -> Result<Vec<partner::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.partners")?;
@@ -157,6 +161,7 @@ pub async fn partners(state: &Services, actor: &Actor) -> Result<Vec<partner::Mo
 
 /// Engineers: a downstream tenant's own; for an upstream tenant those of its connected partners
 /// (optionally of one partner).
+#[tracing::instrument(name = "service.directory.engineers", level = "debug", skip_all)]
 pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>) -> Result<Vec<engineer::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.engineers")?;
@@ -182,6 +187,7 @@ pub async fn engineers(state: &Services, actor: &Actor, partner_id: Option<&str>
     lists::engineers_of(&state.db, tenants).await
 }
 
+#[tracing::instrument(name = "service.directory.workflows", level = "debug", skip_all)]
 pub async fn workflows(state: &Services, actor: &Actor) -> Result<Vec<workflow::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.workflows")?;
@@ -204,6 +210,7 @@ pub enum NodeValue {
 /// Any object by ID, with the audience the caller is to it: the same audience every other path
 /// to the object gives (`service::audience`), so `node` shows exactly what the nested fields
 /// show. None when the caller has no relation to it (or it does not exist).
+#[tracing::instrument(name = "service.directory.node", level = "debug", skip_all)]
 pub async fn node(state: &Services, actor: &Actor, id: &str) -> Result<Option<(NodeValue, Audience)>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.node")?;
@@ -249,6 +256,7 @@ pub struct Me {
     pub engineer: Option<engineer::Model>,
 }
 
+#[tracing::instrument(name = "service.directory.me", level = "debug", skip_all)]
 pub async fn me(state: &Services, actor: &Actor) -> Result<Me> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.me")?;

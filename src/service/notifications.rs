@@ -93,6 +93,7 @@ async fn read_after(state: &Services, engineer: &str, after: i64) -> Result<Vec<
 
 /// ENGINEER: the stored notifications after `after`, then live ones, in sequence order, each
 /// once.
+#[tracing::instrument(name = "service.task_notifications", level = "debug", skip_all)]
 pub async fn task_notifications(
     state: &Services,
     actor: &Actor,
@@ -200,6 +201,7 @@ pub fn cursor_of(d: &Delivered) -> String {
     page_cursor(&d.notification)
 }
 
+#[tracing::instrument(name = "service.notifications.list", level = "debug", skip_all)]
 pub async fn list(
     state: &Services,
     actor: &Actor,
@@ -247,6 +249,7 @@ pub async fn list(
 }
 
 /// ENGINEER: marks its notifications up to the cursor (a sequence number) as read.
+#[tracing::instrument(name = "service.notifications.acknowledge", level = "debug", skip_all)]
 pub async fn acknowledge(state: &Services, actor: &Actor, up_to: &str) -> Result<u64> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.acknowledgeNotifications")?;
@@ -257,6 +260,7 @@ pub async fn acknowledge(state: &Services, actor: &Actor, up_to: &str) -> Result
 /// DISPATCHER, ADMIN or INTEGRATION of an upstream tenant: the events of its orders after the
 /// cursor `after` (an event's sequence number), then live ones, in order, each once. Without
 /// `after`, from the moment of subscribing.
+#[tracing::instrument(name = "service.work_order_events", level = "debug", skip_all)]
 pub async fn work_order_events(
     state: &Services,
     actor: &Actor,

@@ -61,6 +61,7 @@ async fn engineer_task<C: ConnectionTrait>(conn: &C, caller: &Caller, task_id: &
 }
 
 /// ENGINEER: accepts its task.
+#[tracing::instrument(name = "service.accept_task", level = "debug", skip_all)]
 pub async fn accept_task(state: &Services, actor: &Actor, task_id: &str) -> Result<task::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.acceptTask")?;
@@ -162,6 +163,7 @@ pub(crate) async fn acceptance_due(
 
 /// ENGINEER: declines its task (returned as declined). The order goes back to manual dispatch,
 /// and automatic dispatch runs again at once, never to an engineer who declined this order.
+#[tracing::instrument(name = "service.decline_task", level = "debug", skip_all)]
 pub async fn decline_task(
     state: &Services,
     actor: &Actor,

@@ -28,6 +28,7 @@ mod schema;
 mod sla;
 mod stress;
 mod timestamps;
+mod traces;
 mod two_stage;
 mod two_stage_rules;
 mod webhooks;

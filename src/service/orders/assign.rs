@@ -285,6 +285,7 @@ pub(crate) async fn write_assignment<C: ConnectionTrait>(
 }
 
 /// Manual assignment (`AssignKind::Manual`) or reassignment (`AssignKind::Reassign`).
+#[tracing::instrument(name = "service.assign_engineer", level = "debug", skip_all)]
 pub async fn assign_engineer(
     state: &Services,
     actor: &Actor,

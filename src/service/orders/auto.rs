@@ -369,6 +369,7 @@ pub struct RetryInput {
 }
 
 /// Runs automatic dispatch again for an order waiting for manual assignment.
+#[tracing::instrument(name = "service.retry_auto_dispatch", level = "debug", skip_all)]
 pub async fn retry_auto_dispatch(state: &Services, actor: &Actor, input: RetryInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.retryAutoDispatch")?;

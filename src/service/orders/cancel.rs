@@ -20,6 +20,7 @@ pub struct CancelInput {
     pub reason: Option<String>,
 }
 
+#[tracing::instrument(name = "service.cancel_work_order", level = "debug", skip_all)]
 pub async fn cancel_work_order(state: &Services, actor: &Actor, input: CancelInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.cancelWorkOrder")?;

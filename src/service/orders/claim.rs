@@ -135,6 +135,7 @@ pub(crate) async fn withdraw_offer<C: ConnectionTrait>(
 
 /// ENGINEER: claims an order offered to it. The first claim wins; any later one (or one after
 /// the offer ended) is a CONFLICT. NOT_FOUND when the order was never offered to the caller.
+#[tracing::instrument(name = "service.claim_work_order", level = "debug", skip_all)]
 pub async fn claim_work_order(state: &Services, actor: &Actor, order_id: &str) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.claimWorkOrder")?;

@@ -18,6 +18,7 @@ use super::auto::{attempt_message, run_node_rules, settle, with_retries};
 use super::input::{CheckedOrder, NewOrder};
 use super::unit_of_work::{History, commit};
 
+#[tracing::instrument(name = "service.create_work_order", level = "debug", skip_all)]
 pub async fn create_work_order(state: &Services, actor: &Actor, input: NewOrder) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWorkOrder")?;

@@ -31,6 +31,7 @@ pub struct Explained {
 }
 
 /// A dry run of automatic dispatch: the same snapshot and engine, nothing written or locked.
+#[tracing::instrument(name = "service.explain_dispatch", level = "debug", skip_all)]
 pub async fn explain_dispatch(state: &Services, actor: &Actor, what: Explain) -> Result<Explained> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.explainDispatch")?;

@@ -109,6 +109,7 @@ pub(crate) fn not_two_stage(flow: &Flow) -> Error {
     )
 }
 
+#[tracing::instrument(name = "service.assign_service_provider", level = "debug", skip_all)]
 pub async fn assign_service_provider(
     state: &Services,
     actor: &Actor,
@@ -117,6 +118,7 @@ pub async fn assign_service_provider(
     assign_provider(state, actor, input, Command::AssignProvider).await
 }
 
+#[tracing::instrument(name = "service.reassign_service_provider", level = "debug", skip_all)]
 pub async fn reassign_service_provider(
     state: &Services,
     actor: &Actor,
@@ -226,6 +228,7 @@ async fn assign_provider_once(
 /// `workOrderEvents`. When the upstream has rules assigning service providers they run again
 /// at once, never offering the order to a provider that rejected it; otherwise (or when none
 /// yields one) the order waits for the upstream's dispatcher.
+#[tracing::instrument(name = "service.reject_work_order", level = "debug", skip_all)]
 pub async fn reject_work_order(state: &Services, actor: &Actor, input: RejectInput) -> Result<work_order::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.rejectWorkOrder")?;

@@ -252,6 +252,7 @@ async fn new_rule<C: ConnectionTrait>(conn: &C, caller: &Caller, input: RuleInpu
     })
 }
 
+#[tracing::instrument(name = "service.rules.list", level = "debug", skip_all)]
 pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.dispatchRules")?;
@@ -259,6 +260,7 @@ pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<dispatch_rule::
 }
 
 /// Creates a rule at `position` (last when `None`).
+#[tracing::instrument(name = "service.rules.create", level = "debug", skip_all)]
 pub async fn create(
     state: &Services,
     actor: &Actor,
@@ -316,6 +318,7 @@ pub async fn import(state: &Services, actor: &Actor, mut inputs: Vec<RuleInput>)
 
 /// Changes a rule; `operation` is the one the caller ran (`Mutation.updateDispatchRule` or
 /// `Mutation.setDispatchRuleEnabled`), checked against its own row of the policy.
+#[tracing::instrument(name = "service.rules.update", level = "debug", skip_all)]
 pub async fn update(
     state: &Services,
     actor: &Actor,
@@ -348,6 +351,7 @@ pub async fn update(
     Ok(rule)
 }
 
+#[tracing::instrument(name = "service.rules.delete", level = "debug", skip_all)]
 pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.deleteDispatchRule")?;
@@ -360,6 +364,7 @@ pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
 }
 
 /// Puts the tenant's rules in the given order (every rule, once).
+#[tracing::instrument(name = "service.rules.reorder", level = "debug", skip_all)]
 pub async fn reorder(state: &Services, actor: &Actor, order: Vec<String>) -> Result<Vec<dispatch_rule::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.reorderDispatchRules")?;

@@ -113,6 +113,7 @@ pub async fn read<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<TenantCa
 }
 
 /// Staff: the caller's tenant's calendar.
+#[tracing::instrument(name = "service.business_calendar", level = "debug", skip_all)]
 pub async fn business_calendar(state: &Services, actor: &Actor) -> Result<TenantCalendar> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.businessCalendar")?;
@@ -121,6 +122,7 @@ pub async fn business_calendar(state: &Services, actor: &Actor) -> Result<Tenant
 
 /// ADMIN, INTEGRATION: sets the caller's tenant's time zone and calendar. Orders keep the due
 /// times they were given; orders created from now on are measured on this calendar.
+#[tracing::instrument(name = "service.set_business_calendar", level = "debug", skip_all)]
 pub async fn set_business_calendar(
     state: &Services,
     actor: &Actor,

@@ -164,6 +164,7 @@ async fn load<C: ConnectionTrait>(conn: &C, caller: &Caller, id: &str) -> Result
 }
 
 /// Upstream staff: the tenant's policies, in the order they are tried.
+#[tracing::instrument(name = "service.sla_policies.list", level = "debug", skip_all)]
 pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<sla_policy::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.slaPolicies")?;
@@ -171,6 +172,7 @@ pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<sla_policy::Mod
 }
 
 /// Upstream ADMIN, INTEGRATION: a new policy, tried after the others (or at `position`).
+#[tracing::instrument(name = "service.sla_policies.create", level = "debug", skip_all)]
 pub async fn create(
     state: &Services,
     actor: &Actor,
@@ -231,6 +233,7 @@ pub async fn create(
 }
 
 /// Upstream ADMIN, INTEGRATION: changes a policy. Orders keep the due times they were given.
+#[tracing::instrument(name = "service.sla_policies.update", level = "debug", skip_all)]
 pub async fn update(state: &Services, actor: &Actor, id: &str, input: PolicyInput) -> Result<sla_policy::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateSlaPolicy")?;
@@ -245,6 +248,7 @@ pub async fn update(state: &Services, actor: &Actor, id: &str, input: PolicyInpu
 }
 
 /// Upstream ADMIN, INTEGRATION: deletes a policy (orders keep the SLA it set them).
+#[tracing::instrument(name = "service.sla_policies.delete", level = "debug", skip_all)]
 pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.deleteSlaPolicy")?;
@@ -263,6 +267,7 @@ pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
 }
 
 /// Upstream ADMIN, INTEGRATION: the order policies are tried in (every policy, once).
+#[tracing::instrument(name = "service.sla_policies.reorder", level = "debug", skip_all)]
 pub async fn reorder(state: &Services, actor: &Actor, order: Vec<String>) -> Result<Vec<sla_policy::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.reorderSlaPolicies")?;
