@@ -108,6 +108,7 @@ async fn load<C: sea_orm::ConnectionTrait>(conn: &C, caller: &Caller, id: &str) 
 }
 
 /// ADMIN, INTEGRATION: the tenant's webhooks.
+#[tracing::instrument(name = "service.webhooks.list", level = "debug", skip_all)]
 pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<webhook::Model>> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Query.webhooks")?;
@@ -115,6 +116,7 @@ pub async fn list(state: &Services, actor: &Actor) -> Result<Vec<webhook::Model>
 }
 
 /// ADMIN, INTEGRATION: a new webhook, told of the events from now on.
+#[tracing::instrument(name = "service.webhooks.create", level = "debug", skip_all)]
 pub async fn create(state: &Services, actor: &Actor, input: WebhookInput) -> Result<webhook::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.createWebhook")?;
@@ -156,6 +158,7 @@ pub async fn create(state: &Services, actor: &Actor, input: WebhookInput) -> Res
 
 /// ADMIN, INTEGRATION: changes a webhook (given fields only). Turned back on, it is told of
 /// the events from then on; what was pending while it was off is sent.
+#[tracing::instrument(name = "service.webhooks.update", level = "debug", skip_all)]
 pub async fn update(state: &Services, actor: &Actor, id: &str, input: WebhookInput) -> Result<webhook::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.updateWebhook")?;
@@ -174,6 +177,7 @@ pub async fn update(state: &Services, actor: &Actor, id: &str, input: WebhookInp
 }
 
 /// ADMIN, INTEGRATION: deletes a webhook and its deliveries.
+#[tracing::instrument(name = "service.webhooks.delete", level = "debug", skip_all)]
 pub async fn delete(state: &Services, actor: &Actor, id: &str) -> Result<()> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.deleteWebhook")?;
@@ -198,6 +202,7 @@ pub struct DeliveryFilter {
 pub const MAX_PAGE: i32 = 200;
 
 /// ADMIN, INTEGRATION: a webhook's deliveries, newest first, with their attempts.
+#[tracing::instrument(name = "service.webhooks.deliveries", level = "debug", skip_all)]
 pub async fn deliveries(
     state: &Services,
     actor: &Actor,
@@ -225,6 +230,7 @@ pub async fn deliveries(
 /// ADMIN, INTEGRATION: sends a delivery again (a dead-lettered one, or one delivered that the
 /// receiver lost), as soon as its work order's earlier pending deliveries are through; its
 /// attempts start again from one, and its log keeps the earlier ones.
+#[tracing::instrument(name = "service.webhooks.redeliver", level = "debug", skip_all)]
 pub async fn redeliver(state: &Services, actor: &Actor, delivery_id: &str) -> Result<webhook_delivery::Model> {
     let caller = Caller::load(state, actor).await?;
     caller.require_op("Mutation.redeliverWebhook")?;
