@@ -3,7 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED`; SQLite has one writer) with a lease: an instance that dies with an
 //! attempt in flight leaves a lease that runs out, and the delivery is tried again.
 use chrono::{DateTime, Utc};
-use entity::{webhook, webhook_delivery as delivery, work_order_event};
+use entity::{webhook, webhook_delivery as delivery};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -79,22 +79,6 @@ pub async fn lock<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<webho
         q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     Ok(q.one(conn).await?)
-}
-
-/// Up to `limit` numbered events of the tenant after sequence number `after`, in order.
-pub async fn events_after<C: ConnectionTrait>(
-    conn: &C,
-    tenant: &str,
-    after: i64,
-    limit: u64,
-) -> Result<Vec<work_order_event::Model>> {
-    Ok(work_order_event::Entity::find()
-        .filter(work_order_event::Column::TenantId.eq(tenant))
-        .filter(work_order_event::Column::Seq.gt(after))
-        .order_by_asc(work_order_event::Column::Seq)
-        .limit(limit)
-        .all(conn)
-        .await?)
 }
 
 pub async fn set_cursor<C: ConnectionTrait>(conn: &C, id: &str, cursor: i64) -> Result<()> {

@@ -140,6 +140,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let resp = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     pub fn backend(&self) -> DatabaseBackend {
         self.state.db.get_database_backend()
     }

@@ -62,15 +62,7 @@ async fn a_subject_gets_its_burst_then_429_with_retry_after() {
     assert_eq!(m["payload"][0]["extensions"]["code"], "RATE_LIMITED");
     assert!(m["payload"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
     // Counted as refused.
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let refused: f64 = text
         .lines()
         .filter(|l| l.starts_with("dispatchd_graphql_requests_total{") && l.contains(r#"outcome="RATE_LIMITED""#))

@@ -283,15 +283,7 @@ async fn deliveries_are_signed_retried_and_kept_in_order_per_work_order() {
     let mut mine: Vec<&Value> = ds.iter().filter(|d| d["workOrderId"] == orders[0].as_str()).collect();
     mine.sort_by_key(|d| d["eventSequence"].as_i64());
     assert_eq!(mine.iter().map(|d| &d["eventId"]).collect::<Vec<_>>(), want);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("dispatchd_webhook_attempts_total{outcome=\"failed\"} 20"),
         "{metrics}"
@@ -640,15 +632,7 @@ async fn a_delivery_held_back_by_its_order_waits_quietly() {
     rx.until("the first attempt", |r| !r.got().is_empty(), Duration::from_secs(20))
         .await;
     let sweeps = || async {
-        let m = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = app.metrics().await;
         m.lines()
             .find_map(|l| l.strip_prefix("dispatchd_sweeps_total{kind=\"webhooks\"} "))
             .map(|v| v.parse::<f64>().unwrap())

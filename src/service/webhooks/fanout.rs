@@ -38,7 +38,7 @@ async fn advance(state: &Services, id: &str) -> Result<(usize, bool)> {
     let Some(w) = store::webhooks::lock(&tx, id).await? else {
         return Ok((0, false));
     };
-    let events = store::webhooks::events_after(&tx, &w.tenant_id, w.cursor, BATCH).await?;
+    let events = store::feeds::events_after(&tx, &w.tenant_id, w.cursor, BATCH).await?;
     let Some(last) = events.last().and_then(|e| e.seq) else {
         return Ok((0, false));
     };
