@@ -24,6 +24,8 @@ pub struct Model {
     /// PENDING, DELIVERED or DEAD.
     #[sea_orm(column_type = "Text")]
     pub status: String,
+    /// The first pending delivery of its webhook and work order: the one that may be attempted.
+    pub ready: bool,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     /// Claimed by an instance until then (an attempt in flight).

@@ -38,6 +38,9 @@ impl MigrationTrait for Migration {
                 .col(big_integer(Alias::new("event_seq")))
                 .col(json(Alias::new("payload")))
                 .col(s("status"))
+                // The first pending delivery of its webhook and work order: the one that may be
+                // attempted (one order's deliveries go in order).
+                .col(boolean(Alias::new("ready")))
                 .col(integer(Alias::new("attempts")))
                 .col(ts("next_attempt_at"))
                 .col(timestamp_with_time_zone_null(Alias::new("lease_until")))
@@ -50,15 +53,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        // The claim: pending deliveries by when they are due.
+        // The claim: the deliveries that may be attempted, by when they are due.
         m.create_index(index(
             "webhook_deliveries",
             "ix_webhook_deliveries_due",
-            &["status", "next_attempt_at"],
+            &["ready", "next_attempt_at"],
             false,
         ))
         .await?;
-        // Order per work order: an earlier pending delivery of the same order holds back later ones.
+        // Order per work order: which pending delivery of an order is first.
         m.create_index(index(
             "webhook_deliveries",
             "ix_webhook_deliveries_order",

@@ -2,9 +2,14 @@
 //! of its events, and their claims. A delivery is claimed by one instance at a time (PostgreSQL
 //! `FOR UPDATE SKIP LOCKED`; SQLite has one writer) with a lease: an instance that dies with an
 //! attempt in flight leaves a lease that runs out, and the delivery is tried again.
+//!
+//! One order's deliveries go in the order of its events: of the pending deliveries of a webhook
+//! and work order, only the first is `ready` (may be claimed). The flag is kept in the
+//! transactions that make, finish or requeue deliveries ([`rehead`]), so a claim is a plain
+//! index range, whatever the planner thinks of the table's size.
 use chrono::{DateTime, Utc};
 use entity::{webhook, webhook_delivery as delivery};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
@@ -90,48 +95,33 @@ pub async fn set_cursor<C: ConnectionTrait>(conn: &C, id: &str, cursor: i64) -> 
     Ok(())
 }
 
+/// Writes new deliveries (not ready), then marks the first pending of each of their orders.
 pub async fn insert_deliveries<C: ConnectionTrait>(conn: &C, ds: &[delivery::Model]) -> Result<()> {
     if !ds.is_empty() {
         let rows = ds.iter().map(|d| delivery::ActiveModel::from(d.clone()));
         delivery::Entity::insert_many(rows).exec_without_returning(conn).await?;
+        rehead(conn, &pairs(ds)).await?;
     }
     Ok(())
 }
 
-/// Pending deliveries that may be attempted at `now`: due, not leased, and none of their
-/// webhook's deliveries of the same work order still pending before them (one order's
-/// deliveries go in the order of its events).
+/// Pending deliveries that may be attempted at `now`: due, not leased, and first of their
+/// webhook and work order.
 fn due(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
     waiting(now).filter(delivery::Column::NextAttemptAt.lte(now))
 }
 
-/// Pending deliveries that are not leased at `now`, nor held back by an earlier one of their
-/// work order, of webhooks that are on: each may be attempted from its `next_attempt_at`.
+/// The first pending deliveries of their orders that are not leased at `now`, of webhooks that
+/// are on: each may be attempted from its `next_attempt_at`.
 fn waiting(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
-    let e = Alias::new("e");
-    let earlier = Query::select()
-        .expr(Expr::val(1))
-        .from_as(delivery::Entity, e.clone())
-        .and_where(
-            Expr::col((e.clone(), delivery::Column::WebhookId)).equals((delivery::Entity, delivery::Column::WebhookId)),
-        )
-        .and_where(
-            Expr::col((e.clone(), delivery::Column::WorkOrderId))
-                .equals((delivery::Entity, delivery::Column::WorkOrderId)),
-        )
-        .and_where(Expr::col((e.clone(), delivery::Column::Status)).eq(status::PENDING))
-        .and_where(
-            Expr::col((e, delivery::Column::EventSeq)).lt(Expr::col((delivery::Entity, delivery::Column::EventSeq))),
-        )
-        .to_owned();
     delivery::Entity::find()
+        .filter(delivery::Column::Ready.eq(true))
         .filter(delivery::Column::Status.eq(status::PENDING))
         .filter(
             Condition::any()
                 .add(delivery::Column::LeaseUntil.is_null())
                 .add(delivery::Column::LeaseUntil.lt(now)),
         )
-        .filter(Expr::exists(earlier).not())
         // A webhook turned off keeps its pending deliveries for when it is on again.
         .filter(
             delivery::Column::WebhookId.in_subquery(
@@ -142,6 +132,49 @@ fn waiting(now: DateTime<Utc>) -> sea_orm::Select<delivery::Entity> {
                     .to_owned(),
             ),
         )
+}
+
+/// Marks, for each (webhook, work order), its first pending delivery `ready` and the others
+/// not (in the caller's transaction, after deliveries of theirs were made, finished or
+/// requeued). One statement per pair, over that pair's rows only.
+pub async fn rehead<C: ConnectionTrait>(conn: &C, pairs: &[(String, String)]) -> Result<()> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE webhook_deliveries SET ready = (event_seq = (SELECT MIN(e.event_seq) FROM \
+             webhook_deliveries e WHERE e.webhook_id = $1 AND e.work_order_id = $2 AND e.status = $3)) \
+             WHERE webhook_id = $1 AND work_order_id = $2 AND status = $3"
+        }
+        _ => {
+            "UPDATE webhook_deliveries SET ready = (event_seq = (SELECT MIN(e.event_seq) FROM \
+             webhook_deliveries e WHERE e.webhook_id = ?1 AND e.work_order_id = ?2 AND e.status = ?3)) \
+             WHERE webhook_id = ?1 AND work_order_id = ?2 AND status = ?3"
+        }
+    };
+    for (webhook_id, work_order_id) in pairs {
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                webhook_id.as_str().into(),
+                work_order_id.as_str().into(),
+                status::PENDING.into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The (webhook, work order) pairs of deliveries, each once.
+pub fn pairs<'a>(ds: impl IntoIterator<Item = &'a delivery::Model>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = ds
+        .into_iter()
+        .map(|d| (d.webhook_id.clone(), d.work_order_id.clone()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Claims up to `limit` deliveries that may be attempted at `now`, leasing them until
@@ -187,10 +220,12 @@ pub async fn next_due<C: ConnectionTrait>(conn: &C, now: DateTime<Utc>) -> Resul
 }
 
 /// Records an attempt's result, if the delivery is still under the lease it was claimed with
-/// (else another instance took it over after the lease ran out, and its result stands).
+/// (else another instance took it over after the lease ran out, and its result stands). The
+/// caller then [`rehead`]s its order when it is no longer pending.
 pub async fn finish<C: ConnectionTrait>(conn: &C, d: &delivery::Model, lease: DateTime<Utc>) -> Result<bool> {
     let r = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(d.status.clone()))
+        .col_expr(delivery::Column::Ready, Expr::value(d.status == status::PENDING))
         .col_expr(delivery::Column::Attempts, Expr::value(d.attempts))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(d.next_attempt_at))
         .col_expr(delivery::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
@@ -236,8 +271,10 @@ pub async fn find_delivery<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Opt
     Ok(delivery::Entity::find_by_id(id.to_owned()).one(conn).await?)
 }
 
-/// Makes a delivery pending again, due at `now` (its attempts so far kept in its log).
-pub async fn requeue<C: ConnectionTrait>(conn: &C, id: &str, now: DateTime<Utc>) -> Result<()> {
+/// Makes a delivery pending again, due at `now` (its attempts so far kept in its log), first
+/// of its order if it is the earliest pending one.
+pub async fn requeue<C: ConnectionTrait>(conn: &C, d: &delivery::Model, now: DateTime<Utc>) -> Result<()> {
+    let id = d.id.as_str();
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(status::PENDING))
         .col_expr(delivery::Column::Attempts, Expr::value(0))
@@ -246,7 +283,7 @@ pub async fn requeue<C: ConnectionTrait>(conn: &C, id: &str, now: DateTime<Utc>)
         .filter(delivery::Column::Id.eq(id))
         .exec(conn)
         .await?;
-    Ok(())
+    rehead(conn, &pairs([d])).await
 }
 
 /// Deletes the delivered and dead-lettered deliveries made before `before`.

@@ -68,10 +68,13 @@ pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
         // Read first: the claim is a write transaction, taken only when something is due or
         // attempts are to be recorded (on SQLite it waits for the one write lock, which the
         // changes need).
-        let next = store::webhooks::next_due(&state.db, crate::domain::now())
-            .await
-            .ok()
-            .flatten();
+        let next = match store::webhooks::next_due(&state.db, crate::domain::now()).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for due webhook deliveries failed");
+                None
+            }
+        };
         let due = free > 0 && next.is_some_and(|due| due <= crate::domain::now());
         let mut claimed = 0;
         if due || !finished.is_empty() {
@@ -157,11 +160,17 @@ async fn record_and_claim(
 ) -> Result<Vec<webhook_delivery::Model>> {
     let tx = begin_write(&state.writer).await?;
     let mut kept = Vec::with_capacity(finished.len());
+    let mut through = Vec::new();
     for f in finished {
         if store::webhooks::finish(&tx, &f.delivery, f.lease).await? {
             kept.push(f.label);
+            if f.delivery.status != status::PENDING {
+                through.push(&f.delivery);
+            }
         }
     }
+    // The next delivery of each order whose first is through may go.
+    store::webhooks::rehead(&tx, &store::webhooks::pairs(through)).await?;
     let now = crate::domain::now();
     let ds = if n > 0 {
         store::webhooks::claim(&tx, now, n as u64, lease_until(cfg, now)).await?

@@ -82,6 +82,7 @@ fn delivery(
         event_kind: e.kind.clone(),
         event_seq: e.seq.unwrap_or_default(),
         status: store::webhooks::status::PENDING.to_owned(),
+        ready: false,
         attempts: 0,
         next_attempt_at: now,
         lease_until: None,

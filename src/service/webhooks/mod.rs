@@ -246,7 +246,7 @@ pub async fn redeliver(state: &Services, actor: &Actor, delivery_id: &str) -> Re
         )));
     }
     let now = crate::domain::now();
-    store::webhooks::requeue(&tx, delivery_id, now).await?;
+    store::webhooks::requeue(&tx, &d, now).await?;
     let d = store::webhooks::find_delivery(&tx, delivery_id)
         .await?
         .ok_or_else(|| Error::not_found("webhook delivery", delivery_id))?;
